@@ -1,0 +1,152 @@
+"""Wiring: settings → sources, catalog, board, metrics, scheduler and web app; their lifecycles."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import aiohttp
+import structlog
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from quantops_exporter.board import Board
+from quantops_exporter.checks.base import Check, CheckContext, Outcome, Thresholds
+from quantops_exporter.checks.catalog import build_catalog
+from quantops_exporter.config import MarketHours, Settings, mask_url
+from quantops_exporter.market import AlwaysOpenCalendar, Calendar, FxCalendar
+from quantops_exporter.metrics import build_registry
+from quantops_exporter.runner import run_check
+from quantops_exporter.scheduler import CheckScheduler
+from quantops_exporter.sources import valkey
+from quantops_exporter.sources.health import DependencyHealth
+from quantops_exporter.sources.http import HttpReader
+from quantops_exporter.sources.valkey import ValkeyReader
+from quantops_exporter.web import build_web_app
+
+log = structlog.get_logger("quantops_exporter.app")
+
+Clock = Callable[[], float]
+
+
+def calendar_for(settings: Settings) -> Calendar:
+    """The market calendar QUANTOPS_MARKET_HOURS names."""
+    return AlwaysOpenCalendar() if settings.market_hours is MarketHours.ALWAYS else FxCalendar()
+
+
+def thresholds_for(settings: Settings) -> Thresholds:
+    """The knobs the checks judge against."""
+    return Thresholds(
+        ws_max_age=settings.fresh_max_ws_age_sec,
+        signal_max_age=settings.fresh_max_signal_age_sec,
+        gates_blob_max_age=settings.gates_blob_max_age_sec,
+        max_clock_skew=settings.max_clock_skew_seconds,
+        manifold_ts_fields=settings.manifold_ts_fields,
+        manifold_ttl=settings.manifold_ttl_seconds,
+        signal_ts_source=settings.signal_ts_source.value,
+        kill_switch_policy=settings.kill_switch_policy.value,
+    )
+
+
+@asynccontextmanager
+async def open_context(
+    settings: Settings, health: DependencyHealth, *, clock: Clock = time.time
+) -> AsyncIterator[CheckContext]:
+    """Open the read-only sources for `settings`; close them on exit."""
+    catalog = build_catalog(settings.overrides())
+    longest = max(check.timeout for check in catalog)
+    reader = ValkeyReader(valkey.connect(settings.valkey_url, timeout=longest), health)
+    session = aiohttp.ClientSession(
+        timeout=aiohttp.ClientTimeout(total=None),  # the runner bounds every run
+        headers={"User-Agent": "quantops-exporter"},
+    )
+    http = HttpReader(session, health, max_body_bytes=settings.http_max_body_bytes)
+    try:
+        yield CheckContext(
+            valkey=reader,
+            http=http,
+            calendar=calendar_for(settings),
+            clock=clock,
+            instruments=settings.hotband_pairs,
+            thresholds=thresholds_for(settings),
+            api_url=settings.sep_api_url,
+            allocator_url=settings.allocator_url,
+        )
+    finally:
+        await http.close()
+        await reader.close()
+
+
+@dataclass(frozen=True, slots=True)
+class Exporter:
+    """The daemon's parts, built from settings; `app` runs them under aiohttp's lifecycle."""
+
+    settings: Settings
+    checks: tuple[Check, ...]
+    board: Board
+    health: DependencyHealth
+    registry: CollectorRegistry
+    app: web.Application
+
+
+def build_exporter(settings: Settings, *, clock: Clock = time.time) -> Exporter:
+    """Assemble the daemon; the scheduler and sources start with the aiohttp app."""
+    checks = build_catalog(settings.overrides())
+    board = Board(checks)
+    health = DependencyHealth()
+    registry, scheduler_metrics = build_registry(board, health, checks)
+    app = build_web_app(board, registry)
+    grace = max(check.timeout for check in checks)
+
+    async def lifecycle(_app: web.Application) -> AsyncIterator[None]:
+        async with open_context(settings, health, clock=clock) as ctx:
+            scheduler = CheckScheduler(checks, ctx, board, scheduler_metrics)
+            scheduler.start()
+            try:
+                yield
+            finally:
+                await scheduler.stop(grace)
+
+    app.cleanup_ctx.append(lifecycle)
+    return Exporter(settings, checks, board, health, registry, app)
+
+
+async def serve(settings: Settings, stop: asyncio.Event) -> None:
+    """Serve /metrics until `stop` is set; the checks run on their schedule meanwhile."""
+    exporter = build_exporter(settings)
+    runner = web.AppRunner(exporter.app, access_log=None, handle_signals=False)
+    await runner.setup()
+    listen = settings.listen
+    try:
+        site = web.TCPSite(runner, listen.host or None, listen.port)
+        await site.start()
+        log.info(
+            "listening",
+            address=str(listen),
+            valkey=mask_url(settings.valkey_url),
+            api=settings.sep_api_url,
+            allocator=settings.allocator_url,
+            checks=[c.name for c in exporter.checks if c.enabled],
+            market_hours=settings.market_hours.value,
+        )
+        await stop.wait()
+        log.info("stopping")
+    finally:
+        await runner.cleanup()
+
+
+async def run_once(
+    settings: Settings, *, clock: Clock = time.time, only: frozenset[str] | None = None
+) -> list[tuple[Check, Outcome]]:
+    """Run every enabled check once, concurrently; return (check, outcome) in catalog order."""
+    checks = [
+        c
+        for c in build_catalog(settings.overrides())
+        if c.enabled and (only is None or c.name in only)
+    ]
+    async with open_context(settings, DependencyHealth(), clock=clock) as ctx:
+        outcomes = await asyncio.gather(*(run_check(check, ctx) for check in checks))
+    return list(zip(checks, outcomes, strict=True))

@@ -1,0 +1,17 @@
+"""Reachability of the stack's stores: the precondition of every other check."""
+
+from __future__ import annotations
+
+from quantops_exporter.checks.base import CheckContext, Measure, Reading, Reason, Status, Verdict
+
+
+async def check_valkey_ping(ctx: CheckContext) -> Verdict:
+    """Valkey answers PING; report the round-trip latency."""
+    latency = await ctx.valkey.ping()
+    return Verdict(
+        Status.OK,
+        Reason.NONE,
+        f"Valkey answered PING in {latency * 1000:.1f} ms",
+        readings=(Reading(Measure.VALKEY_PING_LATENCY, latency),),
+        observations={"latency_seconds": round(latency, 6)},
+    )

@@ -1,0 +1,228 @@
+"""Pre-Open Spin-Up §2-§3 and Daily Ops Snapshot §4: are the stack's caches being refreshed?
+
+Each check reads its keys in one pipeline, turns every key into a `Stamp` (when it was last
+updated, or why that cannot be told) and hands the stamps to the pure `judge_freshness`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from quantops_exporter.checks.base import (
+    CheckContext,
+    Freshness,
+    Reason,
+    Source,
+    Status,
+    Verdict,
+)
+from quantops_exporter.checks.timestamps import TimestampError, find_timestamp, parse_timestamp
+from quantops_exporter.sources.valkey import KeyRead
+
+MANIFOLD_KEY = "ws:last:manifold:{instrument}"
+SIGNAL_INDEX_KEY = "sep:signal_index:{instrument}"
+GATES_BLOB_KEY = "opt:rolling:gates_blob"
+GATES_BLOB_TS_FIELDS = ("ts", "ts_ms", "timestamp", "time")
+
+# Fail-kind problems outrank error-kind ones: a stale instrument is a fact about the stack,
+# while a malformed one only says we could not tell.
+_FAIL_REASONS = (Reason.MISSING, Reason.STALE)
+_ERROR_REASONS = (Reason.WRONG_TYPE, Reason.BAD_PAYLOAD, Reason.CLOCK_SKEW)
+
+
+@dataclass(frozen=True, slots=True)
+class Stamp:
+    """When one key was last updated, or the problem that stopped us from telling."""
+
+    instrument: str
+    updated_at: float | None = None
+    problem: Reason | None = None
+    detail: str = ""
+
+
+def judge_freshness(
+    source: Source,
+    stamps: Sequence[Stamp],
+    *,
+    now: float,
+    max_age: float,
+    max_skew: float,
+    what: str,
+) -> Verdict:
+    """ok when every stamp is at most `max_age` old; else fail or error with the worst reason."""
+    findings: dict[Reason, list[str]] = {}
+    ages: dict[str, float | None] = {}
+    for stamp in stamps:
+        label = stamp.instrument or what
+        problem, detail = stamp.problem, stamp.detail
+        age = None if stamp.updated_at is None else now - stamp.updated_at
+        ages[label] = None if age is None else round(age, 3)
+        if problem is None and age is not None:
+            if age < -max_skew:
+                problem, detail = Reason.CLOCK_SKEW, f"{-age:.0f}s in the future"
+            elif age > max_age:
+                problem, detail = Reason.STALE, f"{age:.0f}s old"
+        if problem is not None:
+            findings.setdefault(problem, []).append(f"{label} ({detail})" if detail else label)
+    freshness = tuple(
+        Freshness(source, stamp.instrument, _plausible(stamp.updated_at, now, max_skew))
+        for stamp in stamps
+    )
+    observations = {"ages_seconds": ages, "max_age_seconds": max_age}
+    if not findings:
+        oldest = max((a for a in ages.values() if a is not None), default=0.0)
+        return Verdict(
+            Status.OK,
+            Reason.NONE,
+            f"{what}: all {len(stamps)} fresh (oldest {oldest:.0f}s, max {max_age:.0f}s)",
+            freshness=freshness,
+            observations=observations,
+        )
+    status, reason = _worst(findings)
+    summary = "; ".join(f"{found.value}: {', '.join(items)}" for found, items in findings.items())
+    return Verdict(
+        status,
+        reason,
+        f"{what}: {summary} (max {max_age:.0f}s)",
+        freshness=freshness,
+        observations=observations,
+    )
+
+
+def _worst(findings: dict[Reason, list[str]]) -> tuple[Status, Reason]:
+    for reason in _FAIL_REASONS:
+        if reason in findings:
+            return Status.FAIL, reason
+    for reason in _ERROR_REASONS:
+        if reason in findings:
+            return Status.ERROR, reason
+    raise ValueError(f"unranked findings {sorted(findings)}")  # pragma: no cover - closed set
+
+
+def _plausible(updated_at: float | None, now: float, max_skew: float) -> float | None:
+    """Drop future timestamps so a clock-skewed writer cannot look fresh on a dashboard."""
+    if updated_at is None or updated_at > now + max_skew:
+        return None
+    return updated_at
+
+
+def _json_object(raw: bytes) -> dict[str, object]:
+    document = json.loads(raw)
+    if not isinstance(document, dict):
+        raise ValueError(f"expected a JSON object, got {type(document).__name__}")
+    return document
+
+
+def stamp_json_key(
+    instrument: str,
+    read: KeyRead,
+    fields: Sequence[str],
+    *,
+    now: float,
+    ttl: float | None = None,
+) -> Stamp:
+    """Stamp a STRING key holding a JSON object with a timestamp field.
+
+    Without a timestamp field, a key written with a known expiry still tells its age:
+    age = ttl - remaining TTL (sep-stack-contract.md §1.4, the writer sets EX 300).
+    """
+    if read.wrong_type:
+        return Stamp(instrument, problem=Reason.WRONG_TYPE, detail="not a STRING")
+    if read.missing:
+        return Stamp(instrument, problem=Reason.MISSING, detail="key missing")
+    try:
+        document = _json_object(read.value)
+    except (ValueError, UnicodeDecodeError) as err:
+        return Stamp(instrument, problem=Reason.BAD_PAYLOAD, detail=f"not JSON: {_short(err)}")
+    try:
+        _field, updated_at = find_timestamp(document, fields)
+    except TimestampError as err:
+        if ttl is not None and read.pttl_ms is not None:
+            return Stamp(instrument, updated_at=now - (ttl - read.pttl_ms / 1000))
+        return Stamp(instrument, problem=Reason.BAD_PAYLOAD, detail=_short(err))
+    return Stamp(instrument, updated_at=updated_at)
+
+
+def stamp_newest_signal(instrument: str, read: KeyRead, mode: str) -> Stamp:
+    """Stamp a signal index from its newest member: `sep:signal:{inst}:{ts_ns}` and its score.
+
+    `mode` picks the clock: `member` (the ts_ns suffix, confirmed by the contract), `score`
+    (the ZSET score, unit undocumented) or `auto` (the suffix when it parses, else the score).
+    """
+    if read.wrong_type:
+        return Stamp(instrument, problem=Reason.WRONG_TYPE, detail="not a ZSET")
+    if read.missing:
+        return Stamp(instrument, problem=Reason.MISSING, detail="no signals indexed")
+    member, score = read.value
+    member_text = member.decode("utf-8", "replace") if isinstance(member, bytes) else str(member)
+    suffix = member_text.rsplit(":", 1)[-1]
+    candidates = {"member": suffix, "score": score}
+    order = ("member", "score") if mode == "auto" else (mode,)
+    errors = []
+    for name in order:
+        try:
+            return Stamp(instrument, updated_at=parse_timestamp(candidates[name]))
+        except TimestampError as err:
+            errors.append(f"{name}: {_short(err)}")
+    return Stamp(instrument, problem=Reason.BAD_PAYLOAD, detail="; ".join(errors))
+
+
+def _short(err: Exception) -> str:
+    return str(err)[:120]
+
+
+async def check_manifold_freshness(ctx: CheckContext) -> Verdict:
+    """Every `ws:last:manifold:{instrument}` is JSON and at most FRESH_MAX_WS_AGE_SEC old."""
+    keys = [MANIFOLD_KEY.format(instrument=inst) for inst in ctx.instruments]
+    reads = await ctx.valkey.get_many(keys, with_ttl=True)
+    now = ctx.clock()
+    stamps = [
+        stamp_json_key(
+            inst, read, ctx.thresholds.manifold_ts_fields, now=now, ttl=ctx.thresholds.manifold_ttl
+        )
+        for inst, read in zip(ctx.instruments, reads, strict=True)
+    ]
+    return judge_freshness(
+        Source.WS_MANIFOLD,
+        stamps,
+        now=now,
+        max_age=ctx.thresholds.ws_max_age,
+        max_skew=ctx.thresholds.max_clock_skew,
+        what="manifold cache",
+    )
+
+
+async def check_signal_freshness(ctx: CheckContext) -> Verdict:
+    """Every `sep:signal_index:{instrument}` had an insert within FRESH_MAX_SIGNAL_AGE_SEC."""
+    keys = [SIGNAL_INDEX_KEY.format(instrument=inst) for inst in ctx.instruments]
+    reads = await ctx.valkey.newest_members(keys)
+    now = ctx.clock()
+    stamps = [
+        stamp_newest_signal(inst, read, ctx.thresholds.signal_ts_source)
+        for inst, read in zip(ctx.instruments, reads, strict=True)
+    ]
+    return judge_freshness(
+        Source.SIGNAL_INDEX,
+        stamps,
+        now=now,
+        max_age=ctx.thresholds.signal_max_age,
+        max_skew=ctx.thresholds.max_clock_skew,
+        what="signal index",
+    )
+
+
+async def check_gates_blob_freshness(ctx: CheckContext) -> Verdict:
+    """`opt:rolling:gates_blob` field `ts` is at most GATES_BLOB_MAX_AGE_SEC old."""
+    read = await ctx.valkey.get(GATES_BLOB_KEY)
+    now = ctx.clock()
+    stamp = stamp_json_key("", read, GATES_BLOB_TS_FIELDS, now=now)
+    return judge_freshness(
+        Source.GATES_BLOB,
+        [stamp],
+        now=now,
+        max_age=ctx.thresholds.gates_blob_max_age,
+        max_skew=ctx.thresholds.max_clock_skew,
+        what="gates blob",
+    )

@@ -1,0 +1,135 @@
+"""Pre-Open Spin-Up §1 and Weekend §2: the kill switch, read from the API and from Valkey."""
+
+from __future__ import annotations
+
+import asyncio
+from enum import StrEnum
+
+from quantops_exporter.checks.base import (
+    CheckContext,
+    Measure,
+    Reading,
+    Reason,
+    Status,
+    Verdict,
+)
+from quantops_exporter.sources.errors import BadPayload
+from quantops_exporter.sources.health import Dependency
+from quantops_exporter.sources.valkey import KeyRead
+
+KILL_SWITCH_KEY = "ops:kill_switch"
+KILL_SWITCH_PATH = "/api/kill-switch"
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+class KillSwitchPolicy(StrEnum):
+    """What state the switch should be in (QUANTOPS_KILL_SWITCH_POLICY)."""
+
+    MARKET = "market"  # off while the market is open, on while it is closed (runbook Weekend §2)
+    ALWAYS_OFF = "always_off"  # off at all times: a 24/7 stack
+    IGNORE = "ignore"  # report the state and any disagreement, expect nothing
+
+
+def parse_api_answer(payload: object) -> bool:
+    """`{"kill_switch": bool}` → engaged; 0/1 and "true"/"false" spellings are tolerated."""
+    if not isinstance(payload, dict) or "kill_switch" not in payload:
+        raise BadPayload(f"{KILL_SWITCH_PATH}: expected an object with 'kill_switch'")
+    value = payload["kill_switch"]
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
+    raise BadPayload(f"{KILL_SWITCH_PATH}: 'kill_switch' is {type(value).__name__}, not a boolean")
+
+
+def parse_valkey_value(read: KeyRead) -> bool:
+    """`ops:kill_switch`: "0"/"false" is off; anything else, or a missing key, is engaged.
+
+    That is the stack's own rule (sep-stack-contract.md §1.6): it falls back to engaged.
+    """
+    if read.wrong_type:
+        raise BadPayload(f"{KILL_SWITCH_KEY} is not a STRING")
+    if read.missing:
+        return True
+    text = read.value.decode("utf-8", "replace") if isinstance(read.value, bytes) else read.value
+    return str(text).strip().lower() not in ("0", "false")
+
+
+def judge_kill_switch(
+    *,
+    api_engaged: bool,
+    valkey_engaged: bool,
+    valkey_missing: bool,
+    market_open: bool,
+    policy: KillSwitchPolicy,
+) -> Verdict:
+    """Compare both readings with each other and with what the policy expects now."""
+    readings = (
+        Reading(Measure.KILL_SWITCH_ENGAGED, float(api_engaged), ("api",)),
+        Reading(Measure.KILL_SWITCH_ENGAGED, float(valkey_engaged), ("valkey",)),
+    )
+    observations = {
+        "api_engaged": api_engaged,
+        "valkey_engaged": valkey_engaged,
+        "valkey_key_missing": valkey_missing,
+        "market_open": market_open,
+        "policy": policy.value,
+    }
+    state = "engaged" if api_engaged else "off"
+    if api_engaged != valkey_engaged:
+        missing_note = " (key missing: the stack falls back to engaged)" if valkey_missing else ""
+        return Verdict(
+            Status.FAIL,
+            Reason.MISMATCH,
+            f"API says {'engaged' if api_engaged else 'off'} but {KILL_SWITCH_KEY} says "
+            f"{'engaged' if valkey_engaged else 'off'}{missing_note}; check KILL_SWITCH_FORCE_ENV",
+            readings=readings,
+            observations=observations,
+        )
+    expected: bool | None
+    if policy is KillSwitchPolicy.MARKET:
+        expected = not market_open
+    elif policy is KillSwitchPolicy.ALWAYS_OFF:
+        expected = False
+    else:
+        expected = None
+    if expected is None or expected == api_engaged:
+        why = "market open" if market_open else "market closed"
+        return Verdict(
+            Status.OK,
+            Reason.NONE,
+            f"kill switch {state} ({why}, policy {policy})",
+            readings=readings,
+            observations=observations,
+        )
+    if api_engaged:
+        summary = "kill switch engaged while the market is open: no new entries will be placed"
+    else:
+        summary = (
+            "kill switch off while the market is closed: the runbook leaves it ON until "
+            "the first session opens and freshness checks pass"
+        )
+    return Verdict(
+        Status.FAIL, Reason.UNEXPECTED_VALUE, summary, readings=readings, observations=observations
+    )
+
+
+async def check_kill_switch(ctx: CheckContext) -> Verdict:
+    """`GET /api/kill-switch` and `ops:kill_switch` agree and match the policy for now."""
+    async with asyncio.TaskGroup() as group:
+        api_task = group.create_task(
+            ctx.http.get_json(Dependency.API, ctx.api_url + KILL_SWITCH_PATH)
+        )
+        valkey_task = group.create_task(ctx.valkey.get(KILL_SWITCH_KEY))
+    read = valkey_task.result()
+    return judge_kill_switch(
+        api_engaged=parse_api_answer(api_task.result()),
+        valkey_engaged=parse_valkey_value(read),
+        valkey_missing=read.missing,
+        market_open=ctx.calendar.is_open(ctx.clock()),
+        policy=KillSwitchPolicy(ctx.thresholds.kill_switch_policy),
+    )

@@ -1,0 +1,147 @@
+"""Command line: `run` (default), `check`, `check-config` and `demo`.
+
+Exit codes: 0 ok, 1 a check failed (check) or the daemon could not start, 2 bad configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import structlog
+
+from quantops_exporter import __version__
+from quantops_exporter.app import run_once, serve
+from quantops_exporter.checks.base import Outcome, Status
+from quantops_exporter.config import ConfigError, Settings, load_settings
+from quantops_exporter.log import configure_logging
+from quantops_exporter.web import outcome_json
+
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
+# The en dash is the runbook's "not applicable" mark.
+_MARKS = {Status.OK: "✓", Status.FAIL: "✗", Status.ERROR: "✗", Status.SKIPPED: "\u2013"}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser for every subcommand."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--env-file",
+        type=Path,
+        metavar="PATH",
+        help="read settings from this dotenv file too (e.g. the stack's .env.hotband); "
+        "environment variables win over it",
+    )
+    parser = argparse.ArgumentParser(
+        prog="quantops-exporter",
+        parents=[common],
+        description="Run the SEP operations runbook as continuous Prometheus checks.",
+        epilog="Settings come from environment variables; see README.md or `check-config`.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.add_parser(
+        "run",
+        parents=[common],
+        help="run the daemon (the default)",
+        description="Run every check on its schedule and serve /metrics.",
+    )
+    check = sub.add_parser(
+        "check",
+        parents=[common],
+        help="run every check once and print a report",
+        description="Run every enabled check once; exit 0 when none is fail/error, else 1.",
+    )
+    check.add_argument("--json", action="store_true", help="print a JSON array instead")
+    sub.add_parser(
+        "check-config",
+        parents=[common],
+        help="validate settings and print them, secrets masked",
+        description="Validate the settings; print the effective configuration.",
+    )
+    demo = sub.add_parser(
+        "demo",
+        parents=[common],
+        help="run the daemon against a simulated SEP stack",
+        description="Start Valkey and a simulated SEP stack on loopback, then the daemon.",
+    )
+    demo.add_argument(
+        "--scenario", default="healthy", help="simulator scenario to start in (default: healthy)"
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `quantops-exporter` command."""
+    args = build_parser().parse_args(argv)
+    command = args.command or "run"
+    try:
+        settings = load_settings(args.env_file)
+    except ConfigError as err:
+        print(f"quantops-exporter: {err}", file=sys.stderr)
+        return EXIT_CONFIG
+    if command == "check-config":
+        return _check_config(settings)
+    if command == "check":
+        configure_logging("console", "error")
+        return asyncio.run(_check(settings, as_json=args.json))
+    configure_logging(settings.log_format.value, settings.log_level.value)
+    if command == "demo":
+        from quantops_exporter.simulator.demo import run_demo
+
+        return asyncio.run(run_demo(settings, scenario=args.scenario))
+    return asyncio.run(_run(settings))
+
+
+def _check_config(settings: Settings) -> int:
+    print("configuration is valid; effective settings (secrets masked):")
+    for name, value in settings.masked().items():
+        print(f"  {name}={value}")
+    return EXIT_OK
+
+
+async def _check(settings: Settings, *, as_json: bool) -> int:
+    results = await run_once(settings)
+    outcomes = [outcome for _check_row, outcome in results]
+    if as_json:
+        rows = [outcome_json(o) | {"runbook": c.runbook} for c, o in results]
+        print(json.dumps(rows, indent=2))
+    else:
+        print(render_table(results))
+    failed = any(o.status in (Status.FAIL, Status.ERROR) for o in outcomes)
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def render_table(results: Sequence[tuple[object, Outcome]]) -> str:
+    """A plain-text report: one line per check with its mark, status, reason and summary."""
+    lines = []
+    for _check, outcome in results:
+        mark = _MARKS[outcome.status]
+        lines.append(
+            f"{mark} {outcome.check:<22} {outcome.status.value:<8} "
+            f"{outcome.reason.value:<16} {outcome.summary}"
+        )
+    return "\n".join(lines)
+
+
+async def _run(settings: Settings) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await serve(settings, stop)
+    except OSError as err:
+        structlog.get_logger("quantops_exporter").error(
+            "cannot_listen",
+            address=settings.listen_address,
+            error=str(err),
+            hint="another process holds the port; set QUANTOPS_LISTEN_ADDRESS",
+        )
+        return EXIT_FAILED
+    return EXIT_OK

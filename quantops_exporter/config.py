@@ -1,0 +1,326 @@
+"""Settings: the stack's own knobs by their stack names, and the exporter's QUANTOPS_* settings.
+
+Built once by the CLI (environment, then `--env-file`, e.g. the stack's `.env.hotband`) and passed
+down as plain values; nothing else in the package reads the environment.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveFloat,
+    PositiveInt,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from quantops_exporter.checks.catalog import CHECK_NAMES, CHECKS, Override
+from quantops_exporter.checks.kill_switch import KillSwitchPolicy
+
+DEFAULT_PAIRS = (
+    "EUR_USD",
+    "USD_JPY",
+    "GBP_USD",
+    "EUR_JPY",
+    "USD_CAD",
+    "NZD_USD",
+    "AUD_USD",
+    "USD_CHF",
+)
+_INSTRUMENT = re.compile(r"^[A-Z0-9]{2,10}_[A-Z0-9]{2,10}$")
+_CHECKS_ENV = "QUANTOPS_CHECKS"
+
+
+class LogFormat(StrEnum):
+    """How log events are written."""
+
+    JSON = "json"
+    CONSOLE = "console"
+
+
+class LogLevel(StrEnum):
+    """The lowest level that is logged."""
+
+    DEBUG = "debug"
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+
+
+class MarketHours(StrEnum):
+    """Which calendar decides whether the market is open."""
+
+    FX = "fx"
+    ALWAYS = "always"
+
+
+class SignalTimestampSource(StrEnum):
+    """Where a signal index's newest timestamp is read from."""
+
+    AUTO = "auto"
+    MEMBER = "member"
+    SCORE = "score"
+
+
+class CheckSettings(BaseModel):
+    """QUANTOPS_CHECKS__<check_name>__{INTERVAL_SECONDS,TIMEOUT_SECONDS,ENABLED}."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    interval_seconds: PositiveFloat | None = None
+    timeout_seconds: PositiveFloat | None = None
+    enabled: bool | None = None
+
+
+class ListenAddress(BaseModel):
+    """A parsed `host:port`; an empty host means every interface."""
+
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+
+def parse_listen_address(value: str) -> ListenAddress:
+    """Parse `:9110`, `127.0.0.1:9110` or `[::1]:9110`."""
+    match = re.fullmatch(
+        r"(?:\[(?P<v6>[0-9a-fA-F:.]+)\]|(?P<host>[^:\[\]]*)):(?P<port>\d{1,5})", value.strip()
+    )
+    if match is None or not 1 <= int(match["port"]) <= 65535:
+        raise ValueError(
+            "expected host:port with a port from 1 to 65535, e.g. :9110, "
+            "127.0.0.1:9110 or [::1]:9110"
+        )
+    return ListenAddress(host=match["v6"] or match["host"] or "", port=int(match["port"]))
+
+
+def _split_csv(value: object) -> object:
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+def _http_url(value: str) -> str:
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError("expected an http:// or https:// URL, e.g. http://localhost:8000")
+    return value.strip().rstrip("/")
+
+
+class Settings(BaseSettings):
+    """Every setting, validated; see the README's configuration table."""
+
+    model_config = SettingsConfigDict(
+        env_nested_delimiter="__",
+        extra="ignore",
+        populate_by_name=True,
+        case_sensitive=False,
+    )
+
+    # The stack's knobs, by the names the stack uses (sep-stack-contract.md §4).
+    valkey_url: str = Field("redis://localhost:6379/0", validation_alias="VALKEY_URL")
+    sep_api_url: str = Field("http://localhost:8000", validation_alias="SEP_API_URL")
+    allocator_url: str = Field("http://localhost:8100", validation_alias="ALLOCATOR_URL")
+    hotband_pairs: Annotated[tuple[str, ...], NoDecode] = Field(
+        DEFAULT_PAIRS, validation_alias="HOTBAND_PAIRS"
+    )
+    fresh_max_ws_age_sec: PositiveFloat = Field(30.0, validation_alias="FRESH_MAX_WS_AGE_SEC")
+    fresh_max_signal_age_sec: PositiveFloat = Field(
+        300.0, validation_alias="FRESH_MAX_SIGNAL_AGE_SEC"
+    )
+    gates_blob_max_age_sec: PositiveFloat = Field(180.0, validation_alias="GATES_BLOB_MAX_AGE_SEC")
+
+    # The exporter's own settings.
+    listen_address: str = Field(":9110", validation_alias="QUANTOPS_LISTEN_ADDRESS")
+    log_format: LogFormat = Field(LogFormat.JSON, validation_alias="QUANTOPS_LOG_FORMAT")
+    log_level: LogLevel = Field(LogLevel.INFO, validation_alias="QUANTOPS_LOG_LEVEL")
+    market_hours: MarketHours = Field(MarketHours.FX, validation_alias="QUANTOPS_MARKET_HOURS")
+    kill_switch_policy: KillSwitchPolicy = Field(
+        KillSwitchPolicy.MARKET, validation_alias="QUANTOPS_KILL_SWITCH_POLICY"
+    )
+    max_clock_skew_seconds: PositiveFloat = Field(
+        5.0, validation_alias="QUANTOPS_MAX_CLOCK_SKEW_SECONDS"
+    )
+    manifold_ts_fields: Annotated[tuple[str, ...], NoDecode] = Field(
+        ("ts_ms", "ts", "t", "timestamp", "time"), validation_alias="QUANTOPS_MANIFOLD_TS_FIELDS"
+    )
+    manifold_ttl_seconds: PositiveFloat = Field(
+        300.0, validation_alias="QUANTOPS_MANIFOLD_TTL_SECONDS"
+    )
+    signal_ts_source: SignalTimestampSource = Field(
+        SignalTimestampSource.AUTO, validation_alias="QUANTOPS_SIGNAL_TS_SOURCE"
+    )
+    http_max_body_bytes: PositiveInt = Field(
+        4 * 1024 * 1024, validation_alias="QUANTOPS_HTTP_MAX_BODY_BYTES"
+    )
+    checks: dict[str, CheckSettings] = Field(default_factory=dict, validation_alias=_CHECKS_ENV)
+
+    @field_validator(
+        "log_format",
+        "log_level",
+        "market_hours",
+        "kill_switch_policy",
+        "signal_ts_source",
+        mode="before",
+    )
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("hotband_pairs", "manifold_ts_fields", mode="before")
+    @classmethod
+    def _csv(cls, value: object) -> object:
+        return _split_csv(value)
+
+    @field_validator("hotband_pairs")
+    @classmethod
+    def _instruments(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        pairs = tuple(item.upper() for item in value)
+        bad = [item for item in pairs if not _INSTRUMENT.match(item)]
+        if bad:
+            raise ValueError(f"{', '.join(bad)} is not an instrument like EUR_USD")
+        if not pairs:
+            raise ValueError("at least one instrument is needed, e.g. EUR_USD,USD_JPY")
+        if len(set(pairs)) != len(pairs):
+            raise ValueError("instruments are listed twice")
+        return pairs
+
+    @field_validator("manifold_ts_fields")
+    @classmethod
+    def _fields(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError("at least one field name is needed, e.g. ts_ms,ts")
+        return value
+
+    @field_validator("sep_api_url", "allocator_url")
+    @classmethod
+    def _urls(cls, value: str) -> str:
+        return _http_url(value)
+
+    @field_validator("valkey_url")
+    @classmethod
+    def _valkey(cls, value: str) -> str:
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("redis", "rediss", "unix", "valkey", "valkeys"):
+            raise ValueError(
+                "expected redis://[user:password@]host:port/db, rediss://… or unix://path"
+            )
+        if parts.scheme.startswith("valkey"):
+            # redis-py speaks the same protocol; accept the Valkey spelling too.
+            return urlunsplit(parts._replace(scheme=parts.scheme.replace("valkey", "redis")))
+        return value.strip()
+
+    @field_validator("listen_address")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        parse_listen_address(value)
+        return value.strip()
+
+    @field_validator("checks")
+    @classmethod
+    def _known_checks(cls, value: dict[str, CheckSettings]) -> dict[str, CheckSettings]:
+        unknown = sorted(set(value) - CHECK_NAMES)
+        if unknown:
+            raise ValueError(
+                f"unknown check {', '.join(unknown)}; known checks: "
+                f"{', '.join(sorted(CHECK_NAMES))}"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _timeouts_below_intervals(self) -> Settings:
+        for check in CHECKS:
+            override = self.checks.get(check.name, CheckSettings())
+            interval = override.interval_seconds or check.interval
+            timeout = override.timeout_seconds or check.timeout
+            if timeout >= interval:
+                raise ValueError(
+                    f"{_CHECKS_ENV}__{check.name}__TIMEOUT_SECONDS ({timeout:g}) must be below "
+                    f"its INTERVAL_SECONDS ({interval:g}) so runs cannot overlap"
+                )
+        return self
+
+    @property
+    def listen(self) -> ListenAddress:
+        """The parsed listen address."""
+        return parse_listen_address(self.listen_address)
+
+    def overrides(self) -> dict[str, Override]:
+        """Per-check overrides in the catalog's terms."""
+        return {
+            name: Override(o.interval_seconds, o.timeout_seconds, o.enabled)
+            for name, o in self.checks.items()
+        }
+
+    def masked(self) -> dict[str, Any]:
+        """The effective settings by environment variable name, secrets masked."""
+        shown: dict[str, Any] = {}
+        for name, field in type(self).model_fields.items():
+            alias = str(field.validation_alias)
+            value = getattr(self, name)
+            if name == "checks":
+                for check, cfg in value.items():
+                    for key, item in cfg.model_dump(exclude_none=True).items():
+                        shown[f"{_CHECKS_ENV}__{check}__{key.upper()}"] = item
+                continue
+            if isinstance(value, tuple):
+                value = ",".join(value)
+            elif isinstance(value, StrEnum):
+                value = value.value
+            shown[alias] = mask_url(value) if name == "valkey_url" else value
+        return shown
+
+
+def mask_url(url: str) -> str:
+    """Hide the password in a URL (`redis://user:***@host`)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+class ConfigError(Exception):
+    """Settings that do not validate; the message names each variable and the fix."""
+
+
+def load_settings(env_file: Path | None = None) -> Settings:
+    """Read the environment (and `env_file`); raise ConfigError naming every bad variable."""
+    if env_file is not None and not env_file.is_file():
+        raise ConfigError(f"--env-file {env_file}: no such file")
+    try:
+        return Settings(_env_file=env_file)  # type: ignore[call-arg]
+    except ValidationError as err:
+        raise ConfigError(describe_validation_error(err)) from err
+
+
+def describe_validation_error(err: ValidationError) -> str:
+    """One line per problem: the variable, the bad value, what is accepted."""
+    aliases = {}
+    for name, field in Settings.model_fields.items():
+        aliases[name] = aliases[str(field.validation_alias).lower()] = str(field.validation_alias)
+    lines = []
+    for problem in err.errors():
+        loc = [str(part) for part in problem["loc"]]
+        head = aliases.get(loc[0].lower(), loc[0].upper()) if loc else "settings"
+        if head == _CHECKS_ENV:
+            variable = "__".join([_CHECKS_ENV, *loc[1:2], *(p.upper() for p in loc[2:])])
+        else:
+            variable = head
+        message = problem["msg"].removeprefix("Value error, ")
+        value = problem.get("input")
+        shown = "" if isinstance(value, dict) or value is None else f"={value!r}"
+        lines.append(f"{variable}{shown}: {message}" if loc else message)
+    return "invalid configuration:\n  " + "\n  ".join(lines)

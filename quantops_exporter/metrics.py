@@ -1,0 +1,237 @@
+"""Prometheus metrics: a collector that renders the board, and the accumulating metrics.
+
+Gauges are rendered at scrape time from the board (so a vanished outcome leaves no stale series
+and a scrape does no I/O); histograms and counters are fed once per recorded outcome.
+"""
+
+from __future__ import annotations
+
+import platform
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector
+from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from quantops_exporter import __version__
+from quantops_exporter.board import Board
+from quantops_exporter.checks.base import Check, Measure, Outcome, Reason, Source, Status
+from quantops_exporter.sources.health import DependencyHealth
+
+_FROM_LAST_RUN = "(from the check's last run, not computed at scrape time)"
+FRESHNESS_BUCKETS = (5.0, 10.0, 30.0, 60.0, 120.0, 180.0, 300.0, 900.0, 3600.0)
+DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+@dataclass(frozen=True, slots=True)
+class MeasureSpec:
+    """How a domain Measure is exposed: its metric name, help text and label names."""
+
+    name: str
+    documentation: str
+    labels: tuple[str, ...] = ()
+
+
+MEASURES: Mapping[Measure, MeasureSpec] = {
+    Measure.VALKEY_PING_LATENCY: MeasureSpec(
+        "runbook_valkey_ping_latency_seconds", "Valkey PING round-trip time"
+    ),
+    Measure.KILL_SWITCH_ENGAGED: MeasureSpec(
+        "runbook_kill_switch_engaged",
+        "1 when the kill switch reads engaged, per source (api, valkey)",
+        ("source",),
+    ),
+}
+
+
+class BoardCollector(Collector):
+    """Renders the board's latest outcomes as gauges; touches no I/O."""
+
+    def __init__(self, board: Board, health: DependencyHealth) -> None:
+        self._board = board
+        self._health = health
+
+    def collect(self) -> Iterator[Metric]:
+        """Yield every board-derived metric family."""
+        states = list(self._board.states.values())
+        ok = GaugeMetricFamily(
+            "runbook_check_ok",
+            f"1 when the check passed or was skipped, 0 otherwise {_FROM_LAST_RUN}",
+            labels=["check"],
+        )
+        expected = GaugeMetricFamily(
+            "runbook_check_expected",
+            "1 when the check is expected to be healthy now (e.g. the FX market is open)",
+            labels=["check"],
+        )
+        status = GaugeMetricFamily(
+            "runbook_check_status",
+            f"State set of the check's last status {_FROM_LAST_RUN}",
+            labels=["check", "status"],
+        )
+        reason = GaugeMetricFamily(
+            "runbook_check_failure_reason",
+            f"State set of the reason of the check's last status {_FROM_LAST_RUN}",
+            labels=["check", "reason"],
+        )
+        last_run = GaugeMetricFamily(
+            "runbook_check_last_run_timestamp_seconds",
+            "When the check last ran (Unix time)",
+            labels=["check"],
+        )
+        last_success = GaugeMetricFamily(
+            "runbook_check_last_success_timestamp_seconds",
+            "When the check last finished ok (Unix time)",
+            labels=["check"],
+        )
+        enabled = GaugeMetricFamily(
+            "runbook_check_enabled",
+            "1 when the check is enabled in the configuration",
+            labels=["check"],
+        )
+        for state in states:
+            name = state.check.name
+            latest = state.latest
+            enabled.add_metric([name], float(state.check.enabled))
+            # Before its first run a check is neither ok nor expected, so nothing pages on start-up.
+            ok.add_metric([name], float(latest is not None and latest.healthy))
+            expected.add_metric([name], float(latest is not None and latest.expected))
+            for state_value in Status:
+                status.add_metric(
+                    [name, state_value], float(latest is not None and latest.status is state_value)
+                )
+            for why in Reason:
+                reason.add_metric([name, why], float(latest is not None and latest.reason is why))
+            if latest is not None:
+                last_run.add_metric([name], latest.started_at)
+            if state.last_success_at is not None:
+                last_success.add_metric([name], state.last_success_at)
+        yield from (ok, expected, status, reason, last_run, last_success, enabled)
+        yield self._freshness()
+        yield from self._measures()
+        dependency = GaugeMetricFamily(
+            "runbook_dependency_up",
+            "1 when the dependency answered its latest request, 0 when refused, hung or 5xx",
+            labels=["dependency"],
+        )
+        for dep, up in sorted(self._health.state.items()):
+            dependency.add_metric([dep.value], float(up))
+        yield dependency
+
+    def _freshness(self) -> Metric:
+        family = GaugeMetricFamily(
+            "runbook_freshness_last_update_timestamp_seconds",
+            f"When the source was last updated, per instrument (Unix time) {_FROM_LAST_RUN}",
+            labels=["source", "instrument"],
+        )
+        for outcome in self._latest():
+            for item in outcome.freshness:
+                if item.updated_at is not None:
+                    family.add_metric([item.source.value, item.instrument], item.updated_at)
+        return family
+
+    def _measures(self) -> Iterator[Metric]:
+        families = {
+            measure: GaugeMetricFamily(
+                spec.name, f"{spec.documentation} {_FROM_LAST_RUN}", labels=list(spec.labels)
+            )
+            for measure, spec in MEASURES.items()
+        }
+        for outcome in self._latest():
+            for reading in outcome.readings:
+                families[reading.measure].add_metric(list(reading.labels), reading.value)
+        yield from families.values()
+
+    def _latest(self) -> Iterator[Outcome]:
+        for state in self._board.states.values():
+            if state.latest is not None:
+                yield state.latest
+
+
+class OutcomeMetrics:
+    """Counters and histograms fed once per recorded outcome (subscribe `observe` to the board)."""
+
+    def __init__(self, registry: CollectorRegistry, checks: Iterable[Check]) -> None:
+        self.runs = Counter(
+            "runbook_check_runs",
+            "Check runs by resulting status",
+            ["check", "status"],
+            registry=registry,
+        )
+        self.duration = Histogram(
+            "runbook_check_duration_seconds",
+            "How long each check run took",
+            ["check"],
+            buckets=DURATION_BUCKETS,
+            registry=registry,
+        )
+        self.age = Histogram(
+            "runbook_freshness_age_seconds",
+            "Age of each source per instrument, observed once per check run",
+            ["source"],
+            buckets=FRESHNESS_BUCKETS,
+            registry=registry,
+        )
+        for check in checks:
+            self.duration.labels(check.name)
+            for status in Status:
+                self.runs.labels(check.name, status.value)
+        for source in Source:
+            self.age.labels(source.value)
+
+    def observe(self, outcome: Outcome) -> None:
+        """Account for one finished run."""
+        self.runs.labels(outcome.check, outcome.status.value).inc()
+        if outcome.status is not Status.SKIPPED:
+            self.duration.labels(outcome.check).observe(outcome.duration)
+        for item in outcome.freshness:
+            if item.updated_at is not None:
+                self.age.labels(item.source.value).observe(
+                    max(0.0, outcome.started_at - item.updated_at)
+                )
+
+
+class SchedulerMetrics:
+    """Runs the scheduler could not start on time, by check."""
+
+    def __init__(self, registry: CollectorRegistry, checks: Iterable[Check]) -> None:
+        self.missed = Counter(
+            "quantops_exporter_scheduler_missed_runs",
+            "Runs not started because they were too late (misfire grace exceeded)",
+            ["check"],
+            registry=registry,
+        )
+        self.overlapped = Counter(
+            "quantops_exporter_scheduler_overlapping_runs",
+            "Runs skipped because the previous run of the check was still going",
+            ["check"],
+            registry=registry,
+        )
+        for check in checks:
+            self.missed.labels(check.name)
+            self.overlapped.labels(check.name)
+
+
+class BuildInfoCollector(Collector):
+    """`quantops_exporter_build_info`: the version and Python running."""
+
+    def collect(self) -> Iterator[Metric]:
+        """Yield the build info family."""
+        info = InfoMetricFamily("quantops_exporter_build", "Build information")
+        info.add_metric([], {"version": __version__, "python_version": platform.python_version()})
+        yield info
+
+
+def build_registry(
+    board: Board, health: DependencyHealth, checks: Iterable[Check]
+) -> tuple[CollectorRegistry, SchedulerMetrics]:
+    """A fresh registry with every exporter metric, the board subscribed to its accumulators."""
+    checks = tuple(checks)
+    registry = CollectorRegistry(auto_describe=True)
+    registry.register(BoardCollector(board, health))
+    registry.register(BuildInfoCollector())
+    ProcessCollector(registry=registry)
+    outcome_metrics = OutcomeMetrics(registry, checks)
+    board.subscribe(outcome_metrics.observe)
+    return registry, SchedulerMetrics(registry, checks)

@@ -1,0 +1,98 @@
+"""Run one check: bound it by its timeout and turn whatever happens into an Outcome.
+
+This is the one place with a broad `except`: a bug in a check becomes `error`/`internal_error`
+with a logged traceback, never a dead scheduler job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+import structlog
+
+from quantops_exporter.checks.base import Check, CheckContext, Outcome, Reason, Status, Verdict
+from quantops_exporter.sources import errors
+
+_REASONS: tuple[tuple[type[errors.SourceError], Reason], ...] = (
+    (errors.Unreachable, Reason.UNREACHABLE),
+    (errors.HttpStatusError, Reason.HTTP_ERROR),
+    (errors.TooLarge, Reason.TOO_LARGE),
+    (errors.BadPayload, Reason.BAD_PAYLOAD),
+    (errors.WrongType, Reason.WRONG_TYPE),
+    (errors.Forbidden, Reason.FORBIDDEN),
+)
+
+log = structlog.get_logger("quantops_exporter.runner")
+
+
+def reason_for(err: errors.SourceError) -> Reason:
+    """The closed-enum reason for a source error (the most specific class wins)."""
+    for kind, reason in _REASONS:
+        if isinstance(err, kind):
+            return reason
+    return Reason.INTERNAL_ERROR
+
+
+async def run_check(
+    check: Check, ctx: CheckContext, *, perf: Callable[[], float] = time.perf_counter
+) -> Outcome:
+    """Run `check` once within its timeout; never raises (except on cancellation)."""
+    started_at = ctx.clock()
+    expected = not check.market_hours_only or ctx.calendar.is_open(started_at)
+    if not expected:
+        verdict = Verdict(
+            Status.SKIPPED,
+            Reason.MARKET_CLOSED,
+            "FX market closed (Fri 17:00 to Sun 17:00 New York): not expected to be fresh",
+        )
+        return _stamp(check, verdict, started_at, 0.0, expected=False)
+    began = perf()
+    try:
+        async with asyncio.timeout(check.timeout):
+            verdict = await check.run(ctx)
+    except TimeoutError:
+        verdict = Verdict(
+            Status.ERROR, Reason.TIMEOUT, f"no answer within the {check.timeout:g}s timeout"
+        )
+    except Exception as raised:
+        err = _leaf(raised)
+        if isinstance(err, errors.SourceError):
+            verdict = Verdict(Status.ERROR, reason_for(err), _one_line(err))
+        else:
+            log.error("check_crashed", check=check.name, exc_info=err)
+            verdict = Verdict(
+                Status.ERROR,
+                Reason.INTERNAL_ERROR,
+                f"internal error: {type(err).__name__}: {_one_line(err)}",
+            )
+    return _stamp(check, verdict, started_at, perf() - began, expected=True)
+
+
+def _leaf(err: BaseException) -> BaseException:
+    """The first leaf of a (possibly nested) exception group, e.g. from a TaskGroup."""
+    while isinstance(err, BaseExceptionGroup):
+        err = err.exceptions[0]
+    return err
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split())[:300] or type(err).__name__
+
+
+def _stamp(
+    check: Check, verdict: Verdict, started_at: float, duration: float, *, expected: bool
+) -> Outcome:
+    return Outcome(
+        check=check.name,
+        status=verdict.status,
+        reason=verdict.reason,
+        summary=verdict.summary,
+        started_at=started_at,
+        duration=duration,
+        expected=expected,
+        freshness=verdict.freshness,
+        readings=verdict.readings,
+        observations=verdict.observations,
+    )

@@ -1,0 +1,96 @@
+"""The catalog as APScheduler 3 jobs: one per check, never overlapping, first run at once."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+
+import structlog
+from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobEvent
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from quantops_exporter.board import Board
+from quantops_exporter.checks.base import Check, CheckContext
+from quantops_exporter.metrics import SchedulerMetrics
+from quantops_exporter.runner import run_check
+
+log = structlog.get_logger("quantops_exporter.scheduler")
+
+# Spread the first runs over at most this long, so eight checks do not hit Valkey in one instant.
+MAX_START_JITTER = 1.0
+
+
+class CheckScheduler:
+    """Runs every enabled check on its own interval and records each outcome on the board."""
+
+    def __init__(
+        self,
+        checks: Iterable[Check],
+        ctx: CheckContext,
+        board: Board,
+        metrics: SchedulerMetrics,
+        *,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._checks = tuple(check for check in checks if check.enabled)
+        self._ctx = ctx
+        self._board = board
+        self._metrics = metrics
+        self._rng = rng or random.Random()
+        self._scheduler = AsyncIOScheduler(timezone=UTC)
+        self._in_flight: set[asyncio.Task[None]] = set()
+
+    def start(self) -> None:
+        """Add one job per check and start; must be called with the event loop running."""
+        now = datetime.now(UTC)
+        for check in self._checks:
+            jitter = self._rng.uniform(0, min(MAX_START_JITTER, check.interval / 10))
+            self._scheduler.add_job(
+                self._run,
+                IntervalTrigger(seconds=check.interval, timezone=UTC),
+                args=(check,),
+                id=check.name,
+                name=check.name,
+                max_instances=1,
+                coalesce=True,
+                # A run that could not start within one interval is dropped and counted.
+                misfire_grace_time=max(1, int(check.interval)),
+                next_run_time=now + timedelta(seconds=jitter),
+            )
+        self._scheduler.add_listener(self._on_event, EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
+        self._scheduler.start()
+        log.info("scheduler_started", checks=[c.name for c in self._checks])
+
+    async def stop(self, grace: float) -> None:
+        """Stop scheduling; give in-flight runs `grace` seconds, then cancel them."""
+        if self._scheduler.running:
+            self._scheduler.shutdown(wait=False)
+        pending = set(self._in_flight)
+        if not pending:
+            return
+        _done, late = await asyncio.wait(pending, timeout=grace)
+        for task in late:
+            task.cancel()
+        if late:
+            await asyncio.gather(*late, return_exceptions=True)
+            log.warning("checks_cancelled_on_shutdown", count=len(late))
+
+    async def _run(self, check: Check) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._in_flight.add(task)
+        try:
+            self._board.record(await run_check(check, self._ctx))
+        finally:
+            self._in_flight.discard(task)
+
+    def _on_event(self, event: JobEvent) -> None:
+        if event.code == EVENT_JOB_MISSED:
+            self._metrics.missed.labels(event.job_id).inc()
+            log.warning("check_run_missed", check=event.job_id)
+        else:
+            self._metrics.overlapped.labels(event.job_id).inc()
+            log.warning("check_run_overlapped", check=event.job_id)

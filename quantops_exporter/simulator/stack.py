@@ -1,0 +1,173 @@
+"""The simulated SEP stack: Valkey writers plus the backend API, switchable between scenarios."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+
+import redis.asyncio as aioredis
+import structlog
+from aiohttp import web
+from redis import exceptions as redis_errors
+
+from quantops_exporter.market import Calendar, FxCalendar
+from quantops_exporter.simulator.scenarios import DESCRIPTIONS, Scenario
+from quantops_exporter.simulator.state import Snapshot, Variant, snapshot
+from quantops_exporter.simulator.valkey_server import ValkeyServer, free_port
+from quantops_exporter.simulator.writer import ValkeyWriter, write_forever
+
+log = structlog.get_logger("quantops_exporter.simulator")
+
+
+class SepSimulator:
+    """Writes the stack's keys on cadence and serves its API on a loopback port."""
+
+    def __init__(
+        self,
+        valkey_url: str,
+        instruments: tuple[str, ...],
+        *,
+        calendar: Calendar | None = None,
+        clock: Callable[[], float] = time.time,
+        server: ValkeyServer | None = None,
+        variant: Variant | None = None,
+        scenario: Scenario = Scenario.HEALTHY,
+        host: str = "127.0.0.1",
+        api_port: int | None = None,
+        write_every: float = 1.0,
+    ) -> None:
+        self.instruments = instruments
+        self.calendar = calendar or FxCalendar()
+        self.clock = clock
+        self.server = server
+        self.variant = variant or Variant()
+        self.scenario = scenario
+        self.host = host
+        self.api_port = api_port or free_port(host)
+        self._write_every = write_every
+        self._client = aioredis.Redis.from_url(
+            valkey_url, socket_connect_timeout=1, socket_timeout=1
+        )
+        self._writer = ValkeyWriter(self._client)
+        self._task: asyncio.Task[None] | None = None
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def api_url(self) -> str:
+        """Base URL of the simulated backend API."""
+        return f"http://{self.host}:{self.api_port}"
+
+    def snapshot(self) -> Snapshot:
+        """What Valkey should hold right now."""
+        now = self.clock()
+        return snapshot(
+            self.scenario,
+            now,
+            self.instruments,
+            market_open=self.calendar.is_open(now),
+            variant=self.variant,
+        )
+
+    async def write_now(self) -> bool:
+        """Apply the current snapshot at once (tests call this instead of waiting a tick)."""
+        return await self._writer.apply(self.snapshot())
+
+    async def start(self) -> None:
+        """Write the keys once, then keep writing them, and serve the API."""
+        await self.write_now()
+        self._task = asyncio.create_task(
+            write_forever(self._writer, self.snapshot, every=self._write_every)
+        )
+        app = build_api(self)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, self.host, self.api_port).start()
+        log.info("simulator_started", api=self.api_url, scenario=self.scenario.value)
+
+    async def stop(self) -> None:
+        """Stop writing and serving; close the client."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._runner is not None:
+            await self._runner.cleanup()
+        await self._client.aclose()
+
+    async def set_scenario(self, scenario: Scenario) -> None:
+        """Switch scenario; `valkey_down` stops the owned server, leaving it restarts it."""
+        if scenario is Scenario.VALKEY_DOWN and self.server is None:
+            raise ValueError("valkey_down needs a Valkey server the simulator started itself")
+        previous, self.scenario = self.scenario, scenario
+        if self.server is not None:
+            if scenario is Scenario.VALKEY_DOWN:
+                await asyncio.to_thread(self.server.stop)
+            elif previous is Scenario.VALKEY_DOWN:
+                await asyncio.to_thread(self.server.start)
+        if scenario is not Scenario.VALKEY_DOWN:
+            await self.write_now()
+        log.info("simulator_scenario", scenario=scenario.value, previous=previous.value)
+
+    async def kill_switch_engaged(self) -> bool | None:
+        """What the backend reads from `ops:kill_switch` (None when Valkey is unreachable)."""
+        try:
+            value = await self._client.get("ops:kill_switch")
+        except (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError):
+            return None
+        text = value.decode() if isinstance(value, bytes) else value
+        return text is None or str(text).strip().lower() not in ("0", "false")
+
+
+SIM_KEY = web.AppKey("simulator", SepSimulator)
+
+
+def build_api(sim: SepSimulator) -> web.Application:
+    """The backend API (GET only, as the exporter uses it) plus the simulator's control API."""
+    app = web.Application()
+    app[SIM_KEY] = sim
+    app.router.add_get("/health", _health)
+    app.router.add_get("/api/kill-switch", _kill_switch)
+    app.router.add_get("/_sim/scenario", _get_scenario)
+    app.router.add_route("PUT", "/_sim/scenario/{name}", _set_scenario)
+    app.router.add_route("POST", "/_sim/scenario/{name}", _set_scenario)
+    return app
+
+
+async def _health(request: web.Request) -> web.Response:
+    sim: SepSimulator = request.app[SIM_KEY]
+    return web.json_response(
+        {"status": "ok", "timestamp": sim.clock(), "enabled_pairs": list(sim.instruments)}
+    )
+
+
+async def _kill_switch(request: web.Request) -> web.Response:
+    sim: SepSimulator = request.app[SIM_KEY]
+    engaged = await sim.kill_switch_engaged()
+    if engaged is None:
+        return web.json_response({"error": "valkey unavailable"}, status=503)
+    if sim.scenario is Scenario.KILL_SWITCH_MISMATCH:
+        engaged = not engaged  # an env override (KILL_SWITCH_FORCE_ENV) diverging from Valkey
+    return web.json_response({"kill_switch": engaged})
+
+
+async def _get_scenario(request: web.Request) -> web.Response:
+    sim: SepSimulator = request.app[SIM_KEY]
+    return web.json_response(
+        {
+            "scenario": sim.scenario.value,
+            "scenarios": {s.value: DESCRIPTIONS[s] for s in Scenario},
+        }
+    )
+
+
+async def _set_scenario(request: web.Request) -> web.Response:
+    sim: SepSimulator = request.app[SIM_KEY]
+    name = request.match_info["name"]
+    try:
+        await sim.set_scenario(Scenario(name))
+    except ValueError as err:
+        known = ", ".join(s.value for s in Scenario)
+        return web.json_response({"error": f"{err}; scenarios: {known}"}, status=400)
+    return web.json_response({"scenario": sim.scenario.value})

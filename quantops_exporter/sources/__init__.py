@@ -1,0 +1,1 @@
+"""Read-only I/O toward the stack: Valkey and its HTTP APIs."""

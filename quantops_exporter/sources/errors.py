@@ -1,0 +1,46 @@
+"""Errors raised by the sources; the runner maps each class to its closed-enum reason.
+
+    SourceError                      anything a source could not read
+    ├── Unreachable                  connection refused, reset, DNS, closed pool   → unreachable
+    ├── HttpStatusError              a non-2xx answer                               → http_error
+    ├── BadPayload                   not JSON, not the expected shape               → bad_payload
+    │   └── TooLarge                 a body over the size cap                       → too_large
+    ├── WrongType                    Valkey WRONGTYPE: the key holds another type   → wrong_type
+    └── Forbidden                    Valkey NOPERM: the ACL user may not run it     → forbidden
+
+Missing keys are not errors: readers return None and the evaluators judge it.
+"""
+
+from __future__ import annotations
+
+
+class SourceError(Exception):
+    """Something a source could not read."""
+
+
+class Unreachable(SourceError):
+    """The dependency did not answer at all."""
+
+
+class HttpStatusError(SourceError):
+    """The API answered with a non-2xx status."""
+
+    def __init__(self, url: str, status: int) -> None:
+        super().__init__(f"GET {url} answered HTTP {status}")
+        self.status = status
+
+
+class BadPayload(SourceError):
+    """The data is not what the contract describes (not JSON, wrong shape)."""
+
+
+class TooLarge(BadPayload):
+    """The body exceeded the configured size cap."""
+
+
+class WrongType(SourceError):
+    """A Valkey key holds a different type than the contract says."""
+
+
+class Forbidden(SourceError):
+    """Valkey refused the command for this user (ACL NOPERM)."""

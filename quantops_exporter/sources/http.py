@@ -1,0 +1,92 @@
+"""Read-only HTTP access to the stack's APIs: GET only, JSON, with a response size cap.
+
+There is no method here that sends anything but GET, so the daemon cannot call a mutating
+endpoint (POST /api/kill-switch, /api/trade/reconcile, /api/candles/fetch) by construction.
+Timeouts are the runner's: a hung request is cancelled with its check.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+
+import aiohttp
+
+from quantops_exporter.sources.errors import BadPayload, HttpStatusError, TooLarge, Unreachable
+from quantops_exporter.sources.health import Dependency, DependencyHealth
+
+DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
+
+
+class HttpReader:
+    """GET JSON or text from the stack, translating aiohttp errors into SourceErrors."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        health: DependencyHealth,
+        *,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        self._session = session
+        self._health = health
+        self._max_body = max_body_bytes
+        self._headers = dict(headers or {})
+
+    async def close(self) -> None:
+        """Close the client session."""
+        await self._session.close()
+
+    async def get_json(
+        self, dependency: Dependency, url: str, params: Mapping[str, str] | None = None
+    ) -> object:
+        """GET `url` and decode its JSON body."""
+        body = await self.get_bytes(dependency, url, params)
+        try:
+            return json.loads(body)
+        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise BadPayload(f"GET {url}: body is not JSON ({err})") from err
+
+    async def get_text(
+        self, dependency: Dependency, url: str, params: Mapping[str, str] | None = None
+    ) -> str:
+        """GET `url` and decode its body as UTF-8 text."""
+        body = await self.get_bytes(dependency, url, params)
+        try:
+            return body.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise BadPayload(f"GET {url}: body is not UTF-8 ({err})") from err
+
+    async def get_bytes(
+        self, dependency: Dependency, url: str, params: Mapping[str, str] | None = None
+    ) -> bytes:
+        """GET `url`; return its body, refusing non-2xx answers and bodies over the cap."""
+        async with self._health.attempt(dependency):
+            try:
+                async with self._session.get(
+                    url, params=params, headers=self._headers, allow_redirects=False
+                ) as response:
+                    if not 200 <= response.status < 300:
+                        raise HttpStatusError(url, response.status)
+                    if (response.content_length or 0) > self._max_body:
+                        raise TooLarge(
+                            f"GET {url}: Content-Length {response.content_length} exceeds "
+                            f"the {self._max_body}-byte cap (QUANTOPS_HTTP_MAX_BODY_BYTES)"
+                        )
+                    return await self._read_capped(url, response)
+            except aiohttp.ClientError as err:
+                raise Unreachable(f"GET {url}: {type(err).__name__}: {err}") from err
+
+    async def _read_capped(self, url: str, response: aiohttp.ClientResponse) -> bytes:
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.content.iter_chunked(64 * 1024):
+            size += len(chunk)
+            if size > self._max_body:
+                raise TooLarge(
+                    f"GET {url}: body exceeds the {self._max_body}-byte cap "
+                    "(QUANTOPS_HTTP_MAX_BODY_BYTES)"
+                )
+            chunks.append(chunk)
+        return b"".join(chunks)

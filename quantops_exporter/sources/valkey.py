@@ -1,0 +1,146 @@
+"""Read-only access to Valkey: the only seam between the checks and the key space.
+
+Only read commands exist here (PING, GET, PTTL, ZREVRANGE, HGETALL), so a Valkey ACL user
+limited to `+@read +ping` is enough. Per-instrument reads go out as one pipeline: one round
+trip per check run, whatever the number of instruments.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis import exceptions as redis_errors
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from quantops_exporter.sources.errors import Forbidden, SourceError, Unreachable, WrongType
+from quantops_exporter.sources.health import Dependency, DependencyHealth
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRead:
+    """What one key held: its bytes (None when missing), or that it holds another type."""
+
+    key: str
+    value: Any = None
+    wrong_type: bool = False
+    pttl_ms: int | None = None
+
+    @property
+    def missing(self) -> bool:
+        """True when the key does not exist (or is an empty collection)."""
+        return not self.wrong_type and self.value in (None, [], {})
+
+
+def connect(url: str, *, timeout: float) -> aioredis.Redis:
+    """A client for `url` that never retries on its own: the next scheduled run is the retry."""
+    return aioredis.Redis.from_url(
+        url,
+        socket_connect_timeout=timeout,
+        socket_timeout=timeout,
+        retry=Retry(NoBackoff(), 0),
+        # No CLIENT SETINFO on connect: the read-only ACL user need not be allowed it.
+        lib_name=None,
+        lib_version=None,
+    )
+
+
+class ValkeyReader:
+    """Pipelined, read-only Valkey reads that translate client errors into SourceErrors."""
+
+    def __init__(self, client: aioredis.Redis, health: DependencyHealth) -> None:
+        self._client = client
+        self._health = health
+
+    async def close(self) -> None:
+        """Close the connection pool."""
+        await self._client.aclose()
+
+    async def ping(self) -> float:
+        """PING; return the round-trip time in seconds."""
+        async with self._attempt():
+            started = time.perf_counter()
+            await self._client.ping()
+            return time.perf_counter() - started
+
+    async def get(self, key: str) -> KeyRead:
+        """GET one string key."""
+        return (await self.get_many([key]))[0]
+
+    async def get_many(self, keys: Sequence[str], *, with_ttl: bool = False) -> list[KeyRead]:
+        """GET (and optionally PTTL) every key in one round trip."""
+        results = await self._pipeline(
+            [("GET", key) for key in keys] + ([("PTTL", key) for key in keys] if with_ttl else [])
+        )
+        reads = []
+        for index, key in enumerate(keys):
+            value = results[index]
+            pttl = results[len(keys) + index] if with_ttl else None
+            reads.append(
+                KeyRead(
+                    key=key,
+                    value=None if _is_wrong_type(value) else value,
+                    wrong_type=_is_wrong_type(value),
+                    pttl_ms=pttl if isinstance(pttl, int) and pttl >= 0 else None,
+                )
+            )
+        return reads
+
+    async def newest_members(self, keys: Sequence[str]) -> list[KeyRead]:
+        """The highest-scored (member, score) of every sorted set, in one round trip."""
+        results = await self._pipeline([("ZREVRANGE", key, 0, 0, "WITHSCORES") for key in keys])
+        return [
+            KeyRead(
+                key=key,
+                value=None if _is_wrong_type(value) or not value else value[0],
+                wrong_type=_is_wrong_type(value),
+            )
+            for key, value in zip(keys, results, strict=True)
+        ]
+
+    async def hgetall(self, key: str) -> KeyRead:
+        """HGETALL one hash key."""
+        (value,) = await self._pipeline([("HGETALL", key)])
+        return KeyRead(
+            key=key,
+            value=None if _is_wrong_type(value) else value,
+            wrong_type=_is_wrong_type(value),
+        )
+
+    async def _pipeline(self, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
+        async with self._attempt():
+            pipe = self._client.pipeline(transaction=False)
+            for command in commands:
+                pipe.execute_command(*command)
+            results: list[Any] = await pipe.execute(raise_on_error=False)
+        for result in results:
+            if isinstance(result, redis_errors.ResponseError) and not _is_wrong_type(result):
+                raise _translate(result)
+        return results
+
+    @asynccontextmanager
+    async def _attempt(self) -> AsyncIterator[None]:
+        async with self._health.attempt(Dependency.VALKEY):
+            try:
+                yield
+            except redis_errors.RedisError as err:
+                raise _translate(err) from err
+
+
+def _is_wrong_type(value: object) -> bool:
+    return isinstance(value, redis_errors.ResponseError) and str(value).startswith("WRONGTYPE")
+
+
+def _translate(err: redis_errors.RedisError) -> SourceError:
+    if isinstance(err, redis_errors.ConnectionError | redis_errors.TimeoutError):
+        return Unreachable(f"Valkey: {err}")
+    if isinstance(err, redis_errors.NoPermissionError) or str(err).startswith("NOPERM"):
+        return Forbidden(f"Valkey refused the command: {err}")
+    if _is_wrong_type(err):
+        return WrongType(str(err))
+    return SourceError(f"Valkey: {err}")
