@@ -8,13 +8,14 @@ trip per check run, whatever the number of instruments.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
 from redis import exceptions as redis_errors
+from redis.asyncio.client import Pipeline
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -44,9 +45,6 @@ def connect(url: str, *, timeout: float) -> aioredis.Redis:
         socket_connect_timeout=timeout,
         socket_timeout=timeout,
         retry=Retry(NoBackoff(), 0),
-        # No CLIENT SETINFO on connect: the read-only ACL user need not be allowed it.
-        lib_name=None,
-        lib_version=None,
     )
 
 
@@ -74,49 +72,45 @@ class ValkeyReader:
 
     async def get_many(self, keys: Sequence[str], *, with_ttl: bool = False) -> list[KeyRead]:
         """GET (and optionally PTTL) every key in one round trip."""
-        results = await self._pipeline(
-            [("GET", key) for key in keys] + ([("PTTL", key) for key in keys] if with_ttl else [])
-        )
+
+        def queue(pipe: Pipeline) -> None:
+            for key in keys:
+                pipe.get(key)
+            for key in keys if with_ttl else ():
+                pipe.pttl(key)
+
+        results = await self._pipeline(queue)
         reads = []
         for index, key in enumerate(keys):
-            value = results[index]
             pttl = results[len(keys) + index] if with_ttl else None
             reads.append(
-                KeyRead(
-                    key=key,
-                    value=None if _is_wrong_type(value) else value,
-                    wrong_type=_is_wrong_type(value),
-                    pttl_ms=pttl if isinstance(pttl, int) and pttl >= 0 else None,
-                )
+                _key_read(key, results[index], pttl_ms=pttl if isinstance(pttl, int) else None)
             )
         return reads
 
     async def newest_members(self, keys: Sequence[str]) -> list[KeyRead]:
         """The highest-scored (member, score) of every sorted set, in one round trip."""
-        results = await self._pipeline([("ZREVRANGE", key, 0, 0, "WITHSCORES") for key in keys])
+
+        def queue(pipe: Pipeline) -> None:
+            for key in keys:
+                pipe.zrevrange(key, 0, 0, withscores=True)
+
+        results = await self._pipeline(queue)
         return [
-            KeyRead(
-                key=key,
-                value=None if _is_wrong_type(value) or not value else value[0],
-                wrong_type=_is_wrong_type(value),
-            )
+            _key_read(key, tuple(value[0]) if isinstance(value, list) and value else value)
             for key, value in zip(keys, results, strict=True)
         ]
 
     async def hgetall(self, key: str) -> KeyRead:
         """HGETALL one hash key."""
-        (value,) = await self._pipeline([("HGETALL", key)])
-        return KeyRead(
-            key=key,
-            value=None if _is_wrong_type(value) else value,
-            wrong_type=_is_wrong_type(value),
-        )
+        (value,) = await self._pipeline(lambda pipe: pipe.hgetall(key))
+        return _key_read(key, value)
 
-    async def _pipeline(self, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
+    async def _pipeline(self, queue: Callable[[Pipeline], object]) -> list[Any]:
+        """Send what `queue` adds to a pipeline in one round trip; WRONGTYPE stays per key."""
         async with self._attempt():
             pipe = self._client.pipeline(transaction=False)
-            for command in commands:
-                pipe.execute_command(*command)
+            queue(pipe)
             results: list[Any] = await pipe.execute(raise_on_error=False)
         for result in results:
             if isinstance(result, redis_errors.ResponseError) and not _is_wrong_type(result):
@@ -130,6 +124,16 @@ class ValkeyReader:
                 yield
             except redis_errors.RedisError as err:
                 raise _translate(err) from err
+
+
+def _key_read(key: str, value: object, *, pttl_ms: int | None = None) -> KeyRead:
+    wrong = _is_wrong_type(value)
+    return KeyRead(
+        key=key,
+        value=None if wrong else value,
+        wrong_type=wrong,
+        pttl_ms=pttl_ms if pttl_ms is not None and pttl_ms >= 0 else None,
+    )
 
 
 def _is_wrong_type(value: object) -> bool:

