@@ -72,7 +72,11 @@ class SepSimulator:
 
     async def write_now(self) -> bool:
         """Apply the current snapshot at once (tests call this instead of waiting a tick)."""
-        return await self._writer.apply(self.snapshot())
+        return await self._writer.apply(self.snapshot)
+
+    def writes_paused(self) -> asyncio.Lock:
+        """`async with sim.writes_paused():` stops the writers for the block (reads go on)."""
+        return self._writer.paused()
 
     async def start(self) -> None:
         """Write the keys once, then keep writing them, and serve the API."""

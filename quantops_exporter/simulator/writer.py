@@ -26,16 +26,30 @@ class ValkeyWriter:
         self._client = client
         self._last_written: dict[str, str] = {}
         self._down = False
+        self._lock = asyncio.Lock()
 
-    async def apply(self, snap: Snapshot) -> bool:
-        """Write `snap`; return False (and log once) when Valkey is unreachable."""
-        try:
-            await self._apply(snap)
-        except (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError) as err:
-            if not self._down:
-                log.warning("simulator_valkey_unreachable", error=str(err))
-            self._down = True
-            return False
+    def paused(self) -> asyncio.Lock:
+        """`async with writer.paused():` holds every write back until the block ends."""
+        return self._lock
+
+    async def apply(self, make_snapshot: Callable[[], Snapshot]) -> bool:
+        """Write a snapshot taken under the lock, so the latest scenario's write lands last.
+
+        Returns False (and logs once) when Valkey is unreachable.
+        """
+        for attempt in (1, 2):
+            try:
+                async with self._lock:
+                    await self._apply(make_snapshot())
+                break
+            except (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError) as err:
+                # A restarted server leaves dead pooled connections: drop them, try once more.
+                await self._client.connection_pool.disconnect()
+                if attempt == 2:
+                    if not self._down:
+                        log.warning("simulator_valkey_unreachable", error=str(err))
+                    self._down = True
+                    return False
         if self._down:
             log.info("simulator_valkey_back")
         self._down = False
@@ -89,5 +103,5 @@ async def write_forever(
 ) -> None:
     """Apply a fresh snapshot every `every` seconds until cancelled."""
     while True:
-        await writer.apply(make_snapshot())
+        await writer.apply(make_snapshot)
         await asyncio.sleep(every)

@@ -1,0 +1,48 @@
+"""Integration fixtures: the simulated stack over a real Valkey server."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from quantops_exporter.config import Settings
+from quantops_exporter.market import AlwaysOpenCalendar
+from quantops_exporter.simulator.stack import SepSimulator
+from quantops_exporter.simulator.valkey_server import ValkeyServer
+from tests.conftest import make_settings
+
+INSTRUMENTS = (
+    "EUR_USD",
+    "USD_JPY",
+    "GBP_USD",
+    "EUR_JPY",
+    "USD_CAD",
+    "NZD_USD",
+    "AUD_USD",
+    "USD_CHF",
+)
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def sim(own_valkey_server: ValkeyServer) -> AsyncIterator[SepSimulator]:
+    """A healthy simulated stack on its own Valkey server (which scenarios may stop)."""
+    simulator = SepSimulator(
+        own_valkey_server.url,
+        INSTRUMENTS,
+        calendar=AlwaysOpenCalendar(),
+        server=own_valkey_server,
+        write_every=0.2,
+    )
+    await simulator.start()
+    yield simulator
+    await simulator.stop()
+
+
+def settings_for(sim: SepSimulator, **values: object) -> Settings:
+    """Exporter settings pointing at `sim`."""
+    assert sim.server is not None
+    values.setdefault("valkey_url", sim.server.url)
+    return make_settings(sep_api_url=sim.api_url, hotband_pairs=sim.instruments, **values)

@@ -1,0 +1,148 @@
+"""The running daemon: serves /metrics through outages and recovers without a restart."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+from aiohttp import test_utils, web
+from prometheus_client.parser import text_string_to_metric_families
+
+from quantops_exporter.app import build_exporter
+from quantops_exporter.config import Settings
+from quantops_exporter.simulator.scenarios import Scenario
+from quantops_exporter.simulator.stack import SepSimulator
+from tests.integration.conftest import settings_for
+
+pytestmark = pytest.mark.integration
+
+FAST = {
+    name: {"interval_seconds": 0.5, "timeout_seconds": 0.4}
+    for name in (
+        "valkey_ping",
+        "kill_switch",
+        "manifold_freshness",
+        "signal_freshness",
+        "gates_blob_freshness",
+    )
+}
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Parse exposition text into {(name, sorted labels): value}."""
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def value(text: str, name: str, **labels: str) -> float | None:
+    """One sample's value from exposition text."""
+    return samples(text).get((name, tuple(sorted(labels.items()))))
+
+
+@pytest.fixture
+async def daemon(sim: SepSimulator) -> AsyncIterator[test_utils.TestClient]:  # type: ignore[type-arg]
+    """The exporter (scheduler included) against the simulator, with half-second cadences."""
+    exporter = build_exporter(settings_for(sim, checks=FAST))
+    async with test_utils.TestClient(test_utils.TestServer(exporter.app)) as client:
+        yield client
+
+
+async def scrape(client: test_utils.TestClient) -> str:  # type: ignore[type-arg]
+    """GET /metrics, which must answer 200."""
+    response = await client.get("/metrics")
+    assert response.status == 200
+    return await response.text()
+
+
+async def until(
+    client: test_utils.TestClient,
+    predicate: Callable[[str], bool],  # type: ignore[type-arg]
+    limit: float = 10.0,
+) -> str:
+    """Scrape until `predicate(text)` holds; fail after `limit` seconds."""
+    async with asyncio.timeout(limit):
+        while True:
+            text = await scrape(client)
+            if predicate(text):
+                return text
+            await asyncio.sleep(0.1)
+
+
+def all_ok(text: str) -> bool:
+    """Every check's ok gauge is 1."""
+    return all(value(text, "runbook_check_ok", check=c) == 1 for c in FAST)
+
+
+async def test_daemon_reports_all_ok_against_a_healthy_stack(daemon) -> None:  # type: ignore[no-untyped-def]
+    """All five checks reach ok=1, readiness turns 200, and freshness is exported."""
+    text = await until(daemon, all_ok)
+    assert (await daemon.get("/-/ready")).status == 200
+    assert value(text, "runbook_dependency_up", dependency="valkey") == 1
+    assert (
+        value(
+            text,
+            "runbook_freshness_last_update_timestamp_seconds",
+            source="ws_manifold",
+            instrument="EUR_USD",
+        )
+        is not None
+    )
+
+
+async def test_valkey_killed_and_restarted_under_the_daemon(
+    daemon,
+    sim: SepSimulator,  # type: ignore[no-untyped-def]
+) -> None:
+    """Valkey down: /metrics keeps answering with valkey down and errors; back: all ok again."""
+    await until(daemon, all_ok)
+    await sim.set_scenario(Scenario.VALKEY_DOWN)
+    text = await until(
+        daemon,
+        lambda t: (
+            value(t, "runbook_check_failure_reason", check="valkey_ping", reason="unreachable") == 1
+        ),
+    )
+    assert value(text, "runbook_dependency_up", dependency="valkey") == 0
+    assert value(text, "runbook_check_ok", check="valkey_ping") == 0
+    assert value(text, "runbook_check_status", check="valkey_ping", status="error") == 1
+    await sim.set_scenario(Scenario.HEALTHY)
+    text = await until(daemon, all_ok)
+    assert value(text, "runbook_dependency_up", dependency="valkey") == 1
+
+
+async def test_scrape_answers_while_a_check_hangs(sim: SepSimulator) -> None:
+    """With the API hung mid-request, /metrics still answers and the check ends as timeout."""
+    entered = asyncio.Event()
+    release = asyncio.Event()
+
+    async def hang(request: web.Request) -> web.Response:
+        entered.set()
+        await release.wait()
+        return web.json_response({"kill_switch": False})
+
+    app = web.Application()
+    app.router.add_get("/api/kill-switch", hang)
+    async with test_utils.TestServer(app) as api:
+        settings: Settings = settings_for(
+            sim, checks={"kill_switch": {"interval_seconds": 5, "timeout_seconds": 1}}
+        )
+        settings = settings.model_copy(update={"sep_api_url": str(api.make_url("")).rstrip("/")})
+        exporter = build_exporter(settings)
+        async with test_utils.TestClient(test_utils.TestServer(exporter.app)) as client:
+            await asyncio.wait_for(entered.wait(), 5)
+            text = await scrape(client)  # the check is in flight right now
+            assert not release.is_set()
+            assert value(text, "runbook_check_ok", check="kill_switch") == 0
+            text = await until(
+                client,
+                lambda t: (
+                    value(t, "runbook_check_failure_reason", check="kill_switch", reason="timeout")
+                    == 1
+                ),
+            )
+            assert value(text, "runbook_dependency_up", dependency="api") == 0
+            release.set()

@@ -1,0 +1,97 @@
+"""Every simulator scenario fails exactly the checks it should, on real Valkey and real HTTP."""
+
+from __future__ import annotations
+
+import pytest
+
+from quantops_exporter.app import run_once
+from quantops_exporter.checks.base import Reason, Status
+from quantops_exporter.checks.catalog import CHECK_NAMES
+from quantops_exporter.simulator.scenarios import EXPECTED_FAILURES, Scenario
+from quantops_exporter.simulator.stack import SepSimulator
+from quantops_exporter.simulator.state import TimeUnit, Variant
+from tests.integration.conftest import settings_for
+
+pytestmark = pytest.mark.integration
+
+EXPECTED_REASONS = {
+    Scenario.STALE_MANIFOLD: {"manifold_freshness": Reason.STALE},
+    Scenario.SIGNALS_STALLED: {"signal_freshness": Reason.STALE},
+    Scenario.GATES_BLOB_STALE: {"gates_blob_freshness": Reason.STALE},
+    Scenario.KILL_SWITCH_ENGAGED: {"kill_switch": Reason.UNEXPECTED_VALUE},
+    Scenario.KILL_SWITCH_MISMATCH: {"kill_switch": Reason.MISMATCH},
+    Scenario.BAD_PAYLOAD: {
+        "manifold_freshness": Reason.BAD_PAYLOAD,
+        "gates_blob_freshness": Reason.WRONG_TYPE,
+    },
+    Scenario.VALKEY_DOWN: {
+        "valkey_ping": Reason.UNREACHABLE,
+        "manifold_freshness": Reason.UNREACHABLE,
+    },
+}
+
+
+async def outcomes(sim: SepSimulator, **values: object) -> dict[str, tuple[Status, Reason, str]]:
+    """Run the catalog once against `sim`; (status, reason, summary) per check."""
+    results = await run_once(settings_for(sim, **values))
+    return {o.check: (o.status, o.reason, o.summary) for _c, o in results}
+
+
+def test_every_scenario_names_only_real_checks() -> None:
+    """The expectations table covers every scenario and names only catalog checks."""
+    assert set(EXPECTED_FAILURES) == set(Scenario)
+    for failing in EXPECTED_FAILURES.values():
+        assert failing <= CHECK_NAMES
+
+
+@pytest.mark.parametrize("scenario", list(Scenario))
+async def test_scenario_fails_exactly_the_expected_checks(
+    sim: SepSimulator, scenario: Scenario
+) -> None:
+    """The scenario's checks fail (or error) with the right reason; every other check is ok."""
+    await sim.set_scenario(scenario)
+    seen = await outcomes(sim)
+    assert set(seen) == CHECK_NAMES
+    failing = {name for name, (status, _r, _s) in seen.items() if status is not Status.OK}
+    assert failing == EXPECTED_FAILURES[scenario], seen
+    for name, reason in EXPECTED_REASONS.get(scenario, {}).items():
+        assert seen[name][1] is reason, seen[name]
+
+
+async def test_scenario_recovers_when_switched_back(sim: SepSimulator) -> None:
+    """After a fault scenario (even Valkey down and back), healthy gives all ok again."""
+    await sim.set_scenario(Scenario.VALKEY_DOWN)
+    assert (await outcomes(sim))["valkey_ping"][0] is Status.ERROR
+    await sim.set_scenario(Scenario.HEALTHY)
+    seen = await outcomes(sim)
+    assert {s for s, _r, _m in seen.values()} == {Status.OK}, seen
+
+
+@pytest.mark.parametrize(
+    "variant",
+    [
+        Variant(manifold_ts_field="ts", manifold_ts_unit=TimeUnit.S),
+        Variant(manifold_ts_field="t", manifold_ts_unit=TimeUnit.NS),
+        Variant(manifold_ts_field="timestamp", manifold_ts_unit=TimeUnit.ISO),
+        Variant(manifold_ts_field="time", manifold_ts_unit=TimeUnit.US),
+        Variant(signal_score_unit=TimeUnit.S, gates_blob_ts_unit=TimeUnit.S),
+        Variant(signal_score_unit=TimeUnit.NS, gates_blob_ts_unit=TimeUnit.ISO),
+        Variant(gates_blob_shape="hysteresis"),
+    ],
+    ids=lambda v: (
+        f"{v.manifold_ts_field}-{v.manifold_ts_unit}-{v.signal_score_unit}-"
+        f"{v.gates_blob_ts_unit}-{v.gates_blob_shape}"
+    ),
+)
+async def test_contract_variants_are_all_read(sim: SepSimulator, variant: Variant) -> None:
+    """Every timestamp field, unit and blob shape the contract lists reads as healthy."""
+    sim.variant = variant
+    await sim.write_now()
+    seen = await outcomes(sim)
+    assert {s for s, _r, _m in seen.values()} == {Status.OK}, seen
+
+
+async def test_signal_score_mode_reads_the_score(sim: SepSimulator) -> None:
+    """QUANTOPS_SIGNAL_TS_SOURCE=score reads the ZSET score (ms in the simulator)."""
+    seen = await outcomes(sim, signal_ts_source="score")
+    assert seen["signal_freshness"][0] is Status.OK

@@ -1,0 +1,112 @@
+"""The command line as other tools call it: exit codes, JSON rows, messages, no tracebacks."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from quantops_exporter.simulator.valkey_server import free_port
+
+COMMANDS = (["run"], ["check"], ["check", "--json"], ["check-config"], ["demo"], [])
+
+
+def cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """Run `python -m quantops_exporter ARGS` with a clean environment plus `env`."""
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.upper().startswith("QUANTOPS_") and k not in ("VALKEY_URL", "SEP_API_URL")
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "quantops_exporter", *args],
+        env=base | (env or {}),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def nothing_listening() -> dict[str, str]:
+    """Settings that point every dependency at closed loopback ports."""
+    return {
+        "VALKEY_URL": f"redis://127.0.0.1:{free_port()}/0",
+        "SEP_API_URL": f"http://127.0.0.1:{free_port()}",
+        "QUANTOPS_MARKET_HOURS": "always",
+    }
+
+
+def test_check_json_against_nothing_exits_1_with_unreachable_rows() -> None:
+    """Every check is an error/unreachable row; exit 1; no traceback anywhere."""
+    result = cli("check", "--json", env=nothing_listening())
+    assert result.returncode == 1, result.stderr
+    rows = json.loads(result.stdout)
+    assert {row["check"] for row in rows} == {
+        "valkey_ping",
+        "kill_switch",
+        "manifold_freshness",
+        "signal_freshness",
+        "gates_blob_freshness",
+    }
+    for row in rows:
+        assert (row["status"], row["reason"]) == ("error", "unreachable"), row
+        assert {"summary", "runbook", "duration_seconds"} <= set(row)
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_check_table_is_readable() -> None:
+    """Without --json, one line per check with a mark, status and reason."""
+    result = cli("check", env=nothing_listening())
+    assert result.returncode == 1
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 5
+    assert all(line.startswith("✗") and "unreachable" in line for line in lines)
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "default")
+def test_bad_listen_address_exits_2_naming_the_variable(command: list[str]) -> None:
+    """Any command refuses a bad QUANTOPS_LISTEN_ADDRESS with exit 2 and the variable's name."""
+    result = cli(*command, env={"QUANTOPS_LISTEN_ADDRESS": "localhost"}, timeout=20)
+    assert result.returncode == 2
+    assert "QUANTOPS_LISTEN_ADDRESS='localhost'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_check_config_masks_secrets() -> None:
+    """check-config prints the effective settings with the password masked, exit 0."""
+    result = cli("check-config", env={"VALKEY_URL": "redis://ops:hunter2@valkey:6379/0"})
+    assert result.returncode == 0
+    assert "VALKEY_URL=redis://ops:***@valkey:6379/0" in result.stdout
+    assert "hunter2" not in result.stdout
+
+
+@pytest.mark.parametrize("command", ["run", "check", "check-config", "demo"])
+def test_help_everywhere(command: str) -> None:
+    """Each subcommand has --help mentioning --env-file."""
+    result = cli(command, "--help")
+    assert result.returncode == 0
+    assert "--env-file" in result.stdout
+
+
+def test_port_in_use_is_a_clean_error() -> None:
+    """The daemon cannot listen: a log line saying so and exit 1, not a traceback."""
+    import socket
+
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        result = cli(
+            "run",
+            env=nothing_listening() | {"QUANTOPS_LISTEN_ADDRESS": f"127.0.0.1:{port}"},
+            timeout=30,
+        )
+    assert result.returncode == 1
+    assert "cannot_listen" in result.stderr
+    assert "Traceback" not in result.stderr
