@@ -29,19 +29,21 @@ _MARKS = {Status.OK: "✓", Status.FAIL: "✗", Status.ERROR: "✗", Status.SKIP
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every subcommand."""
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "--env-file",
-        type=Path,
-        metavar="PATH",
-        help="read settings from this dotenv file too (e.g. the stack's .env.hotband); "
-        "environment variables win over it",
+    env_help = (
+        "read settings from this dotenv file too (e.g. the stack's .env.hotband); "
+        "environment variables win over it"
     )
     parser = argparse.ArgumentParser(
         prog="quantops-exporter",
-        parents=[common],
         description="Run the SEP operations runbook as continuous Prometheus checks.",
         epilog="Settings come from environment variables; see README.md or `check-config`.",
+    )
+    parser.add_argument("--env-file", type=Path, metavar="PATH", help=env_help)
+    # Subcommands accept it too; SUPPRESS keeps their default from erasing a value given
+    # before the subcommand (`quantops-exporter --env-file F run`).
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--env-file", type=Path, metavar="PATH", help=env_help, default=argparse.SUPPRESS
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

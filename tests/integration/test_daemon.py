@@ -146,3 +146,23 @@ async def test_scrape_answers_while_a_check_hangs(sim: SepSimulator) -> None:
             )
             assert value(text, "runbook_dependency_up", dependency="api") == 0
             release.set()
+
+
+async def test_daemon_starts_with_valkey_down_and_recovers_when_it_appears(
+    sim: SepSimulator,
+) -> None:
+    """Valkey absent at start: the daemon serves, reports unreachable, then recovers unaided."""
+    await sim.set_scenario(Scenario.VALKEY_DOWN)
+    exporter = build_exporter(settings_for(sim, checks=FAST))
+    async with test_utils.TestClient(test_utils.TestServer(exporter.app)) as client:
+        text = await until(
+            client,
+            lambda t: (
+                value(t, "runbook_check_failure_reason", check="valkey_ping", reason="unreachable")
+                == 1
+            ),
+        )
+        assert value(text, "runbook_dependency_up", dependency="valkey") == 0
+        assert (await client.get("/-/healthy")).status == 200
+        await sim.set_scenario(Scenario.HEALTHY)  # starts the server and writes the keys
+        await until(client, all_ok)

@@ -110,3 +110,25 @@ def test_port_in_use_is_a_clean_error() -> None:
     assert result.returncode == 1
     assert "cannot_listen" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("before", [True, False], ids=["before-command", "after-command"])
+def test_env_file_works_before_or_after_the_command(tmp_path, before: bool) -> None:  # type: ignore[no-untyped-def]
+    """`--env-file F check-config` and `check-config --env-file F` both read the file."""
+    env_file = tmp_path / ".env.hotband"
+    env_file.write_text("FRESH_MAX_WS_AGE_SEC=41\n")
+    args = (
+        ["--env-file", str(env_file), "check-config"]
+        if before
+        else ["check-config", "--env-file", str(env_file)]
+    )
+    result = cli(*args)
+    assert result.returncode == 0, result.stderr
+    assert "FRESH_MAX_WS_AGE_SEC=41.0" in result.stdout
+
+
+def test_missing_env_file_exits_2() -> None:
+    """A wrong --env-file path is a configuration error naming the path."""
+    result = cli("check", "--env-file", "/nonexistent/.env.hotband")
+    assert result.returncode == 2
+    assert "/nonexistent/.env.hotband: no such file" in result.stderr
