@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -36,7 +37,9 @@ def make_settings(**values: object) -> Settings:
     return Settings(**values)  # type: ignore[arg-type]
 
 
-def _require_server_binary() -> ValkeyServer:
+@contextmanager
+def running_valkey() -> Iterator[ValkeyServer]:
+    """A started real Valkey server; skipped with the reason outside CI, a failure in CI."""
     binary = find_server_binary()
     if binary is None:
         reason = (
@@ -46,32 +49,16 @@ def _require_server_binary() -> ValkeyServer:
         if os.environ.get("CI"):
             pytest.fail(f"CI must run the real-Valkey tests: {reason}")
         pytest.skip(reason)
-    return ValkeyServer(binary)
-
-
-@pytest.fixture(scope="session")
-def valkey_server() -> Iterator[ValkeyServer]:
-    """One real Valkey server for the session (tests flush it; see `valkey_url`)."""
-    server = _require_server_binary()
+    server = ValkeyServer(binary)
     server.start()
-    yield server
-    server.stop()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture
 def own_valkey_server() -> Iterator[ValkeyServer]:
     """A real Valkey server this test may stop, pause and restart."""
-    server = _require_server_binary()
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def valkey_url(valkey_server: ValkeyServer) -> str:
-    """The shared server's URL, flushed before the test."""
-    import redis
-
-    with redis.Redis.from_url(valkey_server.url) as client:
-        client.flushall()
-    return valkey_server.url
+    with running_valkey() as server:
+        yield server

@@ -6,22 +6,13 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from quantops_exporter.config import Settings
+from quantops_exporter.config import DEFAULT_PAIRS, Settings
 from quantops_exporter.market import AlwaysOpenCalendar
 from quantops_exporter.simulator.stack import SepSimulator
 from quantops_exporter.simulator.valkey_server import ValkeyServer
 from tests.conftest import make_settings
 
-INSTRUMENTS = (
-    "EUR_USD",
-    "USD_JPY",
-    "GBP_USD",
-    "EUR_JPY",
-    "USD_CAD",
-    "NZD_USD",
-    "AUD_USD",
-    "USD_CHF",
-)
+INSTRUMENTS = DEFAULT_PAIRS  # the eight hot-band pairs, as the stack runs them
 
 pytestmark = pytest.mark.integration
 
