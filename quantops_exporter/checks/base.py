@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from quantops_exporter.sources.health import Dependency
 
@@ -142,6 +143,22 @@ class CheckContext:
 
 
 Run = Callable[[CheckContext], Awaitable[Verdict]]
+
+A = TypeVar("A")
+B = TypeVar("B")
+
+
+async def read_both(first: Awaitable[A], second: Awaitable[B]) -> tuple[A, B]:
+    """Await two reads concurrently and let both finish, then raise the first error.
+
+    Not a TaskGroup: a group cancels the sibling of a failed read, and DependencyHealth takes a
+    cancelled request for a hung dependency, so an API outage would mark Valkey down too.
+    """
+    results = await asyncio.gather(first, second, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return results[0], results[1]  # type: ignore[return-value]
 
 
 @dataclass(frozen=True, slots=True)

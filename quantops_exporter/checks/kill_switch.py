@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from enum import StrEnum
 
 from quantops_exporter.checks.base import (
@@ -12,6 +11,7 @@ from quantops_exporter.checks.base import (
     Reason,
     Status,
     Verdict,
+    read_both,
 )
 from quantops_exporter.sources.errors import BadPayload
 from quantops_exporter.sources.health import Dependency
@@ -120,14 +120,12 @@ def judge_kill_switch(
 
 async def check_kill_switch(ctx: CheckContext) -> Verdict:
     """`GET /api/kill-switch` and `ops:kill_switch` agree and match the policy for now."""
-    async with asyncio.TaskGroup() as group:
-        api_task = group.create_task(
-            ctx.http.get_json(Dependency.API, ctx.api_url + KILL_SWITCH_PATH)
-        )
-        valkey_task = group.create_task(ctx.valkey.get(KILL_SWITCH_KEY))
-    read = valkey_task.result()
+    payload, read = await read_both(
+        ctx.http.get_json(Dependency.API, ctx.api_url + KILL_SWITCH_PATH),
+        ctx.valkey.get(KILL_SWITCH_KEY),
+    )
     return judge_kill_switch(
-        api_engaged=parse_api_answer(api_task.result()),
+        api_engaged=parse_api_answer(payload),
         valkey_engaged=parse_valkey_value(read),
         valkey_missing=read.missing,
         market_open=ctx.calendar.is_open(ctx.clock()),

@@ -36,4 +36,5 @@ def settings_for(sim: SepSimulator, **values: object) -> Settings:
     """Exporter settings pointing at `sim`."""
     assert sim.server is not None
     values.setdefault("valkey_url", sim.server.url)
-    return make_settings(sep_api_url=sim.api_url, hotband_pairs=sim.instruments, **values)
+    values.setdefault("sep_api_url", sim.api_url)
+    return make_settings(hotband_pairs=sim.instruments, **values)

@@ -166,3 +166,22 @@ async def test_daemon_starts_with_valkey_down_and_recovers_when_it_appears(
         assert (await client.get("/-/healthy")).status == 200
         await sim.set_scenario(Scenario.HEALTHY)  # starts the server and writes the keys
         await until(client, all_ok)
+
+
+async def test_api_down_does_not_mark_valkey_down(sim: SepSimulator) -> None:
+    """kill_switch reads the API and Valkey together: the API refusing must not blame Valkey."""
+    from quantops_exporter.app import open_context
+    from quantops_exporter.checks.catalog import CHECKS
+    from quantops_exporter.runner import run_check
+    from quantops_exporter.simulator.valkey_server import free_port
+    from quantops_exporter.sources.health import Dependency, DependencyHealth
+
+    health = DependencyHealth()
+    settings = settings_for(sim, sep_api_url=f"http://127.0.0.1:{free_port()}")
+    kill_switch = next(c for c in CHECKS if c.name == "kill_switch")
+    async with open_context(settings, health) as ctx:
+        for _ in range(5):  # the race depends on which read finishes first: try a few times
+            outcome = await run_check(kill_switch, ctx)
+            assert outcome.reason.value == "unreachable"
+            assert health.state[Dependency.API] is False
+            assert health.state[Dependency.VALKEY] is True
