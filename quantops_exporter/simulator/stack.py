@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Callable
 
@@ -52,6 +51,7 @@ class SepSimulator:
         )
         self._writer = ValkeyWriter(self._client)
         self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
         self._runner: web.AppRunner | None = None
 
     @property
@@ -82,7 +82,7 @@ class SepSimulator:
         """Write the keys once, then keep writing them, and serve the API."""
         await self.write_now()
         self._task = asyncio.create_task(
-            write_forever(self._writer, self.snapshot, every=self._write_every)
+            write_forever(self._writer, self.snapshot, self._stopping, every=self._write_every)
         )
         app = build_api(self)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
@@ -93,9 +93,13 @@ class SepSimulator:
     async def stop(self) -> None:
         """Stop writing and serving; close the client."""
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            self._stopping.set()
+            # The write in flight finishes within the client's 1 s socket timeout; cancel only
+            # if it does not (e.g. a paused Valkey).
+            _done, pending = await asyncio.wait({self._task}, timeout=3)
+            for task in pending:
+                task.cancel()
+                await asyncio.wait({task}, timeout=3)
         if self._runner is not None:
             await self._runner.cleanup()
         await self._client.aclose()

@@ -8,6 +8,7 @@ check in the demo and `valkey-cli DEL` hands the key back.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 
 import redis.asyncio as aioredis
@@ -99,9 +100,19 @@ def _text(value: object) -> str:
 
 
 async def write_forever(
-    writer: ValkeyWriter, make_snapshot: Callable[[], Snapshot], *, every: float = 1.0
+    writer: ValkeyWriter,
+    make_snapshot: Callable[[], Snapshot],
+    stop: asyncio.Event,
+    *,
+    every: float = 1.0,
 ) -> None:
-    """Apply a fresh snapshot every `every` seconds until cancelled."""
-    while True:
+    """Apply a fresh snapshot every `every` seconds until `stop` is set.
+
+    A stop event rather than cancellation alone: on Python 3.11 redis-py's `wait_for` can
+    swallow a cancellation, which would leave this loop running forever.
+    """
+    while not stop.is_set():
         await writer.apply(make_snapshot)
-        await asyncio.sleep(every)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(every):
+                await stop.wait()

@@ -39,11 +39,15 @@ class KeyRead:
 
 
 def connect(url: str, *, timeout: float) -> aioredis.Redis:
-    """A client for `url` that never retries on its own: the next scheduled run is the retry."""
+    """A client for `url` that never retries on its own: the next scheduled run is the retry.
+
+    No `socket_timeout`: redis-py wraps socket I/O in `asyncio.wait_for` when it is set, and on
+    Python 3.11 `wait_for` can swallow a cancellation that lands as the I/O completes, so the
+    runner's timeout (the only one) might be lost. Connecting has its own bound.
+    """
     return aioredis.Redis.from_url(
         url,
         socket_connect_timeout=timeout,
-        socket_timeout=timeout,
         retry=Retry(NoBackoff(), 0),
     )
 
