@@ -185,3 +185,25 @@ async def test_api_down_does_not_mark_valkey_down(sim: SepSimulator) -> None:
             assert outcome.reason.value == "unreachable"
             assert health.state[Dependency.API] is False
             assert health.state[Dependency.VALKEY] is True
+
+
+async def test_paused_valkey_times_out_and_recovers(daemon, sim: SepSimulator) -> None:  # type: ignore[no-untyped-def]
+    """A SIGSTOPped Valkey: checks end at their timeout (error/timeout), /metrics keeps
+    answering, Valkey is marked down; after SIGCONT everything is ok again without a restart."""
+    import os
+    import signal
+
+    await until(daemon, all_ok)
+    assert sim.server is not None and sim.server.pid is not None
+    os.kill(sim.server.pid, signal.SIGSTOP)
+    try:
+        text = await until(
+            daemon,
+            lambda t: (
+                value(t, "runbook_check_failure_reason", check="valkey_ping", reason="timeout") == 1
+            ),
+        )
+        assert value(text, "runbook_dependency_up", dependency="valkey") == 0
+    finally:
+        os.kill(sim.server.pid, signal.SIGCONT)
+    await until(daemon, all_ok)
