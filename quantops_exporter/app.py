@@ -16,6 +16,7 @@ from prometheus_client import CollectorRegistry
 from quantops_exporter.board import Board
 from quantops_exporter.checks.base import Check, CheckContext, Outcome, Thresholds
 from quantops_exporter.checks.catalog import build_catalog
+from quantops_exporter.checks.memory import CheckMemory
 from quantops_exporter.config import MarketHours, Settings, mask_url
 from quantops_exporter.market import AlwaysOpenCalendar, Calendar, FxCalendar
 from quantops_exporter.metrics import build_registry
@@ -48,12 +49,32 @@ def thresholds_for(settings: Settings) -> Thresholds:
         manifold_ttl=settings.manifold_ttl_seconds,
         signal_ts_source=settings.signal_ts_source.value,
         kill_switch_policy=settings.kill_switch_policy.value,
+        min_eligible=settings.min_eligible,
+        echo_min_repetitions=settings.echo_min_repetitions,
+        echo_hazard_max=settings.echo_hazard_max,
+        alloc_top_k=settings.alloc_top_k,
+        alloc_interval=settings.alloc_interval_sec,
+        allocator_max_age=settings.allocator_max_age_seconds,
+        margin_hyst_high=settings.margin_hyst_high,
+        pm_max_per_pos_pct=settings.pm_max_per_pos_pct,
+        risk_alloc_target_pct=settings.risk_alloc_target_pct,
+        max_spread_bps=settings.max_spread_bps,
+        weights_scale=settings.allocation_weights_scale.value,
+        candles_instrument=settings.candles_instrument,
+        candles_limit=settings.candles_limit,
+        candles_max_age=settings.candles_max_age_seconds,
+        flat_grace=settings.flat_grace_seconds,
+        expected_sessions=tuple(s.value for s in settings.expected_sessions),
     )
 
 
 @asynccontextmanager
 async def open_context(
-    settings: Settings, health: DependencyHealth, *, clock: Clock = time.time
+    settings: Settings,
+    health: DependencyHealth,
+    *,
+    clock: Clock = time.time,
+    memory: CheckMemory | None = None,
 ) -> AsyncIterator[CheckContext]:
     """Open the read-only sources for `settings`; close them on exit."""
     catalog = build_catalog(settings.overrides())
@@ -74,6 +95,8 @@ async def open_context(
             thresholds=thresholds_for(settings),
             api_url=settings.sep_api_url,
             allocator_url=settings.allocator_url,
+            stack_metrics_url=settings.stack_metrics_url,
+            memory=memory or CheckMemory(),
         )
     finally:
         await http.close()

@@ -16,6 +16,8 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    NonNegativeFloat,
+    NonNegativeInt,
     PositiveFloat,
     PositiveInt,
     ValidationError,
@@ -26,6 +28,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from quantops_exporter.checks.catalog import CHECK_NAMES, CHECKS, Override
 from quantops_exporter.checks.kill_switch import KillSwitchPolicy
+from quantops_exporter.market import Session
 
 DEFAULT_PAIRS = (
     "EUR_USD",
@@ -39,6 +42,7 @@ DEFAULT_PAIRS = (
 )
 _INSTRUMENT = re.compile(r"^[A-Z0-9]{2,10}_[A-Z0-9]{2,10}$")
 _CHECKS_ENV = "QUANTOPS_CHECKS"
+Fraction = Annotated[float, Field(ge=0, le=1)]
 
 
 class LogFormat(StrEnum):
@@ -70,6 +74,14 @@ class SignalTimestampSource(StrEnum):
     AUTO = "auto"
     MEMBER = "member"
     SCORE = "score"
+
+
+class WeightsScale(StrEnum):
+    """How allocation weights are expressed (the stack's docs disagree)."""
+
+    AUTO = "auto"  # normalised when they sum to 1 (±0.01), else fractions of the budget
+    BUDGET = "budget"  # fractions of the budget: their sum is the total allocation
+    NORMALIZED = "normalized"  # shares summing to 1 of RISK_ALLOC_TARGET_PCT
 
 
 class CheckSettings(BaseModel):
@@ -141,6 +153,15 @@ class Settings(BaseSettings):
         300.0, validation_alias="FRESH_MAX_SIGNAL_AGE_SEC"
     )
     gates_blob_max_age_sec: PositiveFloat = Field(180.0, validation_alias="GATES_BLOB_MAX_AGE_SEC")
+    sep_metrics_url: str | None = Field(None, validation_alias="SEP_METRICS_URL")
+    alloc_top_k: PositiveInt = Field(3, validation_alias="ALLOC_TOP_K")
+    alloc_interval_sec: PositiveFloat = Field(60.0, validation_alias="ALLOC_INTERVAL_SEC")
+    echo_min_repetitions: NonNegativeFloat = Field(3, validation_alias="ECHO_MIN_REPETITIONS")
+    echo_hazard_max: Fraction = Field(0.70, validation_alias="ECHO_HAZARD_MAX")
+    margin_hyst_high: Fraction = Field(0.30, validation_alias="MARGIN_HYST_HIGH")
+    pm_max_per_pos_pct: Fraction = Field(0.10, validation_alias="PM_MAX_PER_POS_PCT")
+    risk_alloc_target_pct: Fraction = Field(0.30, validation_alias="RISK_ALLOC_TARGET_PCT")
+    max_spread_bps: PositiveFloat = Field(5.0, validation_alias="MAX_SPREAD_BPS")
 
     # The exporter's own settings.
     listen_address: str = Field(":9110", validation_alias="QUANTOPS_LISTEN_ADDRESS")
@@ -162,6 +183,25 @@ class Settings(BaseSettings):
     signal_ts_source: SignalTimestampSource = Field(
         SignalTimestampSource.AUTO, validation_alias="QUANTOPS_SIGNAL_TS_SOURCE"
     )
+    min_eligible: NonNegativeInt = Field(3, validation_alias="QUANTOPS_MIN_ELIGIBLE")
+    expected_sessions: Annotated[tuple[Session, ...], NoDecode] = Field(
+        (Session.TOKYO, Session.LONDON, Session.NEW_YORK),
+        validation_alias="QUANTOPS_EXPECTED_SESSIONS",
+    )
+    allocation_weights_scale: WeightsScale = Field(
+        WeightsScale.AUTO, validation_alias="QUANTOPS_ALLOCATION_WEIGHTS_SCALE"
+    )
+    candles_instrument: str = Field("EUR_USD", validation_alias="QUANTOPS_CANDLES_INSTRUMENT")
+    candles_limit: PositiveInt = Field(120, validation_alias="QUANTOPS_CANDLES_LIMIT")
+    candles_max_age_seconds: PositiveFloat = Field(
+        180.0, validation_alias="QUANTOPS_CANDLES_MAX_AGE_SECONDS"
+    )
+    allocator_max_age_seconds: PositiveFloat = Field(
+        180.0, validation_alias="QUANTOPS_ALLOCATOR_MAX_AGE_SECONDS"
+    )
+    flat_grace_seconds: NonNegativeFloat = Field(
+        300.0, validation_alias="QUANTOPS_FLAT_GRACE_SECONDS"
+    )
     http_max_body_bytes: PositiveInt = Field(
         4 * 1024 * 1024, validation_alias="QUANTOPS_HTTP_MAX_BODY_BYTES"
     )
@@ -173,6 +213,7 @@ class Settings(BaseSettings):
         "market_hours",
         "kill_switch_policy",
         "signal_ts_source",
+        "allocation_weights_scale",
         mode="before",
     )
     @classmethod
@@ -183,6 +224,21 @@ class Settings(BaseSettings):
     @classmethod
     def _csv(cls, value: object) -> object:
         return _split_csv(value)
+
+    @field_validator("expected_sessions", mode="before")
+    @classmethod
+    def _sessions(cls, value: object) -> object:
+        split = _split_csv(value)
+        if isinstance(split, list):
+            return [item.lower().replace(" ", "_") for item in split]
+        return split
+
+    @field_validator("candles_instrument")
+    @classmethod
+    def _candles_instrument(cls, value: str) -> str:
+        if not _INSTRUMENT.match(value.upper()):
+            raise ValueError("expected an instrument like EUR_USD")
+        return value.upper()
 
     @field_validator("hotband_pairs")
     @classmethod
@@ -203,6 +259,11 @@ class Settings(BaseSettings):
         if not value:
             raise ValueError("at least one field name is needed, e.g. ts_ms,ts")
         return value
+
+    @field_validator("sep_metrics_url")
+    @classmethod
+    def _metrics_url(cls, value: str | None) -> str | None:
+        return None if value in (None, "") else _http_url(value)
 
     @field_validator("sep_api_url", "allocator_url")
     @classmethod
@@ -253,6 +314,11 @@ class Settings(BaseSettings):
         return self
 
     @property
+    def stack_metrics_url(self) -> str:
+        """SEP_METRICS_URL, defaulting to the backend's own /metrics."""
+        return self.sep_metrics_url or f"{self.sep_api_url}/metrics"
+
+    @property
     def listen(self) -> ListenAddress:
         """The parsed listen address."""
         return parse_listen_address(self.listen_address)
@@ -275,8 +341,10 @@ class Settings(BaseSettings):
                     for key, item in cfg.model_dump(exclude_none=True).items():
                         shown[f"{_CHECKS_ENV}__{check}__{key.upper()}"] = item
                 continue
+            if name == "sep_metrics_url":
+                value = self.stack_metrics_url
             if isinstance(value, tuple):
-                value = ",".join(value)
+                value = ",".join(str(item) for item in value)
             elif isinstance(value, StrEnum):
                 value = value.value
             shown[alias] = mask_url(value) if name == "valkey_url" else value

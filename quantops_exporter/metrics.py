@@ -42,6 +42,45 @@ MEASURES: Mapping[Measure, MeasureSpec] = {
         "1 when the kill switch reads engaged, per source (api, valkey)",
         ("source",),
     ),
+    Measure.GATES_ELIGIBLE: MeasureSpec(
+        "runbook_gates_eligible", 'Number of sep_rolling_gate series with eligible="1"'
+    ),
+    Measure.GATE_BUFFER: MeasureSpec(
+        "runbook_gate_buffer", "The buf label of sep_rolling_gate per instrument", ("instrument",)
+    ),
+    Measure.ALLOCATOR_SELECTED: MeasureSpec(
+        "runbook_allocator_selected", "Number of sep_allocator_selected series equal to 1"
+    ),
+    Measure.ALLOCATOR_TOP_K: MeasureSpec("runbook_allocator_top_k", "The configured ALLOC_TOP_K"),
+    Measure.ALLOCATOR_INTERVAL: MeasureSpec(
+        "runbook_allocator_interval_seconds", "The cadence allocator-lite /status reports"
+    ),
+    Measure.SESSION_OPEN: MeasureSpec(
+        "runbook_market_session_open", "1 while the FX session is open", ("session",)
+    ),
+    Measure.MARGIN_UTILISATION: MeasureSpec(
+        "runbook_margin_utilisation_ratio", "marginUsed / (marginUsed + marginAvailable)"
+    ),
+    Measure.ALLOCATION_TOTAL: MeasureSpec(
+        "runbook_allocation_total_ratio", "Total allocation as a fraction of the budget"
+    ),
+    Measure.POSITION_MARGIN_RATIO: MeasureSpec(
+        "runbook_position_margin_cap_ratio",
+        "An open position's margin over its cap min(budget/K, PM_MAX_PER_POS_PCT x budget)",
+        ("instrument",),
+    ),
+    Measure.OPEN_POSITIONS: MeasureSpec("runbook_open_positions", "Number of open positions"),
+    Measure.SPREAD_BPS: MeasureSpec(
+        "runbook_spread_bps", "(ask - bid) / mid x 1e4 per instrument", ("instrument",)
+    ),
+    Measure.CANDLES: MeasureSpec(
+        "runbook_candles_returned", "M1 candles /api/candles returned", ("instrument",)
+    ),
+    Measure.DIAGNOSIS_STEP: MeasureSpec(
+        "runbook_diagnosis_step",
+        "1 for the first failing step of a troubleshooting procedure",
+        ("procedure", "step"),
+    ),
 }
 
 
@@ -138,9 +177,13 @@ class BoardCollector(Collector):
             )
             for measure, spec in MEASURES.items()
         }
+        # Keyed by labels so that two checks reporting one number cannot duplicate a series.
+        values: dict[tuple[Measure, tuple[str, ...]], float] = {}
         for outcome in self._latest():
             for reading in outcome.readings:
-                families[reading.measure].add_metric(list(reading.labels), reading.value)
+                values[(reading.measure, reading.labels)] = reading.value
+        for (measure, labels), value in values.items():
+            families[measure].add_metric(list(labels), value)
         yield from families.values()
 
     def _latest(self) -> Iterator[Outcome]:

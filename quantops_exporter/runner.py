@@ -91,7 +91,8 @@ def _stamp(
         summary=verdict.summary,
         started_at=started_at,
         duration=duration,
-        expected=expected,
+        # A check that skipped itself (e.g. no intended session open) is not expected either.
+        expected=expected and verdict.status is not Status.SKIPPED,
         freshness=verdict.freshness,
         readings=verdict.readings,
         observations=verdict.observations,

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, TypeVar
 
+from quantops_exporter.checks.memory import CheckMemory
 from quantops_exporter.sources.health import Dependency
 
 if TYPE_CHECKING:
@@ -43,6 +44,7 @@ class Reason(StrEnum):
     TOO_LARGE = "too_large"
     CLOCK_SKEW = "clock_skew"
     MARKET_CLOSED = "market_closed"
+    SESSION_CLOSED = "session_closed"
     INTERNAL_ERROR = "internal_error"
 
 
@@ -61,6 +63,19 @@ class Measure(StrEnum):
 
     VALKEY_PING_LATENCY = "valkey_ping_latency"
     KILL_SWITCH_ENGAGED = "kill_switch_engaged"
+    GATES_ELIGIBLE = "gates_eligible"
+    GATE_BUFFER = "gate_buffer"
+    ALLOCATOR_SELECTED = "allocator_selected"
+    ALLOCATOR_TOP_K = "allocator_top_k"
+    ALLOCATOR_INTERVAL = "allocator_interval"
+    SESSION_OPEN = "session_open"
+    MARGIN_UTILISATION = "margin_utilisation"
+    ALLOCATION_TOTAL = "allocation_total"
+    POSITION_MARGIN_RATIO = "position_margin_ratio"
+    OPEN_POSITIONS = "open_positions"
+    SPREAD_BPS = "spread_bps"
+    CANDLES = "candles"
+    DIAGNOSIS_STEP = "diagnosis_step"
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +141,22 @@ class Thresholds:
     manifold_ttl: float = 300.0
     signal_ts_source: str = "auto"  # auto | member | score
     kill_switch_policy: str = "market"  # market | always_off | ignore
+    min_eligible: int = 3
+    echo_min_repetitions: float = 3
+    echo_hazard_max: float = 0.70
+    alloc_top_k: int = 3
+    alloc_interval: float = 60.0
+    allocator_max_age: float = 180.0
+    margin_hyst_high: float = 0.30
+    pm_max_per_pos_pct: float = 0.10
+    risk_alloc_target_pct: float = 0.30
+    max_spread_bps: float = 5.0
+    weights_scale: str = "auto"  # auto | budget | normalized
+    candles_instrument: str = "EUR_USD"
+    candles_limit: int = 120
+    candles_max_age: float = 180.0
+    flat_grace: float = 300.0
+    expected_sessions: tuple[str, ...] = ("tokyo", "london", "new_york")
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +171,8 @@ class CheckContext:
     thresholds: Thresholds
     api_url: str
     allocator_url: str
+    stack_metrics_url: str = ""
+    memory: CheckMemory = field(default_factory=CheckMemory)
 
 
 Run = Callable[[CheckContext], Awaitable[Verdict]]

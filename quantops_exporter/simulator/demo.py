@@ -82,7 +82,11 @@ async def run_demo(settings: Settings, *, scenario: str = "healthy") -> int:
         )
         await sim.start()
         settings = settings.model_copy(
-            update={"valkey_url": valkey_url, "sep_api_url": sim.api_url}
+            update={
+                "valkey_url": valkey_url,
+                "sep_api_url": sim.api_url,
+                "allocator_url": sim.allocator_url,
+            }
         )
         print(instructions(settings, sim, server_name), flush=True)
         stop = asyncio.Event()

@@ -12,9 +12,11 @@ from aiohttp import web
 from redis import exceptions as redis_errors
 
 from quantops_exporter.market import Calendar, FxCalendar
-from quantops_exporter.simulator.scenarios import DESCRIPTIONS, Scenario
+from quantops_exporter.simulator.api import build_allocator, build_backend
+from quantops_exporter.simulator.scenarios import Scenario
 from quantops_exporter.simulator.state import Snapshot, Variant, snapshot
 from quantops_exporter.simulator.valkey_server import ValkeyServer, free_port
+from quantops_exporter.simulator.world import World, build_world
 from quantops_exporter.simulator.writer import ValkeyWriter, write_forever
 
 log = structlog.get_logger("quantops_exporter.simulator")
@@ -35,6 +37,7 @@ class SepSimulator:
         scenario: Scenario = Scenario.HEALTHY,
         host: str = "127.0.0.1",
         api_port: int | None = None,
+        allocator_port: int | None = None,
         write_every: float = 1.0,
     ) -> None:
         self.instruments = instruments
@@ -45,6 +48,7 @@ class SepSimulator:
         self.scenario = scenario
         self.host = host
         self.api_port = api_port or free_port(host)
+        self.allocator_port = allocator_port or free_port(host)
         self._write_every = write_every
         self._client = aioredis.Redis.from_url(
             valkey_url, socket_connect_timeout=1, socket_timeout=1
@@ -53,11 +57,26 @@ class SepSimulator:
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
         self._runner: web.AppRunner | None = None
+        self._allocator: web.AppRunner | None = None
 
     @property
     def api_url(self) -> str:
         """Base URL of the simulated backend API."""
         return f"http://{self.host}:{self.api_port}"
+
+    @property
+    def allocator_url(self) -> str:
+        """Base URL of the simulated allocator-lite."""
+        return f"http://{self.host}:{self.allocator_port}"
+
+    def world(self) -> World:
+        """What the stack reports right now."""
+        return build_world(
+            self.scenario,
+            self.clock(),
+            self.instruments,
+            normalized_weights=self.variant.weights_scale == "normalized",
+        )
 
     def snapshot(self) -> Snapshot:
         """What Valkey should hold right now."""
@@ -84,11 +103,24 @@ class SepSimulator:
         self._task = asyncio.create_task(
             write_forever(self._writer, self.snapshot, self._stopping, every=self._write_every)
         )
-        app = build_api(self)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, self.host, self.api_port).start()
-        log.info("simulator_started", api=self.api_url, scenario=self.scenario.value)
+        self._runner = await _serve(build_backend(self), self.host, self.api_port)
+        if self.scenario is not Scenario.ALLOCATOR_DOWN:
+            await self._start_allocator()
+        log.info(
+            "simulator_started",
+            api=self.api_url,
+            allocator=self.allocator_url,
+            scenario=self.scenario.value,
+        )
+
+    async def _start_allocator(self) -> None:
+        if self._allocator is None:
+            self._allocator = await _serve(build_allocator(self), self.host, self.allocator_port)
+
+    async def _stop_allocator(self) -> None:
+        if self._allocator is not None:
+            await self._allocator.cleanup()
+            self._allocator = None
 
     async def stop(self) -> None:
         """Stop writing and serving; close the client."""
@@ -102,6 +134,8 @@ class SepSimulator:
                 await asyncio.wait({task}, timeout=3)
         if self._runner is not None:
             await self._runner.cleanup()
+            self._runner = None
+        await self._stop_allocator()
         await self._client.aclose()
 
     async def set_scenario(self, scenario: Scenario) -> None:
@@ -114,6 +148,10 @@ class SepSimulator:
                 await asyncio.to_thread(self.server.stop)
             elif previous is Scenario.VALKEY_DOWN:
                 await asyncio.to_thread(self.server.start)
+        if scenario is Scenario.ALLOCATOR_DOWN:
+            await self._stop_allocator()
+        elif self._runner is not None:
+            await self._start_allocator()
         if scenario is not Scenario.VALKEY_DOWN:
             await self.write_now()
         log.info("simulator_scenario", scenario=scenario.value, previous=previous.value)
@@ -128,54 +166,11 @@ class SepSimulator:
         return text is None or str(text).strip().lower() not in ("0", "false")
 
 
-SIM_KEY = web.AppKey("simulator", SepSimulator)
-
-
-def build_api(sim: SepSimulator) -> web.Application:
-    """The backend API (GET only, as the exporter uses it) plus the simulator's control API."""
-    app = web.Application()
-    app[SIM_KEY] = sim
-    app.router.add_get("/health", _health)
-    app.router.add_get("/api/kill-switch", _kill_switch)
-    app.router.add_get("/_sim/scenario", _get_scenario)
-    app.router.add_route("PUT", "/_sim/scenario/{name}", _set_scenario)
-    app.router.add_route("POST", "/_sim/scenario/{name}", _set_scenario)
-    return app
-
-
-async def _health(request: web.Request) -> web.Response:
-    sim: SepSimulator = request.app[SIM_KEY]
-    return web.json_response(
-        {"status": "ok", "timestamp": sim.clock(), "enabled_pairs": list(sim.instruments)}
+async def _serve(app: web.Application, host: str, port: int) -> web.AppRunner:
+    """Serve `app` on host:port; hung handlers (api_slow) are cancelled on shutdown."""
+    runner = web.AppRunner(
+        app, access_log=None, handle_signals=False, shutdown_timeout=1.0, handler_cancellation=True
     )
-
-
-async def _kill_switch(request: web.Request) -> web.Response:
-    sim: SepSimulator = request.app[SIM_KEY]
-    engaged = await sim.kill_switch_engaged()
-    if engaged is None:
-        return web.json_response({"error": "valkey unavailable"}, status=503)
-    if sim.scenario is Scenario.KILL_SWITCH_MISMATCH:
-        engaged = not engaged  # an env override (KILL_SWITCH_FORCE_ENV) diverging from Valkey
-    return web.json_response({"kill_switch": engaged})
-
-
-async def _get_scenario(request: web.Request) -> web.Response:
-    sim: SepSimulator = request.app[SIM_KEY]
-    return web.json_response(
-        {
-            "scenario": sim.scenario.value,
-            "scenarios": {s.value: DESCRIPTIONS[s] for s in Scenario},
-        }
-    )
-
-
-async def _set_scenario(request: web.Request) -> web.Response:
-    sim: SepSimulator = request.app[SIM_KEY]
-    name = request.match_info["name"]
-    try:
-        await sim.set_scenario(Scenario(name))
-    except ValueError as err:
-        known = ", ".join(s.value for s in Scenario)
-        return web.json_response({"error": f"{err}; scenarios: {known}"}, status=400)
-    return web.json_response({"scenario": sim.scenario.value})
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    return runner

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 
 from quantops_exporter.simulator.scenarios import Scenario
+from quantops_exporter.simulator.world import World, build_world
 
 MANIFOLD_CADENCE = 10.0
 SIGNAL_CADENCE = 30.0
@@ -57,6 +58,11 @@ class Variant:
     signal_score_unit: TimeUnit = TimeUnit.MS
     gates_blob_ts_unit: TimeUnit = TimeUnit.MS
     gates_blob_shape: str = "echo"  # echo (current) | hysteresis (older)
+    weights_scale: str = "budget"  # budget (fractions of the budget) | normalized (sum 1)
+    weights_wrapped: bool = False  # {"weights": {...}} rather than a flat map
+    trading_mode_shape: str = "runbook"  # runbook {mode, oanda_connected} | openapi
+    account_wrapped: bool = True  # {"account": {...}} as OANDA's summary
+    pricing_shape: str = "oanda"  # oanda (list of bids/asks) | map ({INST: {bid, ask}})
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +72,7 @@ class Snapshot:
     strings: dict[str, str] = field(default_factory=dict)
     zsets: dict[str, dict[str, float]] = field(default_factory=dict)
     hashes: dict[str, dict[str, str]] = field(default_factory=dict)
+    absent: set[str] = field(default_factory=set)
 
 
 def _cycle_start(now: float, cadence: float) -> float:
@@ -116,19 +123,32 @@ def snapshot(
     blob_ts = _cycle_start(now, EVALUATOR_CADENCE)
     if scenario is Scenario.GATES_BLOB_STALE:
         blob_ts = _cycle_start(now - STALE_BY, EVALUATOR_CADENCE)
-    blob = gates_blob(instruments, spell(blob_ts, variant.gates_blob_ts_unit), variant)
+    world = build_world(
+        scenario, now, instruments, normalized_weights=variant.weights_scale == "normalized"
+    )
+    blob = gates_blob(world, spell(blob_ts, variant.gates_blob_ts_unit), variant)
     if scenario is Scenario.BAD_PAYLOAD:
         snap.hashes["opt:rolling:gates_blob"] = {"ts": str(blob["ts"])}
     else:
         snap.strings["opt:rolling:gates_blob"] = json.dumps(blob)
 
     snap.strings["ops:kill_switch"] = "1" if kill_switch_engaged(scenario, market_open) else "0"
+    if world.budget is not None:
+        snap.hashes["risk:alloc_budget"] = {k: f"{v:g}" for k, v in world.budget.items()}
+    else:
+        snap.absent.add("risk:alloc_budget")
+    if world.weights_published:
+        document: object = {"weights": world.weights} if variant.weights_wrapped else world.weights
+        snap.strings["risk:allocation_weights"] = json.dumps(document)
+    else:
+        snap.absent.add("risk:allocation_weights")
     return snap
 
 
-def gates_blob(instruments: tuple[str, ...], ts: int | str, variant: Variant) -> dict[str, object]:
+def gates_blob(world: World, ts: int | str, variant: Variant) -> dict[str, object]:
     """The rolling evaluator's snapshot: the echo-gate shape or the older hysteresis one."""
-    eligible = {inst: int(i < 4) for i, inst in enumerate(instruments)}
+    instruments = world.instruments
+    eligible = {inst: int(inst in world.eligible) for inst in instruments}
     blob: dict[str, object] = {
         "ts": ts,
         "gates": eligible,
@@ -142,7 +162,10 @@ def gates_blob(instruments: tuple[str, ...], ts: int | str, variant: Variant) ->
         inst: {"count_1h": 4 + i if eligible[inst] else 1, "first_seen_ms": 1758058120000}
         for i, inst in enumerate(instruments)
     }
-    blob["hazard"] = {inst: round(0.12 + i * 0.05, 2) for i, inst in enumerate(instruments)}
+    blob["hazard"] = {
+        inst: world.hazard_override.get(inst, round(0.12 + i * 0.05, 2))
+        for i, inst in enumerate(instruments)
+    }
     return blob
 
 

@@ -74,6 +74,9 @@ class ValkeyWriter:
         for key, members in snap.zsets.items():
             writes.delete(key)
             writes.zadd(key, members)
+        for key in snap.absent:
+            if self._last_written.pop(key, None) is not None:
+                writes.delete(key)  # only what we wrote: an operator's key is left alone
         for key, fields in snap.hashes.items():
             writes.delete(key)
             writes.hset(key, mapping=dict(fields))  # type: ignore[arg-type]

@@ -37,4 +37,7 @@ def settings_for(sim: SepSimulator, **values: object) -> Settings:
     assert sim.server is not None
     values.setdefault("valkey_url", sim.server.url)
     values.setdefault("sep_api_url", sim.api_url)
+    values.setdefault("allocator_url", sim.allocator_url)
+    # One run sees "flat": no grace, so the diagnosis decides at once.
+    values.setdefault("flat_grace_seconds", 0)
     return make_settings(hotband_pairs=sim.instruments, **values)

@@ -10,6 +10,7 @@ from aiohttp import test_utils, web
 from prometheus_client.parser import text_string_to_metric_families
 
 from quantops_exporter.app import build_exporter
+from quantops_exporter.checks.catalog import CHECKS
 from quantops_exporter.config import Settings
 from quantops_exporter.simulator.scenarios import Scenario
 from quantops_exporter.simulator.stack import SepSimulator
@@ -17,16 +18,8 @@ from tests.integration.conftest import settings_for
 
 pytestmark = pytest.mark.integration
 
-FAST = {
-    name: {"interval_seconds": 0.5, "timeout_seconds": 0.4}
-    for name in (
-        "valkey_ping",
-        "kill_switch",
-        "manifold_freshness",
-        "signal_freshness",
-        "gates_blob_freshness",
-    )
-}
+# Every check at a half-second cadence, so a test sees several runs in a few seconds.
+FAST = {c.name: {"interval_seconds": 0.5, "timeout_seconds": 0.4} for c in CHECKS}
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

@@ -14,16 +14,10 @@ from collections.abc import Iterator
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from quantops_exporter.checks.catalog import CHECK_NAMES
 from quantops_exporter.simulator.valkey_server import free_port
 
 pytestmark = pytest.mark.integration
-CHECKS = (
-    "valkey_ping",
-    "kill_switch",
-    "manifold_freshness",
-    "signal_freshness",
-    "gates_blob_freshness",
-)
 
 
 def ok_values(port: int) -> dict[str, float]:
@@ -84,9 +78,9 @@ def demo() -> Iterator[tuple[subprocess.Popen[str], int, list[str]]]:
 
 
 def test_demo_all_ok_then_the_printed_command_flips_manifold(demo) -> None:  # type: ignore[no-untyped-def]
-    """All five checks ok within 10 s; the banner's SET flips manifold_freshness; DEL restores."""
+    """Every check ok within 10 s; the banner's SET flips manifold_freshness; DEL restores."""
     process, port, banner = demo
-    took = wait_until(lambda: ok_values(port) == dict.fromkeys(CHECKS, 1.0), limit=10)
+    took = wait_until(lambda: ok_values(port) == dict.fromkeys(CHECK_NAMES, 1.0), limit=10)
     assert took < 10
     set_cmd = next(line for line in banner if "SET ws:last:manifold:EUR_USD" in line)
     del_cmd = next(line for line in banner if "DEL ws:last:manifold:EUR_USD" in line)

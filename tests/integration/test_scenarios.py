@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from quantops_exporter.app import run_once
-from quantops_exporter.checks.base import Reason, Status
-from quantops_exporter.checks.catalog import CHECK_NAMES
-from quantops_exporter.simulator.scenarios import EXPECTED_FAILURES, Scenario
+from quantops_exporter.checks.base import Outcome, Reason, Status
+from quantops_exporter.checks.catalog import CHECK_NAMES, CHECKS
+from quantops_exporter.simulator.scenarios import DIAGNOSIS_STEPS, EXPECTED_FAILURES, Scenario
 from quantops_exporter.simulator.stack import SepSimulator
 from quantops_exporter.simulator.state import TimeUnit, Variant
 from tests.integration.conftest import settings_for
@@ -33,8 +33,16 @@ EXPECTED_REASONS = {
 
 async def outcomes(sim: SepSimulator, **values: object) -> dict[str, tuple[Status, Reason, str]]:
     """Run the catalog once against `sim`; (status, reason, summary) per check."""
+    return {name: (o.status, o.reason, o.summary) for name, o in (await run(sim, **values)).items()}
+
+
+async def run(sim: SepSimulator, **values: object) -> dict[str, Outcome]:
+    """Run the catalog once against `sim`; the outcome per check."""
+    if sim.scenario is Scenario.API_SLOW:
+        # Hung endpoints end at each check's timeout: keep them short here.
+        values.setdefault("checks", {c.name: {"timeout_seconds": 1.0} for c in CHECKS})
     results = await run_once(settings_for(sim, **values))
-    return {o.check: (o.status, o.reason, o.summary) for _c, o in results}
+    return {o.check: o for _c, o in results}
 
 
 def test_every_scenario_names_only_real_checks() -> None:
@@ -56,6 +64,20 @@ async def test_scenario_fails_exactly_the_expected_checks(
     assert failing == EXPECTED_FAILURES[scenario], seen
     for name, reason in EXPECTED_REASONS.get(scenario, {}).items():
         assert seen[name][1] is reason, seen[name]
+
+
+@pytest.mark.parametrize("scenario", list(DIAGNOSIS_STEPS))
+async def test_flat_scenarios_name_their_runbook_step(
+    sim: SepSimulator, scenario: Scenario
+) -> None:
+    """Flat while green: the diagnosis reports the first failing runbook step, with advice."""
+    await sim.set_scenario(scenario)
+    outcome = (await run(sim))["no_positions_diagnosis"]
+    assert outcome.status is Status.FAIL
+    assert outcome.observations["step"] == DIAGNOSIS_STEPS[scenario]
+    steps = {r.labels[1]: r.value for r in outcome.readings}
+    assert [step for step, on in steps.items() if on == 1] == [DIAGNOSIS_STEPS[scenario]]
+    assert "step " + DIAGNOSIS_STEPS[scenario] in outcome.summary
 
 
 async def test_scenario_recovers_when_switched_back(sim: SepSimulator) -> None:

@@ -1,0 +1,208 @@
+"""allocator-lite and the published weights: Pre-Open §5, Daily §1/§3/§6, Troubleshooting 4."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from quantops_exporter.checks.base import (
+    CheckContext,
+    Freshness,
+    Measure,
+    Reading,
+    Reason,
+    Source,
+    Status,
+    Verdict,
+    read_both,
+)
+from quantops_exporter.checks.parsing import decimal, json_value, obj, weights
+from quantops_exporter.checks.risk import ALLOCATION_STATUS_PATH, total_allocation
+from quantops_exporter.checks.timestamps import TimestampError, parse_timestamp
+from quantops_exporter.sources.errors import BadPayload, WrongType
+from quantops_exporter.sources.health import Dependency
+from quantops_exporter.sources.stack_metrics import StackMetrics, read_stack_metrics
+
+ALLOCATOR_SELECTED = "sep_allocator_selected"
+WEIGHTS_KEY = "risk:allocation_weights"
+STATUS_PATH = "/status"
+HEALTH_PATH = "/health"
+
+
+def selected(metrics: StackMetrics) -> list[str]:
+    """Instruments with `sep_allocator_selected == 1` (the published Top-K)."""
+    return sorted(
+        s.labels.get("instrument", "?") for s in metrics.series(ALLOCATOR_SELECTED) if s.value == 1
+    )
+
+
+def judge_topk(metrics: StackMetrics, top_k: int) -> Verdict:
+    """The number of selected instruments equals ALLOC_TOP_K."""
+    if not metrics.has(ALLOCATOR_SELECTED):
+        return Verdict(
+            Status.FAIL, Reason.MISSING, f"the stack's /metrics has no {ALLOCATOR_SELECTED} series"
+        )
+    chosen = selected(metrics)
+    readings = (
+        Reading(Measure.ALLOCATOR_SELECTED, float(len(chosen))),
+        Reading(Measure.ALLOCATOR_TOP_K, float(top_k)),
+    )
+    if len(chosen) != top_k:
+        return Verdict(
+            Status.FAIL,
+            Reason.MISMATCH,
+            f"{len(chosen)} instruments selected, ALLOC_TOP_K is {top_k}",
+            readings=readings,
+            observations={"selected": len(chosen)},
+        )
+    return Verdict(
+        Status.OK, Reason.NONE, f"Top-{top_k} published: {', '.join(chosen)}", readings=readings
+    )
+
+
+def judge_allocation_status(
+    weight_map: dict[str, float],
+    chosen: Sequence[str],
+    scale: str,
+    target: float,
+    instruments: Sequence[str],
+) -> Verdict:
+    """Total allocation at most RISK_ALLOC_TARGET_PCT; non-zero weights only on the Top-K."""
+    total = total_allocation(weight_map, scale, target)
+    readings = (Reading(Measure.ALLOCATION_TOTAL, total),)
+    off = sorted(i for i, w in weight_map.items() if w != 0 and i not in chosen)
+    observations = {
+        "total_allocation": round(total, 6),
+        "off_top_k": len(off),
+        "weighted": sorted(i for i, w in weight_map.items() if w and i in instruments),
+    }
+    if total > target + 1e-9:
+        return Verdict(
+            Status.FAIL,
+            Reason.THRESHOLD,
+            f"total allocation {total:.3f} > RISK_ALLOC_TARGET_PCT {target:.2f}",
+            readings=readings,
+            observations=observations,
+        )
+    if off:
+        return Verdict(
+            Status.FAIL,
+            Reason.MISMATCH,
+            f"weights on instruments outside the published Top-K: {', '.join(off[:5])}",
+            readings=readings,
+            observations=observations,
+        )
+    return Verdict(
+        Status.OK,
+        Reason.NONE,
+        f"total allocation {total:.3f} <= {target:.2f}, weights only on the Top-K",
+        readings=readings,
+        observations=observations,
+    )
+
+
+def judge_cadence(
+    payload: object, interval: float, max_age: float, now: float, market_open: bool
+) -> Verdict:
+    """`interval` (or `interval_sec`) equals ALLOC_INTERVAL_SEC; `ts`, when present, is fresh
+    while the market is open (allocator-lite keeps old weights while it is closed)."""
+    status = obj(payload, f"allocator {STATUS_PATH}")
+    raw = status.get("interval", status.get("interval_sec"))
+    if raw is None:
+        raise BadPayload(f"allocator {STATUS_PATH} has neither interval nor interval_sec")
+    cadence = decimal(raw, "allocator interval")
+    readings = (Reading(Measure.ALLOCATOR_INTERVAL, cadence),)
+    if cadence != interval:
+        return Verdict(
+            Status.FAIL,
+            Reason.MISMATCH,
+            f"allocator-lite interval is {cadence:g}s, ALLOC_INTERVAL_SEC is {interval:g}s",
+            readings=readings,
+        )
+    if "ts" in status and market_open:
+        try:
+            age = now - parse_timestamp(status["ts"])
+        except TimestampError as err:
+            raise BadPayload(f"allocator ts: {err}") from err
+        if age > max_age:
+            return Verdict(
+                Status.FAIL,
+                Reason.STALE,
+                f"allocator-lite last cycle {age:.0f}s ago (max {max_age:.0f}s)",
+                readings=readings,
+            )
+    return Verdict(
+        Status.OK, Reason.NONE, f"allocator-lite cycles every {cadence:g}s", readings=readings
+    )
+
+
+async def check_allocator_topk(ctx: CheckContext) -> Verdict:
+    """The count of `sep_allocator_selected == 1` is ALLOC_TOP_K."""
+    metrics = await read_stack_metrics(ctx.http, ctx.stack_metrics_url)
+    return judge_topk(metrics, ctx.thresholds.alloc_top_k)
+
+
+async def check_allocation_status(ctx: CheckContext) -> Verdict:
+    """/api/risk/allocation-status: total within target, weights only on the published Top-K."""
+    payload, metrics = await read_both(
+        ctx.http.get_json(Dependency.API, ctx.api_url + ALLOCATION_STATUS_PATH),
+        read_stack_metrics(ctx.http, ctx.stack_metrics_url),
+    )
+    t = ctx.thresholds
+    return judge_allocation_status(
+        weights(payload, ALLOCATION_STATUS_PATH),
+        selected(metrics),
+        t.weights_scale,
+        t.risk_alloc_target_pct,
+        ctx.instruments,
+    )
+
+
+async def check_allocator_cadence(ctx: CheckContext) -> Verdict:
+    """allocator-lite /status reports ALLOC_INTERVAL_SEC and a fresh cycle."""
+    payload = await ctx.http.get_json(Dependency.ALLOCATOR, ctx.allocator_url + STATUS_PATH)
+    now = ctx.clock()
+    t = ctx.thresholds
+    return judge_cadence(
+        payload, t.alloc_interval, t.allocator_max_age, now, ctx.calendar.is_open(now)
+    )
+
+
+async def check_allocator_health(ctx: CheckContext) -> Verdict:
+    """allocator-lite /status answers JSON, and the backend's /health answers 200."""
+    status, _health = await read_both(
+        ctx.http.get_json(Dependency.ALLOCATOR, ctx.allocator_url + STATUS_PATH),
+        ctx.http.get_bytes(Dependency.API, ctx.api_url + HEALTH_PATH),
+    )
+    obj(status, f"allocator {STATUS_PATH}")
+    return Verdict(Status.OK, Reason.NONE, "allocator-lite /status and backend /health answer")
+
+
+async def check_allocation_weights(ctx: CheckContext) -> Verdict:
+    """`risk:allocation_weights` exists, parses and is non-empty; when it last changed."""
+    read = await ctx.valkey.get(WEIGHTS_KEY)
+    if read.wrong_type:
+        raise WrongType(f"{WEIGHTS_KEY} is not a STRING")
+    if read.missing:
+        return Verdict(
+            Status.FAIL,
+            Reason.MISSING,
+            f"{WEIGHTS_KEY} is missing: allocator-lite has published nothing",
+        )
+    weight_map = weights(json_value(read.value, WEIGHTS_KEY), WEIGHTS_KEY)
+    now = ctx.clock()
+    # No timestamp is documented: the change time is measured by change detection (unknown
+    # until the first change this process sees).
+    changed = ctx.memory.changed_at(WEIGHTS_KEY, read.value, now)
+    freshness = (Freshness(Source.ALLOCATION_WEIGHTS, "", changed),)
+    if not weight_map:
+        return Verdict(
+            Status.FAIL, Reason.MISSING, f"{WEIGHTS_KEY} holds no weights", freshness=freshness
+        )
+    return Verdict(
+        Status.OK,
+        Reason.NONE,
+        f"{len(weight_map)} weights published"
+        + ("" if changed is None else f", last changed {now - changed:.0f}s ago"),
+        freshness=freshness,
+        observations={"count": len(weight_map)},
+    )

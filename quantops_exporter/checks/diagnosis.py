@@ -1,0 +1,145 @@
+"""Troubleshooting: No Positions While Gates Are Green — the whole procedure as a decision tree.
+
+When gates are green and nothing has been open for longer than the grace (5 minutes) while the
+market is open, the runbook's steps 1-7 are evaluated in order, by the very checks that verify
+them, and the first failing one is reported with the runbook's advice. Step 8 (POST
+/api/trade/reconcile) is advice only: the daemon never calls it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from enum import StrEnum
+
+from quantops_exporter.checks.allocation import check_allocation_weights
+from quantops_exporter.checks.base import (
+    CheckContext,
+    Measure,
+    Reading,
+    Reason,
+    Status,
+    Verdict,
+    read_both,
+)
+from quantops_exporter.checks.freshness import (
+    check_gates_blob_freshness,
+    check_manifold_freshness,
+    check_signal_freshness,
+)
+from quantops_exporter.checks.gates import ROLLING_GATE
+from quantops_exporter.checks.kill_switch import KILL_SWITCH_PATH, parse_api_answer
+from quantops_exporter.checks.pricing import check_spread_guard
+from quantops_exporter.checks.risk import (
+    POSITIONS_PATH,
+    check_alloc_budget,
+    check_margin_utilisation,
+    open_positions,
+)
+from quantops_exporter.checks.trading import check_trading_mode
+from quantops_exporter.sources.health import Dependency
+from quantops_exporter.sources.stack_metrics import read_stack_metrics
+
+PROCEDURE = "no_positions"
+FLAT_KEY = "no_positions_diagnosis:flat"
+
+
+class Step(StrEnum):
+    """The runbook's steps (the `step` label of runbook_diagnosis_step)."""
+
+    KILL_SWITCH = "1_kill_switch"
+    TRADING_MODE = "2_trading_mode"
+    BUDGET = "3_budget"
+    WEIGHTS = "4_allocation_weights"
+    FRESHNESS = "5_freshness"
+    GATES_BLOB = "6_gates_blob"
+    GUARDS = "7_spread_margin_guards"
+    RECONCILE = "8_reconcile"
+
+
+ADVICE = {
+    Step.KILL_SWITCH: "the kill switch is engaged: disengage it once pre-open checks pass",
+    Step.TRADING_MODE: "trading is not live or OANDA is disconnected: check "
+    "LIVE_TRADING_ENABLED and the OANDA connection",
+    Step.BUDGET: "risk:alloc_budget is not populated: check allocator-lite and the backend",
+    Step.WEIGHTS: "risk:allocation_weights is missing: check allocator-lite logs",
+    Step.FRESHNESS: "manifolds or signals are stale: check ws-hydrator and the signal writers",
+    Step.GATES_BLOB: "the gates blob is stale: allocator-lite holds previous weights until it "
+    "refreshes; do not force entries",
+    Step.GUARDS: "the spread or margin guard blocks adds: inspect /api/oanda/account and "
+    "allocator logs for MAX_SPREAD_BPS or margin warnings",
+    Step.RECONCILE: "every step passes: trigger a manual reconcile (POST /api/trade/reconcile; "
+    "the exporter never calls it); PortfolioManager also reconciles every 30 s",
+}
+
+
+async def _kill_switch_off(ctx: CheckContext) -> Verdict:
+    engaged = parse_api_answer(
+        await ctx.http.get_json(Dependency.API, ctx.api_url + KILL_SWITCH_PATH)
+    )
+    status = Status.FAIL if engaged else Status.OK
+    return Verdict(status, Reason.UNEXPECTED_VALUE if engaged else Reason.NONE, "kill switch")
+
+
+STEPS: tuple[tuple[Step, tuple[Callable[[CheckContext], Awaitable[Verdict]], ...]], ...] = (
+    (Step.KILL_SWITCH, (_kill_switch_off,)),
+    (Step.TRADING_MODE, (check_trading_mode,)),
+    (Step.BUDGET, (check_alloc_budget,)),
+    (Step.WEIGHTS, (check_allocation_weights,)),
+    (Step.FRESHNESS, (check_manifold_freshness, check_signal_freshness)),
+    (Step.GATES_BLOB, (check_gates_blob_freshness,)),
+    (Step.GUARDS, (check_spread_guard, check_margin_utilisation)),
+)
+
+
+def _step_readings(step: Step | None) -> tuple[Reading, ...]:
+    return tuple(
+        Reading(Measure.DIAGNOSIS_STEP, float(s is step), (PROCEDURE, s.value)) for s in Step
+    )
+
+
+async def check_no_positions(ctx: CheckContext) -> Verdict:
+    """Flat while gates are green for longer than the grace: report the first failing step."""
+    metrics, positions_payload = await read_both(
+        read_stack_metrics(ctx.http, ctx.stack_metrics_url),
+        ctx.http.get_json(Dependency.API, ctx.api_url + POSITIONS_PATH),
+    )
+    eligible = sum(1 for s in metrics.series(ROLLING_GATE) if s.labels.get("eligible") == "1")
+    positions = open_positions(positions_payload)
+    now = ctx.clock()
+    green = eligible >= ctx.thresholds.min_eligible
+    flat_since = ctx.memory.holding_since(FLAT_KEY, green and not positions, now)
+    if flat_since is None or now - flat_since < ctx.thresholds.flat_grace:
+        why = (
+            f"{len(positions)} position(s) open"
+            if positions
+            else f"gates not green ({eligible} eligible)"
+            if not green
+            else f"flat for {now - flat_since:.0f}s, within the "
+            f"{ctx.thresholds.flat_grace:.0f}s grace"
+            if flat_since is not None
+            else ""
+        )
+        return Verdict(
+            Status.OK, Reason.NONE, f"no diagnosis needed: {why}", readings=_step_readings(None)
+        )
+    flat_for = now - flat_since
+    for step, checks in STEPS:
+        for check in checks:
+            verdict = await check(ctx)
+            if verdict.status in (Status.FAIL, Status.ERROR):
+                return Verdict(
+                    Status.FAIL,
+                    verdict.reason,
+                    f"flat for {flat_for:.0f}s with {eligible} eligible; step {step.value}: "
+                    f"{ADVICE[step]} ({verdict.summary})",
+                    readings=_step_readings(step),
+                    observations={"step": step.value},
+                )
+    return Verdict(
+        Status.FAIL,
+        Reason.UNEXPECTED_VALUE,
+        f"flat for {flat_for:.0f}s with {eligible} eligible; steps 1-7 pass; step "
+        f"{Step.RECONCILE.value}: {ADVICE[Step.RECONCILE]}",
+        readings=_step_readings(Step.RECONCILE),
+        observations={"step": Step.RECONCILE.value},
+    )

@@ -1,0 +1,78 @@
+"""Troubleshooting step 7: spreads within MAX_SPREAD_BPS (the spread guard blocks adds)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from quantops_exporter.checks.base import CheckContext, Measure, Reading, Reason, Status, Verdict
+from quantops_exporter.checks.parsing import decimal, obj
+from quantops_exporter.sources.errors import BadPayload
+from quantops_exporter.sources.health import Dependency
+
+PRICING_PATH = "/api/oanda/pricing"
+
+
+def spreads_bps(payload: object) -> dict[str, float]:
+    """Spread in bps per instrument, (ask - bid) / mid x 1e4, from either shape the stack uses:
+    the OANDA list `{prices: [{instrument, bids: [{price}], asks: [{price}]}]}` or the map
+    `{prices: {INST: {bid, ask}}}`. Instruments without both sides are left out."""
+    prices = obj(payload, PRICING_PATH).get("prices")
+    quotes: dict[str, tuple[float, float]] = {}
+    if isinstance(prices, list):
+        for index, raw in enumerate(prices):
+            row = obj(raw, f"prices[{index}]")
+            bids, asks = row.get("bids") or [], row.get("asks") or []
+            if isinstance(bids, list) and isinstance(asks, list) and bids and asks:
+                bid = decimal(obj(bids[0], "bid").get("price"), "bid price")
+                ask = decimal(obj(asks[0], "ask").get("price"), "ask price")
+            elif "closeoutBid" in row and "closeoutAsk" in row:
+                bid = decimal(row["closeoutBid"], "closeoutBid")
+                ask = decimal(row["closeoutAsk"], "closeoutAsk")
+            else:
+                continue
+            quotes[str(row.get("instrument", "?"))] = (bid, ask)
+    elif isinstance(prices, dict):
+        for inst, raw in prices.items():
+            row = obj(raw, f"prices.{inst}")
+            quotes[str(inst)] = (decimal(row.get("bid"), "bid"), decimal(row.get("ask"), "ask"))
+    else:
+        raise BadPayload(f"{PRICING_PATH}: 'prices' is neither a list nor a map")
+    out = {}
+    for inst, (bid, ask) in quotes.items():
+        mid = (bid + ask) / 2
+        if mid <= 0:
+            raise BadPayload(f"{inst}: non-positive prices")
+        out[inst] = (ask - bid) / mid * 1e4
+    return out
+
+
+def judge_spreads(spreads: dict[str, float], instruments: Sequence[str], max_bps: float) -> Verdict:
+    """Every configured instrument's spread is within MAX_SPREAD_BPS."""
+    readings = tuple(
+        Reading(Measure.SPREAD_BPS, spreads[i], (i,)) for i in instruments if i in spreads
+    )
+    wide = [f"{i} {spreads[i]:.1f}" for i in instruments if spreads.get(i, 0.0) > max_bps]
+    unquoted = [i for i in instruments if i not in spreads]
+    if wide:
+        return Verdict(
+            Status.FAIL,
+            Reason.THRESHOLD,
+            f"spreads above MAX_SPREAD_BPS {max_bps:g} bps (the spread guard blocks "
+            f"adds): {', '.join(wide)}",
+            readings=readings,
+        )
+    note = f"; no quote for {', '.join(unquoted)}" if unquoted else ""
+    return Verdict(
+        Status.OK,
+        Reason.NONE,
+        f"{len(readings)} spreads within {max_bps:g} bps{note}",
+        readings=readings,
+    )
+
+
+async def check_spread_guard(ctx: CheckContext) -> Verdict:
+    """Spreads from /api/oanda/pricing are within MAX_SPREAD_BPS."""
+    payload = await ctx.http.get_json(
+        Dependency.API, ctx.api_url + PRICING_PATH, {"instruments": ",".join(ctx.instruments)}
+    )
+    return judge_spreads(spreads_bps(payload), ctx.instruments, ctx.thresholds.max_spread_bps)

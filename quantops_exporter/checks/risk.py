@@ -1,0 +1,243 @@
+"""Margin, budget and position caps: Pre-Open §4-§5, Troubleshooting step 3, Recovery."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from quantops_exporter.checks.base import (
+    CheckContext,
+    Measure,
+    Reading,
+    Reason,
+    Status,
+    Verdict,
+    read_both,
+)
+from quantops_exporter.checks.parsing import decimal, items, numeric_hash, obj, unwrap, weights
+from quantops_exporter.sources.errors import BadPayload, WrongType
+from quantops_exporter.sources.health import Dependency
+
+ACCOUNT_PATH = "/api/oanda/account"
+POSITIONS_PATH = "/api/oanda/positions"
+BUDGET_PATH = "/api/risk/budget"
+ALLOCATION_STATUS_PATH = "/api/risk/allocation-status"
+BUDGET_KEY = "risk:alloc_budget"
+RECOVERY = (
+    "Recovery: engage the kill switch (blocks adds, allows reductions), run "
+    "bin/drain_overcap_only.sh --dry-run, close positions with a <=3% buffer until "
+    "utilisation < 0.30, then review RISK_ALLOC_TARGET_PCT, Top-K and spreads"
+)
+
+
+def margin_utilisation(payload: object) -> float:
+    """marginUsed / (marginUsed + marginAvailable) from an OANDA account body (maybe wrapped)."""
+    account = unwrap(payload, "account", ACCOUNT_PATH)
+    used = decimal(account.get("marginUsed"), "account.marginUsed")
+    available = decimal(account.get("marginAvailable"), "account.marginAvailable")
+    if used < 0 or available < 0:
+        raise BadPayload("account margins are negative")
+    return 0.0 if used + available == 0 else used / (used + available)
+
+
+def judge_margin(ratio: float, high: float) -> Verdict:
+    """Utilisation must stay below MARGIN_HYST_HIGH (at or above it the stack stops adding)."""
+    readings = (Reading(Measure.MARGIN_UTILISATION, ratio),)
+    observations = {"margin_utilisation": round(ratio, 6), "limit": high}
+    if ratio >= high:
+        return Verdict(
+            Status.FAIL,
+            Reason.THRESHOLD,
+            f"margin utilisation {ratio:.3f} >= MARGIN_HYST_HIGH {high:.2f}: "
+            "new entries are blocked",
+            readings=readings,
+            observations=observations,
+        )
+    return Verdict(
+        Status.OK,
+        Reason.NONE,
+        f"margin utilisation {ratio:.3f} < {high:.2f}",
+        readings=readings,
+        observations=observations,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """An open position's instrument and the margin it uses."""
+
+    instrument: str
+    margin: float
+
+
+def open_positions(payload: object) -> list[Position]:
+    """Positions with non-zero units from `{positions: [...]}` (or a bare list)."""
+    out = []
+    for index, raw in enumerate(items(payload, ("positions",), POSITIONS_PATH)):
+        row = obj(raw, f"positions[{index}]")
+        units = 0.0
+        for side in ("long", "short"):
+            leg = row.get(side)
+            if isinstance(leg, dict):
+                units += abs(decimal(leg.get("units", 0), f"{side}.units"))
+        if "units" in row:
+            units += abs(decimal(row["units"], "units"))
+        if units == 0 and not any(k in row for k in ("long", "short", "units")):
+            units = 1.0  # a position row without units: present means open
+        if units > 0:
+            out.append(
+                Position(
+                    str(row.get("instrument", "?")),
+                    decimal(row.get("marginUsed", 0), "position marginUsed"),
+                )
+            )
+    return out
+
+
+def budget_from(fields: dict[str, float]) -> float:
+    """The budget: the `budget` field, else target_pct x margin_available."""
+    if "budget" in fields:
+        return fields["budget"]
+    if "margin_available" in fields and "target_pct" in fields:
+        return fields["margin_available"] * fields["target_pct"]
+    raise BadPayload("budget has neither 'budget' nor margin_available and target_pct")
+
+
+def judge_position_caps(
+    positions: Sequence[Position],
+    budget: float,
+    top_k: int,
+    per_pos_pct: float,
+    instruments: Sequence[str],
+) -> Verdict:
+    """No open position's margin exceeds min(budget / K, PM_MAX_PER_POS_PCT x budget)."""
+    cap = min(budget / top_k, per_pos_pct * budget)
+    over = [p for p in positions if p.margin > cap]
+    readings = [Reading(Measure.OPEN_POSITIONS, float(len(positions)))]
+    readings += [
+        Reading(Measure.POSITION_MARGIN_RATIO, p.margin / cap if cap else 0.0, (p.instrument,))
+        for p in positions
+        if p.instrument in instruments
+    ]
+    observations = {"cap": round(cap, 2), "budget": round(budget, 2), "positions": len(positions)}
+    if over:
+        listed = ", ".join(f"{p.instrument} {p.margin:.0f}" for p in over[:5])
+        return Verdict(
+            Status.FAIL,
+            Reason.THRESHOLD,
+            f"over the per-position cap {cap:.0f} = min(budget/K, "
+            f"PM_MAX_PER_POS_PCT x budget): {listed}",
+            readings=tuple(readings),
+            observations=observations,
+        )
+    return Verdict(
+        Status.OK,
+        Reason.NONE,
+        f"{len(positions)} open position(s) within the cap {cap:.0f}",
+        readings=tuple(readings),
+        observations=observations,
+    )
+
+
+async def read_budget(ctx: CheckContext) -> float:
+    """The budget from HASH risk:alloc_budget, falling back to GET /api/risk/budget."""
+    read = await ctx.valkey.hgetall(BUDGET_KEY)
+    if read.wrong_type:
+        raise WrongType(f"{BUDGET_KEY} is not a HASH")
+    if not read.missing:
+        return budget_from(numeric_hash(read.value, BUDGET_KEY))
+    payload = obj(await ctx.http.get_json(Dependency.API, ctx.api_url + BUDGET_PATH), BUDGET_PATH)
+    return budget_from(
+        {
+            k: decimal(v, f"{BUDGET_PATH} {k}")
+            for k, v in payload.items()
+            if k in ("budget", "margin_available", "target_pct")
+        }
+    )
+
+
+def judge_alloc_budget(fields: dict[str, float] | None) -> Verdict:
+    """risk:alloc_budget exists with numeric fields."""
+    if not fields:
+        return Verdict(
+            Status.FAIL,
+            Reason.MISSING,
+            f"{BUDGET_KEY} is missing or empty: PortfolioManager has no budget",
+        )
+    return Verdict(
+        Status.OK,
+        Reason.NONE,
+        f"{BUDGET_KEY} has {len(fields)} numeric field(s)",
+        observations={"fields": sorted(fields)},
+    )
+
+
+def total_allocation(weight_map: dict[str, float], scale: str, target_pct: float) -> float:
+    """Total allocation as a fraction of the budget, whichever way the weights are scaled."""
+    total = sum(abs(w) for w in weight_map.values())
+    normalized = scale == "normalized" or (scale == "auto" and abs(total - 1.0) <= 0.01)
+    return total * target_pct if normalized else total
+
+
+def judge_exposure(ratio: float, allocation: float, high: float, target: float) -> Verdict:
+    """Recovery: margin utilisation or total allocation above 0.30 needs the recovery steps."""
+    # No readings: margin_utilisation and allocation_status export these numbers already.
+    observations = {"margin_utilisation": round(ratio, 6), "total_allocation": round(allocation, 6)}
+    problems = []
+    if ratio > high:
+        problems.append(f"margin utilisation {ratio:.3f} > {high:.2f}")
+    if allocation > target + 1e-9:
+        problems.append(f"total allocation {allocation:.3f} > {target:.2f}")
+    if problems:
+        return Verdict(
+            Status.FAIL,
+            Reason.THRESHOLD,
+            "; ".join(problems) + ". " + RECOVERY,
+            observations=observations,
+        )
+    return Verdict(
+        Status.OK,
+        Reason.NONE,
+        f"margin {ratio:.3f} and allocation {allocation:.3f} within caps",
+        observations=observations,
+    )
+
+
+async def check_margin_utilisation(ctx: CheckContext) -> Verdict:
+    """Margin utilisation from /api/oanda/account is below MARGIN_HYST_HIGH."""
+    payload = await ctx.http.get_json(Dependency.API, ctx.api_url + ACCOUNT_PATH)
+    return judge_margin(margin_utilisation(payload), ctx.thresholds.margin_hyst_high)
+
+
+async def check_position_caps(ctx: CheckContext) -> Verdict:
+    """No open position uses more margin than min(budget/K, PM_MAX_PER_POS_PCT x budget)."""
+    budget, payload = await read_both(
+        read_budget(ctx), ctx.http.get_json(Dependency.API, ctx.api_url + POSITIONS_PATH)
+    )
+    t = ctx.thresholds
+    return judge_position_caps(
+        open_positions(payload), budget, t.alloc_top_k, t.pm_max_per_pos_pct, ctx.instruments
+    )
+
+
+async def check_alloc_budget(ctx: CheckContext) -> Verdict:
+    """HASH risk:alloc_budget exists and every field is a number."""
+    read = await ctx.valkey.hgetall(BUDGET_KEY)
+    if read.wrong_type:
+        raise WrongType(f"{BUDGET_KEY} is not a HASH")
+    return judge_alloc_budget(None if read.missing else numeric_hash(read.value, BUDGET_KEY))
+
+
+async def check_exposure_within_cap(ctx: CheckContext) -> Verdict:
+    """Margin utilisation and total allocation are both within 0.30 (Recovery procedure)."""
+    account, status = await read_both(
+        ctx.http.get_json(Dependency.API, ctx.api_url + ACCOUNT_PATH),
+        ctx.http.get_json(Dependency.API, ctx.api_url + ALLOCATION_STATUS_PATH),
+    )
+    t = ctx.thresholds
+    allocation = total_allocation(
+        weights(status, ALLOCATION_STATUS_PATH), t.weights_scale, t.risk_alloc_target_pct
+    )
+    return judge_exposure(
+        margin_utilisation(account), allocation, t.margin_hyst_high, t.risk_alloc_target_pct
+    )

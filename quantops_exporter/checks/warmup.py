@@ -1,0 +1,102 @@
+"""Post-Deploy Warmup §2: candles are served, complete and fresh."""
+
+from __future__ import annotations
+
+from quantops_exporter.checks.base import (
+    CheckContext,
+    Freshness,
+    Measure,
+    Reading,
+    Reason,
+    Source,
+    Status,
+    Verdict,
+)
+from quantops_exporter.checks.parsing import items, obj
+from quantops_exporter.checks.timestamps import TimestampError, find_timestamp
+from quantops_exporter.sources.errors import BadPayload
+from quantops_exporter.sources.health import Dependency
+
+CANDLES_PATH = "/api/candles"
+CANDLE_TIME_FIELDS = ("time", "ts", "t", "timestamp", "ts_ms")
+
+
+def judge_candles(
+    payload: object,
+    instrument: str,
+    limit: int,
+    max_age: float,
+    now: float,
+    market_open: bool,
+    max_skew: float,
+) -> Verdict:
+    """`limit` items are returned, and the newest is at most `max_age` old while open."""
+    candles = items(payload, ("items", "candles"), CANDLES_PATH)
+    readings = (Reading(Measure.CANDLES, float(len(candles)), (instrument,)),)
+    newest = None
+    for index, raw in enumerate(candles):
+        try:
+            _field, moment = find_timestamp(obj(raw, f"candle {index}"), CANDLE_TIME_FIELDS)
+        except TimestampError as err:
+            raise BadPayload(f"candle {index}: {err}") from err
+        newest = moment if newest is None else max(newest, moment)
+    freshness = (
+        Freshness(
+            Source.CANDLES,
+            instrument,
+            newest if newest is not None and newest <= now + max_skew else None,
+        ),
+    )
+    if len(candles) < limit:
+        return Verdict(
+            Status.FAIL,
+            Reason.THRESHOLD,
+            f"{len(candles)} {instrument} M1 candles, expected {limit}: the warmup "
+            "backfill has not finished",
+            readings=readings,
+            freshness=freshness,
+        )
+    if newest is not None and market_open:
+        age = now - newest
+        if age < -max_skew:
+            return Verdict(
+                Status.ERROR,
+                Reason.CLOCK_SKEW,
+                f"newest candle is {-age:.0f}s in the future",
+                readings=readings,
+            )
+        if age > max_age:
+            return Verdict(
+                Status.FAIL,
+                Reason.STALE,
+                f"newest {instrument} candle is {age:.0f}s old (max {max_age:.0f}s)",
+                readings=readings,
+                freshness=freshness,
+            )
+    return Verdict(
+        Status.OK,
+        Reason.NONE,
+        f"{len(candles)} {instrument} M1 candles, newest fresh",
+        readings=readings,
+        freshness=freshness,
+    )
+
+
+async def check_candles(ctx: CheckContext) -> Verdict:
+    """`/api/candles?instrument=…&granularity=M1&limit=120` is complete and fresh."""
+    t = ctx.thresholds
+    payload = await ctx.http.get_json(
+        Dependency.API,
+        ctx.api_url + CANDLES_PATH,
+        {"instrument": t.candles_instrument, "granularity": "M1", "limit": str(t.candles_limit)},
+    )
+    now = ctx.clock()
+    return judge_candles(
+        payload,
+        t.candles_instrument,
+        t.candles_limit,
+        t.candles_max_age,
+        now,
+        ctx.calendar.is_open(now),
+        t.max_clock_skew,
+    )
