@@ -99,10 +99,21 @@ async def test_scenario_recovers_when_switched_back(sim: SepSimulator) -> None:
         Variant(signal_score_unit=TimeUnit.S, gates_blob_ts_unit=TimeUnit.S),
         Variant(signal_score_unit=TimeUnit.NS, gates_blob_ts_unit=TimeUnit.ISO),
         Variant(gates_blob_shape="hysteresis"),
+        Variant(trading_mode_shape="openapi", pricing_shape="map", account_wrapped=False),
+        Variant(weights_scale="normalized", weights_wrapped=True),
     ],
-    ids=lambda v: (
-        f"{v.manifold_ts_field}-{v.manifold_ts_unit}-{v.signal_score_unit}-"
-        f"{v.gates_blob_ts_unit}-{v.gates_blob_shape}"
+    ids=lambda v: "-".join(
+        str(x)
+        for x in (
+            v.manifold_ts_field,
+            v.manifold_ts_unit,
+            v.signal_score_unit,
+            v.gates_blob_ts_unit,
+            v.gates_blob_shape,
+            v.trading_mode_shape,
+            v.pricing_shape,
+            v.weights_scale,
+        )
     ),
 )
 async def test_contract_variants_are_all_read(sim: SepSimulator, variant: Variant) -> None:

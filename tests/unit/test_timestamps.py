@@ -26,6 +26,7 @@ MOMENT = 1758059154.076  # 2025-09-16T21:45:54.076Z, the contract's gates blob e
         ("2025-09-16T21:45:54.076Z", MOMENT),
         ("2025-09-16T23:45:54.076+02:00", MOMENT),
         ("2025-09-16T21:45:54.076", MOMENT),  # zone-less: UTC
+        ("2025-09-16T21:45:54.076000000Z", MOMENT),  # OANDA's nine-digit fractions
     ],
 )
 def test_units_are_read_off_the_magnitude(value: object, expected: float) -> None:

@@ -1,0 +1,347 @@
+"""The runbook's evaluators, one by one, on canned payloads of every shape the contract lists."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from quantops_exporter.checks.allocation import judge_allocation_status, judge_cadence, judge_topk
+from quantops_exporter.checks.base import Measure, Reason, Status, Thresholds
+from quantops_exporter.checks.gates import (
+    judge_gates_eligible,
+    judge_gates_sanity,
+    judge_span_integrity,
+)
+from quantops_exporter.checks.memory import CheckMemory
+from quantops_exporter.checks.pricing import judge_spreads, spreads_bps
+from quantops_exporter.checks.risk import (
+    Position,
+    budget_from,
+    judge_exposure,
+    judge_margin,
+    judge_position_caps,
+    margin_utilisation,
+    open_positions,
+    total_allocation,
+)
+from quantops_exporter.checks.sessions import judge_sessions
+from quantops_exporter.checks.trading import judge_trading_mode
+from quantops_exporter.checks.warmup import judge_candles
+from quantops_exporter.market import Session
+from quantops_exporter.sources.errors import BadPayload
+from quantops_exporter.sources.stack_metrics import parse_exposition
+
+FIXTURES = Path(__file__).parent.parent / "fixtures"
+PAIRS = ("EUR_USD", "USD_JPY", "GBP_USD", "EUR_JPY", "USD_CAD", "NZD_USD", "AUD_USD", "USD_CHF")
+T = Thresholds()
+
+
+def fixture(name: str) -> object:
+    """A canned stack payload."""
+    return json.loads((FIXTURES / name).read_text())
+
+
+# --- trading mode -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("payload", "status"),
+    [
+        ({"mode": "live", "oanda_connected": True}, Status.OK),
+        ({"mode": "paper", "oanda_connected": True}, Status.FAIL),
+        ({"mode": "live", "oanda_connected": False}, Status.FAIL),
+        (
+            {
+                "practice_trading_enabled": False,
+                "auto_trading_enabled": True,
+                "environment": "live",
+            },
+            Status.OK,
+        ),
+        ({"auto_trading_enabled": True, "environment": "practice"}, Status.FAIL),
+        ({"auto_trading_enabled": False, "environment": "live"}, Status.FAIL),
+    ],
+)
+def test_trading_mode_both_shapes(payload: object, status: Status) -> None:
+    """The runbook shape and the OpenAPI shape are both judged."""
+    assert judge_trading_mode(payload).status is status
+
+
+def test_trading_mode_unknown_shape_is_bad_payload() -> None:
+    """Neither shape: bad payload, not a guess."""
+    with pytest.raises(BadPayload):
+        judge_trading_mode({"status": "running"})
+
+
+# --- gates --------------------------------------------------------------------------------
+
+METRICS = (FIXTURES / "stack_metrics.txt").read_text()
+
+
+def test_eligible_are_counted_not_summed() -> None:
+    """Every sep_rolling_gate series is 1; only eligible="1" ones count (4 of 8 here)."""
+    verdict = judge_gates_eligible(parse_exposition(METRICS), PAIRS, 3)
+    assert verdict.status is Status.OK
+    assert [r.value for r in verdict.readings if r.measure is Measure.GATES_ELIGIBLE] == [4.0]
+    buffers = {r.labels: r.value for r in verdict.readings if r.measure is Measure.GATE_BUFFER}
+    assert buffers[("USD_CHF",)] == 0.15
+
+
+def test_too_few_eligible_fails_and_missing_series_is_missing() -> None:
+    """Below the minimum fails with threshold; no series at all fails with missing."""
+    assert judge_gates_eligible(parse_exposition(METRICS), PAIRS, 5).reason is Reason.THRESHOLD
+    assert judge_gates_eligible(parse_exposition("up 1\n"), PAIRS, 3).reason is Reason.MISSING
+
+
+def test_buffers_only_for_configured_instruments() -> None:
+    """An instrument seen on the wire but not configured never becomes a label value."""
+    text = 'sep_rolling_gate{instrument="XAU_EVIL",eligible="1",buf="0.1"} 1\n'
+    verdict = judge_gates_eligible(parse_exposition(text), PAIRS, 1)
+    assert all(r.labels == () for r in verdict.readings)
+
+
+def test_gates_sanity_on_the_contract_examples() -> None:
+    """The echo-gate example passes; the older hysteresis example passes on what it has."""
+    echo = {
+        "ts": 1758059154076,
+        "gates": {"EUR_USD": 1},
+        "repetition": {"EUR_USD": {"count_1h": 4, "first_seen_ms": 1758058120000}},
+        "hazard": {"EUR_USD": 0.12},
+        "bufs": {"EUR_USD": 0},
+        "cooldowns": {"EUR_USD": 0},
+    }
+    assert judge_gates_sanity(echo, PAIRS, T).status is Status.OK
+    old = {
+        "ts": 1726339200123,
+        "gates": {"EUR_USD": 1, "USD_CHF": 0, "USD_JPY": 1},
+        "cooldowns": {"EUR_USD": 0},
+        "bufs": {"EUR_USD": 0.10, "USD_CHF": 0.15},
+    }
+    verdict = judge_gates_sanity(old, PAIRS, T)
+    assert verdict.status is Status.OK and "hysteresis" in verdict.summary
+
+
+@pytest.mark.parametrize(
+    ("change", "fragment"),
+    [
+        ({"repetition": {"EUR_USD": {"count_1h": 2}}}, "count_1h 2 < ECHO_MIN_REPETITIONS"),
+        ({"hazard": {"EUR_USD": 0.9}}, "hazard 0.9 > ECHO_HAZARD_MAX"),
+        ({"hazard": {"EUR_USD": 0.1, "USD_JPY": -0.2}}, "USD_JPY hazard -0.2 outside [0, 1]"),
+        ({"gates": {"EUR_USD": 1, "XAU_USD": 0}}, "1 instrument(s) not in HOTBAND_PAIRS"),
+    ],
+)
+def test_gates_sanity_failures(change: dict[str, object], fragment: str) -> None:
+    """Too few repetitions, too high a hazard, a hazard out of range, an unknown instrument."""
+    blob = {
+        "ts": 1,
+        "gates": {"EUR_USD": 1},
+        "repetition": {"EUR_USD": {"count_1h": 4}},
+        "hazard": {"EUR_USD": 0.12},
+    } | change
+    verdict = judge_gates_sanity(blob, PAIRS, T)
+    assert verdict.status is Status.FAIL
+    assert fragment in verdict.summary
+
+
+def test_span_integrity() -> None:
+    """1 is ok, 0 fails, absent is missing."""
+    assert judge_span_integrity(parse_exposition("sep_span_integrity_ok 1\n")).status is Status.OK
+    assert judge_span_integrity(parse_exposition("sep_span_integrity_ok 0\n")).status is (
+        Status.FAIL
+    )
+    assert judge_span_integrity(parse_exposition("")).reason is Reason.MISSING
+
+
+# --- sessions -----------------------------------------------------------------------------
+
+
+def test_sessions_ok_when_an_intended_one_is_open() -> None:
+    """London open: ok, with a gauge for every session."""
+    verdict = judge_sessions({Session.LONDON}, ("tokyo", "london", "new_york"), True)
+    assert verdict.status is Status.OK
+    assert {r.labels[0]: r.value for r in verdict.readings} == {
+        "sydney": 0.0,
+        "tokyo": 0.0,
+        "london": 1.0,
+        "new_york": 0.0,
+    }
+
+
+def test_sessions_never_fail() -> None:
+    """Only Sydney open, or the weekend: skipped, not failed (the calendar is not a fault)."""
+    assert judge_sessions({Session.SYDNEY}, ("london",), True).reason is Reason.SESSION_CLOSED
+    assert judge_sessions(set(), ("london",), False).reason is Reason.MARKET_CLOSED
+
+
+# --- margin, budget, positions, exposure --------------------------------------------------
+
+
+def test_margin_from_the_oanda_account_with_string_decimals() -> None:
+    """The wrapped OANDA summary with string decimals gives used / (used + available)."""
+    ratio = margin_utilisation(fixture("oanda_account.json"))
+    assert ratio == pytest.approx(5300 / 100000)
+    assert judge_margin(ratio, 0.30).status is Status.OK
+    assert judge_margin(0.30, 0.30).status is Status.FAIL  # at the limit adds stop
+
+
+def test_margin_unwrapped_account_and_bad_decimals() -> None:
+    """A bare account body works; a non-numeric decimal is a bad payload."""
+    assert margin_utilisation({"marginUsed": "30", "marginAvailable": "70"}) == 0.3
+    with pytest.raises(BadPayload):
+        margin_utilisation({"account": {"marginUsed": "lots", "marginAvailable": "1"}})
+    with pytest.raises(BadPayload):
+        margin_utilisation({"account": {"marginUsed": "NaN", "marginAvailable": "1"}})
+
+
+def test_position_caps() -> None:
+    """cap = min(budget/K, PM_MAX_PER_POS_PCT x budget); a position above it fails."""
+    positions = open_positions(fixture("oanda_positions.json"))
+    assert [p.instrument for p in positions] == ["EUR_USD", "USD_JPY"]  # the closed one left out
+    verdict = judge_position_caps(positions, 27000, 3, 0.10, PAIRS)
+    assert verdict.status is Status.OK  # cap 2700
+    over = judge_position_caps([Position("EUR_USD", 2701)], 27000, 3, 0.10, PAIRS)
+    assert over.status is Status.FAIL and "EUR_USD 2701" in over.summary
+    assert judge_position_caps([Position("EUR_USD", 5000)], 27000, 3, 0.50, PAIRS).status is (
+        Status.OK
+    )  # with a 50% cap, budget/K = 9000 binds
+
+
+def test_budget_fields() -> None:
+    """The budget field, else margin_available x target_pct; neither is a bad payload."""
+    assert budget_from({"budget": 27000}) == 27000
+    assert budget_from({"margin_available": 90000, "target_pct": 0.3}) == pytest.approx(27000)
+    with pytest.raises(BadPayload):
+        budget_from({"balance": 1})
+
+
+@pytest.mark.parametrize(
+    ("weights", "scale", "total"),
+    [
+        ({"A": 0.1, "B": 0.1, "C": 0.08}, "auto", 0.28),  # fractions of the budget
+        ({"A": 0.3091, "B": 0.2852, "C": 0.2220, "D": 0.1836}, "auto", 0.30 * 0.9999),
+        ({"A": 0.118, "B": 0.103, "C": 0.101}, "auto", 0.322),  # the TEL incident
+        ({"A": 0.5, "B": 0.5}, "budget", 1.0),
+        ({"A": 0.5, "B": 0.3}, "normalized", 0.24),
+    ],
+)
+def test_total_allocation_both_scales(weights: dict[str, float], scale: str, total: float) -> None:
+    """Weights summing to 1 are shares of the target; otherwise they are budget fractions."""
+    assert total_allocation(weights, scale, 0.30) == pytest.approx(total, abs=1e-4)
+
+
+def test_exposure_names_the_recovery_procedure() -> None:
+    """Beyond 30% the summary carries the runbook's recovery steps."""
+    verdict = judge_exposure(0.45, 0.2, 0.30, 0.30)
+    assert verdict.status is Status.FAIL
+    assert "engage the kill switch" in verdict.summary
+    assert "drain_overcap_only.sh --dry-run" in verdict.summary
+    assert judge_exposure(0.1, 0.3, 0.30, 0.30).status is Status.OK
+
+
+# --- allocator and allocation -------------------------------------------------------------
+
+
+def test_topk_counts_selected_equal_to_one() -> None:
+    """Three 1s among eight series match ALLOC_TOP_K=3; four do not."""
+    metrics = parse_exposition(METRICS)
+    assert judge_topk(metrics, 3).status is Status.OK
+    assert judge_topk(metrics, 4).reason is Reason.MISMATCH
+
+
+def test_allocation_status_total_and_top_k() -> None:
+    """Overcap fails threshold; a weight outside the Top-K fails mismatch; zero weights are fine."""
+    top = ["EUR_USD", "USD_JPY", "GBP_USD"]
+    ok = {"EUR_USD": 0.1, "USD_JPY": 0.1, "GBP_USD": 0.08, "USD_CHF": 0.0}
+    assert judge_allocation_status(ok, top, "auto", 0.30, PAIRS).status is Status.OK
+    over = {"EUR_USD": 0.14, "USD_JPY": 0.12, "GBP_USD": 0.10}
+    assert judge_allocation_status(over, top, "auto", 0.30, PAIRS).reason is Reason.THRESHOLD
+    off = {"EUR_USD": 0.1, "USD_CHF": 0.05}
+    verdict = judge_allocation_status(off, top, "auto", 0.30, PAIRS)
+    assert verdict.reason is Reason.MISMATCH and "USD_CHF" in verdict.summary
+
+
+@pytest.mark.parametrize(
+    ("payload", "status", "reason"),
+    [
+        ({"ts": 1_800_000_000, "interval": 60}, Status.OK, Reason.NONE),
+        ({"ts": 1_800_000_000, "interval_sec": 60}, Status.OK, Reason.NONE),
+        ({"interval": 60}, Status.OK, Reason.NONE),
+        ({"ts": 1_800_000_000, "interval": 600}, Status.FAIL, Reason.MISMATCH),
+        ({"ts": 1_799_999_000, "interval": 60}, Status.FAIL, Reason.STALE),
+    ],
+)
+def test_allocator_cadence(payload: object, status: Status, reason: Reason) -> None:
+    """interval or interval_sec equals 60; a ts older than 180 s is stale while open."""
+    verdict = judge_cadence(payload, 60, 180, 1_800_000_030, market_open=True)
+    assert (verdict.status, verdict.reason) == (status, reason)
+
+
+def test_allocator_ts_not_judged_while_closed() -> None:
+    """allocator-lite keeps the old weights over the weekend: an old ts is fine then."""
+    verdict = judge_cadence({"ts": 1, "interval": 60}, 60, 180, 1_800_000_000, market_open=False)
+    assert verdict.status is Status.OK
+
+
+# --- candles and spreads ------------------------------------------------------------------
+
+
+def candles(count: int, newest: float) -> dict[str, object]:
+    """An /api/candles body with `count` M1 candles, the newest at `newest`."""
+    return {
+        "items": [
+            {"time": newest - 60 * k, "mid": {"c": "1.1"}, "complete": True} for k in range(count)
+        ]
+    }
+
+
+def test_candles() -> None:
+    """120 fresh candles pass; 80 fail; an old newest candle is stale only while open."""
+    now = 1_800_000_000.0
+    assert judge_candles(candles(120, now - 60), "EUR_USD", 120, 180, now, True, 5).status is (
+        Status.OK
+    )
+    assert judge_candles(candles(80, now - 60), "EUR_USD", 120, 180, now, True, 5).reason is (
+        Reason.THRESHOLD
+    )
+    assert judge_candles(candles(120, now - 900), "EUR_USD", 120, 180, now, True, 5).reason is (
+        Reason.STALE
+    )
+    assert judge_candles(candles(120, now - 900), "EUR_USD", 120, 180, now, False, 5).status is (
+        Status.OK
+    )
+
+
+def test_candles_with_oanda_rfc3339_times() -> None:
+    """OANDA-style RFC 3339 times with nanoseconds-free fractions parse."""
+    body = {"candles": [{"time": "2027-01-15T08:00:00.000000Z", "complete": True}] * 3}
+    verdict = judge_candles(body, "EUR_USD", 3, 180, 1_800_000_000.0, False, 5)
+    assert verdict.status is Status.OK
+
+
+def test_spreads_from_both_pricing_shapes() -> None:
+    """The OANDA list (string prices) and the V3 map give the same spreads."""
+    listed = spreads_bps(fixture("oanda_pricing.json"))
+    mapped = spreads_bps({"prices": {"EUR_USD": {"bid": 1.10000, "ask": 1.10011}}})
+    assert listed["EUR_USD"] == pytest.approx(mapped["EUR_USD"], rel=1e-6)
+    assert "USD_JPY" not in listed  # empty asks: no quote, not a crash
+    verdict = judge_spreads(listed, ("EUR_USD", "USD_JPY"), 5.0)
+    assert verdict.status is Status.OK and "no quote for USD_JPY" in verdict.summary
+    assert judge_spreads({"EUR_USD": 12.0}, ("EUR_USD",), 5.0).status is Status.FAIL
+
+
+# --- memory -------------------------------------------------------------------------------
+
+
+def test_memory_holding_since_and_change_detection() -> None:
+    """A condition's start is kept while it holds; a value's change time is unknown until seen."""
+    memory = CheckMemory()
+    assert memory.holding_since("flat", True, 100) == 100
+    assert memory.holding_since("flat", True, 160) == 100
+    assert memory.holding_since("flat", False, 170) is None
+    assert memory.holding_since("flat", True, 180) == 180
+    assert memory.changed_at("w", b"a", 100) is None
+    assert memory.changed_at("w", b"a", 110) is None
+    assert memory.changed_at("w", b"b", 120) == 120
+    assert memory.changed_at("w", b"b", 130) == 120
