@@ -17,12 +17,27 @@ import structlog
 
 from quantops_exporter import __version__
 from quantops_exporter.app import run_once, serve
-from quantops_exporter.checks.base import Outcome, Status
+from quantops_exporter.checks.base import Check, Outcome, Status
+from quantops_exporter.checks.catalog import (
+    CHECKS,
+    DAILY,
+    POST_DEPLOY,
+    PRE_OPEN,
+    RECOVERY,
+    TROUBLESHOOTING,
+)
 from quantops_exporter.config import ConfigError, Settings, load_settings
 from quantops_exporter.log import configure_logging
 from quantops_exporter.web import outcome_json
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
+SECTIONS = {
+    "pre-open": PRE_OPEN,
+    "daily": DAILY,
+    "post-deploy": POST_DEPLOY,
+    "troubleshooting": TROUBLESHOOTING,
+    "recovery": RECOVERY,
+}
 # The en dash is the runbook's "not applicable" mark.
 _MARKS = {Status.OK: "✓", Status.FAIL: "✗", Status.ERROR: "✗", Status.SKIPPED: "\u2013"}
 
@@ -60,6 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run every enabled check once; exit 0 when none is fail/error, else 1.",
     )
     check.add_argument("--json", action="store_true", help="print a JSON array instead")
+    check.add_argument(
+        "--section",
+        choices=sorted(SECTIONS),
+        help="run only one runbook section's checks (e.g. daily: the Daily Ops Snapshot)",
+    )
     sub.add_parser(
         "check-config",
         parents=[common],
@@ -91,7 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _check_config(settings)
     if command == "check":
         configure_logging("console", "error")
-        return asyncio.run(_check(settings, as_json=args.json))
+        return asyncio.run(_check(settings, as_json=args.json, section=args.section))
     configure_logging(settings.log_format.value, settings.log_level.value)
     if command == "demo":
         from quantops_exporter.simulator.demo import run_demo
@@ -107,8 +127,11 @@ def _check_config(settings: Settings) -> int:
     return EXIT_OK
 
 
-async def _check(settings: Settings, *, as_json: bool) -> int:
-    results = await run_once(settings)
+async def _check(settings: Settings, *, as_json: bool, section: str | None = None) -> int:
+    only = None
+    if section is not None:
+        only = frozenset(c.name for c in CHECKS if c.section == SECTIONS[section])
+    results = await run_once(settings, only=only)
     outcomes = [outcome for _check_row, outcome in results]
     if as_json:
         rows = [outcome_json(o) | {"runbook": c.runbook} for c, o in results]
@@ -119,14 +142,19 @@ async def _check(settings: Settings, *, as_json: bool) -> int:
     return EXIT_FAILED if failed else EXIT_OK
 
 
-def render_table(results: Sequence[tuple[object, Outcome]]) -> str:
-    """A plain-text report: one line per check with its mark, status, reason and summary."""
-    lines = []
-    for _check, outcome in results:
-        mark = _MARKS[outcome.status]
+def render_table(results: Sequence[tuple[Check, Outcome]]) -> str:
+    """The report, grouped by runbook section like the runbook itself: a mark per step,
+    status/reason when it is not ok, the summary, and the runbook reference."""
+    lines: list[str] = []
+    section = None
+    for check, outcome in results:
+        if check.section != section:
+            section = check.section
+            lines.append(("\n" if lines else "") + section)
+        verdict = "" if outcome.status is Status.OK else f"{outcome.status}/{outcome.reason}  "
         lines.append(
-            f"{mark} {outcome.check:<22} {outcome.status.value:<8} "
-            f"{outcome.reason.value:<16} {outcome.summary}"
+            f"  {_MARKS[outcome.status]} {check.name:<24} {verdict}{outcome.summary}"
+            f"  [{check.runbook}]"
         )
     return "\n".join(lines)
 

@@ -62,10 +62,20 @@ def test_check_table_is_readable() -> None:
     """Without --json, one line per check with a mark, status and reason."""
     result = cli("check", env=nothing_listening())
     assert result.returncode == 1
-    lines = result.stdout.strip().splitlines()
-    assert len(lines) == len(CHECK_NAMES)
-    failing = [line for line in lines if "sessions_open" not in line]
-    assert all(line.startswith("✗") and "unreachable" in line for line in failing)
+    rows = [line for line in result.stdout.splitlines() if line.startswith("  ")]
+    assert len(rows) == len(CHECK_NAMES)
+    failing = [row for row in rows if "sessions_open" not in row]
+    assert all(row.startswith("  ✗") and "error/unreachable" in row for row in failing)
+    assert "Daily Ops Snapshot" in result.stdout.splitlines()
+    assert "[Daily Ops Snapshot §1]" in result.stdout
+
+
+def test_check_section_daily_runs_only_the_daily_snapshot() -> None:
+    """--section daily lists exactly the Daily Ops Snapshot's checks."""
+    result = cli("check", "--section", "daily", "--json", env=nothing_listening())
+    names = {row["check"] for row in json.loads(result.stdout)}
+    assert names == {"allocator_cadence", "span_integrity", "allocation_status"}
+    assert cli("check", "--section", "weekly").returncode == 2  # argparse: not a section
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "default")
