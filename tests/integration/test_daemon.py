@@ -200,3 +200,26 @@ async def test_paused_valkey_times_out_and_recovers(daemon, sim: SepSimulator) -
     finally:
         os.kill(sim.server.pid, signal.SIGCONT)
     await until(daemon, all_ok)
+
+
+async def test_a_hung_api_does_not_delay_valkey_checks(daemon, sim: SepSimulator) -> None:  # type: ignore[no-untyped-def]
+    """With every API endpoint hung, the Valkey checks keep running on their own cadence."""
+    await until(daemon, all_ok)
+    await sim.set_scenario(Scenario.API_SLOW)
+
+    def runs(text: str) -> float:
+        return (
+            value(text, "runbook_check_runs_total", check="manifold_freshness", status="ok") or 0.0
+        )
+
+    before = runs(await scrape(daemon))
+    text = await until(
+        daemon,
+        lambda t: (
+            value(t, "runbook_check_failure_reason", check="trading_mode", reason="timeout") == 1
+        ),
+    )
+    # While the API checks hang until their timeout, the manifold check ran on, several times.
+    await until(daemon, lambda t: runs(t) >= before + 4)
+    assert value(text, "runbook_check_ok", check="gates_blob_freshness") == 1
+    await sim.set_scenario(Scenario.HEALTHY)
