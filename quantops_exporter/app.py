@@ -14,7 +14,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from quantops_exporter.board import Board
-from quantops_exporter.checks.base import Check, CheckContext, Outcome, Thresholds
+from quantops_exporter.checks.base import Check, CheckContext, Outcome, Source, Thresholds
 from quantops_exporter.checks.catalog import build_catalog
 from quantops_exporter.checks.memory import CheckMemory
 from quantops_exporter.config import MarketHours, Settings, mask_url
@@ -66,6 +66,16 @@ def thresholds_for(settings: Settings) -> Thresholds:
         flat_grace=settings.flat_grace_seconds,
         expected_sessions=tuple(s.value for s in settings.expected_sessions),
     )
+
+
+def freshness_limits(t: Thresholds) -> dict[Source, float]:
+    """Each freshness source's configured limit, exported for the staleness alert."""
+    return {
+        Source.WS_MANIFOLD: t.ws_max_age,
+        Source.SIGNAL_INDEX: t.signal_max_age,
+        Source.GATES_BLOB: t.gates_blob_max_age,
+        Source.CANDLES: t.candles_max_age,
+    }
 
 
 @asynccontextmanager
@@ -120,7 +130,9 @@ def build_exporter(settings: Settings, *, clock: Clock = time.time) -> Exporter:
     checks = build_catalog(settings.overrides())
     board = Board(checks)
     health = DependencyHealth()
-    registry, scheduler_metrics = build_registry(board, health, checks)
+    registry, scheduler_metrics = build_registry(
+        board, health, checks, freshness_limits(thresholds_for(settings))
+    )
     app = build_web_app(board, registry)
     grace = max(check.timeout for check in checks)
 

@@ -87,9 +87,15 @@ MEASURES: Mapping[Measure, MeasureSpec] = {
 class BoardCollector(Collector):
     """Renders the board's latest outcomes as gauges; touches no I/O."""
 
-    def __init__(self, board: Board, health: DependencyHealth) -> None:
+    def __init__(
+        self,
+        board: Board,
+        health: DependencyHealth,
+        freshness_limits: Mapping[Source, float] | None = None,
+    ) -> None:
         self._board = board
         self._health = health
+        self._freshness_limits = dict(freshness_limits or {})
 
     def collect(self) -> Iterator[Metric]:
         """Yield every board-derived metric family."""
@@ -129,10 +135,16 @@ class BoardCollector(Collector):
             "1 when the check is enabled in the configuration",
             labels=["check"],
         )
+        interval = GaugeMetricFamily(
+            "runbook_check_interval_seconds",
+            "How often the check is configured to run (alerts spot a check that stopped)",
+            labels=["check"],
+        )
         for state in states:
             name = state.check.name
             latest = state.latest
             enabled.add_metric([name], float(state.check.enabled))
+            interval.add_metric([name], state.check.interval)
             # Before its first run a check is neither ok nor expected, so nothing pages on start-up.
             ok.add_metric([name], float(latest is not None and latest.healthy))
             expected.add_metric([name], float(latest is not None and latest.expected))
@@ -146,8 +158,16 @@ class BoardCollector(Collector):
                 last_run.add_metric([name], latest.started_at)
             if state.last_success_at is not None:
                 last_success.add_metric([name], state.last_success_at)
-        yield from (ok, expected, status, reason, last_run, last_success, enabled)
+        yield from (ok, expected, status, reason, last_run, last_success, enabled, interval)
         yield self._freshness()
+        limits = GaugeMetricFamily(
+            "runbook_freshness_max_age_seconds",
+            "The configured freshness limit per source (FRESH_MAX_WS_AGE_SEC, ...)",
+            labels=["source"],
+        )
+        for source, limit in self._freshness_limits.items():
+            limits.add_metric([source.value], limit)
+        yield limits
         yield from self._measures()
         dependency = GaugeMetricFamily(
             "runbook_dependency_up",
@@ -267,12 +287,15 @@ class BuildInfoCollector(Collector):
 
 
 def build_registry(
-    board: Board, health: DependencyHealth, checks: Iterable[Check]
+    board: Board,
+    health: DependencyHealth,
+    checks: Iterable[Check],
+    freshness_limits: Mapping[Source, float] | None = None,
 ) -> tuple[CollectorRegistry, SchedulerMetrics]:
     """A fresh registry with every exporter metric, the board subscribed to its accumulators."""
     checks = tuple(checks)
     registry = CollectorRegistry(auto_describe=True)
-    registry.register(BoardCollector(board, health))
+    registry.register(BoardCollector(board, health, freshness_limits))
     registry.register(BuildInfoCollector())
     ProcessCollector(registry=registry)
     outcome_metrics = OutcomeMetrics(registry, checks)
