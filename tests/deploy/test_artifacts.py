@@ -1,0 +1,117 @@
+"""The shipped monitoring artifacts: generated rules in step with the catalog, and valid."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from quantops_exporter.alerting import ALERTS, Anchor, build_rules, github_slug, render
+from quantops_exporter.alerting_tests import build_tests
+from quantops_exporter.checks.catalog import CHECK_NAMES
+
+ROOT = Path(__file__).resolve().parents[2]
+RULES = ROOT / "deploy/prometheus/rules/quantops-runbook.rules.yml"
+PROMTOOL_TESTS = ROOT / "deploy/prometheus/tests/quantops-runbook.test.yml"
+ALERTMANAGER = ROOT / "deploy/alertmanager/alertmanager.yml"
+PROMETHEUS = ROOT / "deploy/prometheus/prometheus.yml"
+PROMETHEUSRULE = ROOT / "deploy/kubernetes/prometheusrule.yaml"
+RUNBOOK = ROOT / "docs/runbook/02_Operations_Runbook.md"
+REGENERATE = "run: python -m quantops_exporter.alerting > " + str(RULES.relative_to(ROOT))
+
+
+def binary(name: str) -> str:
+    """The path of a Prometheus tool; skip (saying why) outside CI, fail in CI."""
+    found = shutil.which(name)
+    if found is None:
+        reason = f"{name} is not installed (apt-get install prometheus prometheus-alertmanager)"
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must run this: {reason}")
+        pytest.skip(reason)
+    return found
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run a tool from the repository root."""
+    return subprocess.run(args, cwd=ROOT, capture_output=True, text=True, check=False)
+
+
+def test_committed_rules_are_the_generated_ones() -> None:
+    """The shipped rule file is exactly what the catalog generates."""
+    assert RULES.read_text() == render(build_rules()), REGENERATE
+
+
+def test_committed_promtool_tests_are_the_generated_ones() -> None:
+    """The shipped promtool tests are exactly what the generator writes."""
+    committed = yaml.safe_load(PROMTOOL_TESTS.read_text())
+    assert committed == build_tests(), "run: python -m quantops_exporter.alerting_tests > ..."
+
+
+def test_kubernetes_prometheusrule_carries_the_same_rules() -> None:
+    """The PrometheusRule's spec is the rule file."""
+    document = yaml.safe_load(PROMETHEUSRULE.read_text())
+    assert document["kind"] == "PrometheusRule"
+    assert document["spec"] == yaml.safe_load(RULES.read_text())
+
+
+def test_every_check_has_an_alert_and_every_alert_a_check() -> None:
+    """A check without an alert, or an alert naming no check, fails here."""
+    assert set(ALERTS) == CHECK_NAMES
+    groups = {g["name"]: g["rules"] for g in yaml.safe_load(RULES.read_text())["groups"]}
+    per_check = groups["quantops-runbook-checks"]
+    assert {rule["labels"]["check"] for rule in per_check} == CHECK_NAMES
+    for rule in per_check:
+        assert f'check="{rule["labels"]["check"]}"' in rule["expr"]
+    names = [r["alert"] for g in groups.values() for r in g if "alert" in r]
+    assert len(names) == len(set(names))
+    assert all(re.fullmatch(r"SepRunbook[A-Z][A-Za-z]+", n) for n in names)
+
+
+def test_every_alert_is_labelled_and_annotated() -> None:
+    """severity page|ticket; summary, description and runbook_url on every alert."""
+    for group in yaml.safe_load(RULES.read_text())["groups"]:
+        for rule in group["rules"]:
+            if "alert" not in rule:
+                continue
+            assert rule["labels"]["severity"] in ("page", "ticket"), rule["alert"]
+            assert {"summary", "description", "runbook_url"} <= set(rule["annotations"])
+
+
+def test_runbook_anchors_are_real_headings() -> None:
+    """Each runbook_url anchor is a heading of the runbook (GitHub's slug rules)."""
+    headings = {
+        github_slug(line.lstrip("#"))
+        for line in RUNBOOK.read_text().splitlines()
+        if line.startswith("## ")
+    }
+    assert {a.value for a in Anchor} <= headings
+
+
+def test_promtool_check_rules() -> None:
+    """promtool accepts the rule file."""
+    result = run(binary("promtool"), "check", "rules", str(RULES))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_promtool_unit_tests_pass() -> None:
+    """Every alert fires when it should and stays silent when it should (promtool)."""
+    result = run(binary("promtool"), "test", "rules", str(PROMTOOL_TESTS))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout
+
+
+def test_promtool_check_config() -> None:
+    """The shipped Prometheus configuration is valid, rules included."""
+    result = run(binary("promtool"), "check", "config", str(PROMETHEUS))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_amtool_check_config() -> None:
+    """The shipped Alertmanager configuration is valid."""
+    result = run(binary("amtool"), "check-config", str(ALERTMANAGER))
+    assert result.returncode == 0, result.stdout + result.stderr
