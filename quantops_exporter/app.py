@@ -85,6 +85,7 @@ async def open_context(
     *,
     clock: Clock = time.time,
     memory: CheckMemory | None = None,
+    calendar: Calendar | None = None,
 ) -> AsyncIterator[CheckContext]:
     """Open the read-only sources for `settings`; close them on exit."""
     catalog = build_catalog(settings.overrides())
@@ -99,7 +100,7 @@ async def open_context(
         yield CheckContext(
             valkey=reader,
             http=http,
-            calendar=calendar_for(settings),
+            calendar=calendar or calendar_for(settings),
             clock=clock,
             instruments=settings.hotband_pairs,
             thresholds=thresholds_for(settings),
@@ -125,7 +126,9 @@ class Exporter:
     app: web.Application
 
 
-def build_exporter(settings: Settings, *, clock: Clock = time.time) -> Exporter:
+def build_exporter(
+    settings: Settings, *, clock: Clock = time.time, calendar: Calendar | None = None
+) -> Exporter:
     """Assemble the daemon; the scheduler and sources start with the aiohttp app."""
     checks = build_catalog(settings.overrides())
     board = Board(checks)
@@ -137,7 +140,7 @@ def build_exporter(settings: Settings, *, clock: Clock = time.time) -> Exporter:
     grace = max(check.timeout for check in checks)
 
     async def lifecycle(_app: web.Application) -> AsyncIterator[None]:
-        async with open_context(settings, health, clock=clock) as ctx:
+        async with open_context(settings, health, clock=clock, calendar=calendar) as ctx:
             scheduler = CheckScheduler(checks, ctx, board, scheduler_metrics)
             scheduler.start()
             try:
