@@ -1,18 +1,28 @@
 # quantops-exporter: the SEP operations runbook as Prometheus metrics on :9110.
+#   docker build -t quantops-exporter .
+#   docker run -p 9110:9110 -e VALKEY_URL=redis://valkey:6379/0 -e SEP_API_URL=http://backend:8000 quantops-exporter
+#   docker run -p 9110:9110 quantops-exporter demo      # the built-in simulated stack
 FROM python:3.11-slim AS build
 WORKDIR /src
+# Dependencies first, pinned, so they cache apart from the source and rebuild identically.
+COPY deploy/requirements.lock ./
+RUN pip wheel --no-cache-dir --wheel-dir /wheels -r requirements.lock
 COPY pyproject.toml README.md ./
 COPY quantops_exporter ./quantops_exporter
-RUN pip wheel --no-cache-dir --wheel-dir /wheels .
+RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .
 
 FROM python:3.11-slim
-RUN useradd --system --uid 10001 --no-create-home quantops
+LABEL org.opencontainers.image.title="quantops-exporter" \
+      org.opencontainers.image.description="SEP operations runbook as Prometheus metrics"
+RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin quantops
 COPY --from=build /wheels /wheels
-RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
-USER 10001
+RUN pip install --no-cache-dir --no-index --find-links /wheels /wheels/*.whl && rm -rf /wheels
+USER 10001:10001
 EXPOSE 9110
-ENV QUANTOPS_LISTEN_ADDRESS=:9110 QUANTOPS_LOG_FORMAT=json
-HEALTHCHECK --interval=30s --timeout=3s --start-period=10s \
-  CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:9110/-/healthy', timeout=2)"
+ENV QUANTOPS_LISTEN_ADDRESS=:9110 \
+    QUANTOPS_LOG_FORMAT=json \
+    PYTHONUNBUFFERED=1
+HEALTHCHECK --interval=30s --timeout=3s --start-period=10s --retries=3 \
+  CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:9110/-/healthy', timeout=2)"]
 ENTRYPOINT ["quantops-exporter"]
 CMD ["run"]
