@@ -26,7 +26,7 @@ from quantops_exporter.sources import valkey
 from quantops_exporter.sources.health import DependencyHealth
 from quantops_exporter.sources.http import HttpReader
 from quantops_exporter.sources.valkey import ValkeyReader
-from quantops_exporter.web import build_web_app
+from quantops_exporter.web import DebugRuns, build_web_app
 
 log = structlog.get_logger("quantops_exporter.app")
 
@@ -136,16 +136,29 @@ def build_exporter(
     registry, scheduler_metrics = build_registry(
         board, health, checks, freshness_limits(thresholds_for(settings))
     )
-    app = build_web_app(board, registry)
+    calendar = calendar or calendar_for(settings)
+    debug = DebugRuns(
+        checks, enabled=settings.debug_runs, min_interval=settings.debug_run_min_interval_seconds
+    )
+    app = build_web_app(
+        board,
+        registry,
+        calendar=calendar,
+        debug=debug,
+        runbook_url=settings.runbook_url,
+        clock=clock,
+    )
     grace = max(check.timeout for check in checks)
 
     async def lifecycle(_app: web.Application) -> AsyncIterator[None]:
         async with open_context(settings, health, clock=clock, calendar=calendar) as ctx:
             scheduler = CheckScheduler(checks, ctx, board, scheduler_metrics)
             scheduler.start()
+            debug.ctx = ctx
             try:
                 yield
             finally:
+                debug.ctx = None
                 await scheduler.stop(grace)
 
     app.cleanup_ctx.append(lifecycle)
@@ -176,15 +189,34 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         await runner.cleanup()
 
 
-async def run_once(
-    settings: Settings, *, clock: Clock = time.time, only: frozenset[str] | None = None
-) -> list[tuple[Check, Outcome]]:
-    """Run every enabled check once, concurrently; return (check, outcome) in catalog order."""
-    checks = [
+def selected_checks(settings: Settings, only: frozenset[str] | None = None) -> list[Check]:
+    """The enabled checks (optionally only those named), in catalog order."""
+    return [
         c
         for c in build_catalog(settings.overrides())
         if c.enabled and (only is None or c.name in only)
     ]
+
+
+async def run_once(
+    settings: Settings,
+    *,
+    clock: Clock = time.time,
+    only: frozenset[str] | None = None,
+    on_done: Callable[[Outcome], None] | None = None,
+) -> list[tuple[Check, Outcome]]:
+    """Run every enabled check once, concurrently; return (check, outcome) in catalog order.
+
+    `on_done` hears of each outcome as it finishes (the CLI's progress indicator).
+    """
+    checks = selected_checks(settings, only)
+
+    async def one(check: Check, ctx: CheckContext) -> Outcome:
+        outcome = await run_check(check, ctx)
+        if on_done is not None:
+            on_done(outcome)
+        return outcome
+
     async with open_context(settings, DependencyHealth(), clock=clock) as ctx:
-        outcomes = await asyncio.gather(*(run_check(check, ctx) for check in checks))
+        outcomes = await asyncio.gather(*(one(check, ctx) for check in checks))
     return list(zip(checks, outcomes, strict=True))

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -16,8 +17,8 @@ from pathlib import Path
 import structlog
 
 from quantops_exporter import __version__
-from quantops_exporter.app import run_once, serve
-from quantops_exporter.checks.base import Check, Outcome, Status
+from quantops_exporter.app import run_once, selected_checks, serve
+from quantops_exporter.checks.base import MARKS, Check, Outcome, Status
 from quantops_exporter.checks.catalog import (
     CHECKS,
     DAILY,
@@ -38,8 +39,6 @@ SECTIONS = {
     "troubleshooting": TROUBLESHOOTING,
     "recovery": RECOVERY,
 }
-# The en dash is the runbook's "not applicable" mark.
-_MARKS = {Status.OK: "✓", Status.FAIL: "✗", Status.ERROR: "✗", Status.SKIPPED: "\u2013"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -131,18 +130,48 @@ async def _check(settings: Settings, *, as_json: bool, section: str | None = Non
     only = None
     if section is not None:
         only = frozenset(c.name for c in CHECKS if c.section == SECTIONS[section])
-    results = await run_once(settings, only=only)
+    progress = Progress(len(selected_checks(settings, only)), enabled=sys.stderr.isatty())
+    results = await run_once(settings, only=only, on_done=progress.done)
+    progress.finish()
     outcomes = [outcome for _check_row, outcome in results]
     if as_json:
         rows = [outcome_json(o) | {"runbook": c.runbook} for c, o in results]
         print(json.dumps(rows, indent=2))
     else:
-        print(render_table(results))
+        colour = sys.stdout.isatty() and "NO_COLOR" not in os.environ
+        print(render_table(results, colour=colour))
     failed = any(o.status in (Status.FAIL, Status.ERROR) for o in outcomes)
     return EXIT_FAILED if failed else EXIT_OK
 
 
-def render_table(results: Sequence[tuple[Check, Outcome]]) -> str:
+class Progress:
+    """`running checks… 12/22` on stderr while checks run, on a terminal only."""
+
+    def __init__(self, total: int, *, enabled: bool) -> None:
+        self.total, self.count, self.enabled = total, 0, enabled
+        self._show()
+
+    def done(self, _outcome: Outcome) -> None:
+        """One more check finished."""
+        self.count += 1
+        self._show()
+
+    def finish(self) -> None:
+        """Erase the indicator."""
+        if self.enabled:
+            sys.stderr.write("\r\033[K")
+            sys.stderr.flush()
+
+    def _show(self) -> None:
+        if self.enabled:
+            sys.stderr.write(f"\rrunning checks\u2026 {self.count}/{self.total}")
+            sys.stderr.flush()
+
+
+_COLOURS = {Status.OK: "32", Status.FAIL: "31", Status.ERROR: "33", Status.SKIPPED: "90"}
+
+
+def render_table(results: Sequence[tuple[Check, Outcome]], *, colour: bool = False) -> str:
     """The report, grouped by runbook section like the runbook itself: a mark per step,
     status/reason when it is not ok, the summary, and the runbook reference."""
     lines: list[str] = []
@@ -152,10 +181,10 @@ def render_table(results: Sequence[tuple[Check, Outcome]]) -> str:
             section = check.section
             lines.append(("\n" if lines else "") + section)
         verdict = "" if outcome.status is Status.OK else f"{outcome.status}/{outcome.reason}  "
-        lines.append(
-            f"  {_MARKS[outcome.status]} {check.name:<24} {verdict}{outcome.summary}"
-            f"  [{check.runbook}]"
-        )
+        mark = MARKS[outcome.status]
+        if colour:
+            mark = f"\033[{_COLOURS[outcome.status]}m{mark}\033[0m"
+        lines.append(f"  {mark} {check.name:<24} {verdict}{outcome.summary}  [{check.runbook}]")
     return "\n".join(lines)
 
 

@@ -26,6 +26,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from quantops_exporter.alerting import DEFAULT_RUNBOOK_URL
 from quantops_exporter.checks.catalog import CHECK_NAMES, CHECKS, Override
 from quantops_exporter.checks.kill_switch import KillSwitchPolicy
 from quantops_exporter.market import Session
@@ -202,6 +203,11 @@ class Settings(BaseSettings):
     flat_grace_seconds: NonNegativeFloat = Field(
         300.0, validation_alias="QUANTOPS_FLAT_GRACE_SECONDS"
     )
+    debug_runs: bool = Field(False, validation_alias="QUANTOPS_DEBUG_RUNS")
+    debug_run_min_interval_seconds: NonNegativeFloat = Field(
+        5.0, validation_alias="QUANTOPS_DEBUG_RUN_MIN_INTERVAL_SECONDS"
+    )
+    runbook_url: str = Field(DEFAULT_RUNBOOK_URL, validation_alias="QUANTOPS_RUNBOOK_URL")
     http_max_body_bytes: PositiveInt = Field(
         4 * 1024 * 1024, validation_alias="QUANTOPS_HTTP_MAX_BODY_BYTES"
     )
@@ -265,7 +271,7 @@ class Settings(BaseSettings):
     def _metrics_url(cls, value: str | None) -> str | None:
         return None if value in (None, "") else _http_url(value)
 
-    @field_validator("sep_api_url", "allocator_url")
+    @field_validator("sep_api_url", "allocator_url", "runbook_url")
     @classmethod
     def _urls(cls, value: str) -> str:
         return _http_url(value)

@@ -7,6 +7,8 @@ import sys
 
 import structlog
 
+from quantops_exporter import trace
+
 
 def configure_logging(fmt: str = "json", level: str = "info") -> None:
     """Route structlog and the standard library (aiohttp, apscheduler) through one renderer."""
@@ -17,6 +19,7 @@ def configure_logging(fmt: str = "json", level: str = "info") -> None:
     )
     shared: list[structlog.typing.Processor] = [
         structlog.contextvars.merge_contextvars,
+        trace.structlog_processor,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]

@@ -26,6 +26,15 @@ class Status(StrEnum):
     SKIPPED = "skipped"  # not expected now (market closed, disabled)
 
 
+# How reports mark a status: the en dash is the runbook's "not applicable".
+MARKS: dict[Status, str] = {
+    Status.OK: "\u2713",
+    Status.FAIL: "\u2717",
+    Status.ERROR: "\u2717",
+    Status.SKIPPED: "\u2013",
+}
+
+
 class Reason(StrEnum):
     """Why a run ended as it did; a closed set so it can be a label value."""
 

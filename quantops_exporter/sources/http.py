@@ -8,12 +8,14 @@ Timeouts are the runner's: a hung request is cancelled with its check.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping
 
 import aiohttp
 
 from quantops_exporter.sources.errors import BadPayload, HttpStatusError, TooLarge, Unreachable
 from quantops_exporter.sources.health import Dependency, DependencyHealth
+from quantops_exporter.trace import trace
 
 DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
 
@@ -62,11 +64,19 @@ class HttpReader:
         self, dependency: Dependency, url: str, params: Mapping[str, str] | None = None
     ) -> bytes:
         """GET `url`; return its body, refusing non-2xx answers and bodies over the cap."""
+        started = time.perf_counter()
         async with self._health.attempt(dependency):
             try:
                 async with self._session.get(
                     url, params=params, headers=self._headers, allow_redirects=False
                 ) as response:
+                    trace(
+                        "http_response",
+                        dependency=dependency.value,
+                        url=str(response.url),
+                        status=response.status,
+                        seconds=round(time.perf_counter() - started, 6),
+                    )
                     if not 200 <= response.status < 300:
                         raise HttpStatusError(url, response.status)
                     if (response.content_length or 0) > self._max_body:
@@ -76,6 +86,7 @@ class HttpReader:
                         )
                     return await self._read_capped(url, response)
             except aiohttp.ClientError as err:
+                trace("http_error", dependency=dependency.value, url=url, error=type(err).__name__)
                 raise Unreachable(f"GET {url}: {type(err).__name__}: {err}") from err
 
     async def _read_capped(self, url: str, response: aiohttp.ClientResponse) -> bytes:

@@ -21,6 +21,7 @@ from redis.retry import Retry
 
 from quantops_exporter.sources.errors import Forbidden, SourceError, Unreachable, WrongType
 from quantops_exporter.sources.health import Dependency, DependencyHealth
+from quantops_exporter.trace import trace
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +116,15 @@ class ValkeyReader:
         async with self._attempt():
             pipe = self._client.pipeline(transaction=False)
             queue(pipe)
+            commands = [str(c[0][0]) for c in pipe.command_stack]
+            started = time.perf_counter()
             results: list[Any] = await pipe.execute(raise_on_error=False)
+            trace(
+                "valkey_pipeline",
+                commands=len(commands),
+                first=commands[:3],
+                seconds=round(time.perf_counter() - started, 6),
+            )
         for result in results:
             if isinstance(result, redis_errors.ResponseError) and not _is_wrong_type(result):
                 raise _translate(result)

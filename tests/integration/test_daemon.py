@@ -223,3 +223,16 @@ async def test_a_hung_api_does_not_delay_valkey_checks(daemon, sim: SepSimulator
     await until(daemon, lambda t: runs(t) >= before + 4)
     assert value(text, "runbook_check_ok", check="gates_blob_freshness") == 1
     await sim.set_scenario(Scenario.HEALTHY)
+
+
+async def test_debug_run_against_the_stack(sim: SepSimulator) -> None:
+    """POST /api/v1/checks/manifold_freshness/run: the outcome, and a trace of its one pipeline."""
+    exporter = build_exporter(settings_for(sim, debug_runs=True))
+    async with test_utils.TestClient(test_utils.TestServer(exporter.app)) as client:
+        response = await client.post("/api/v1/checks/manifold_freshness/run")
+        assert response.status == 200
+        payload = await response.json()
+        assert payload["outcome"]["status"] == "ok"
+        pipelines = [e for e in payload["trace"] if e["event"] == "valkey_pipeline"]
+        assert len(pipelines) == 1 and pipelines[0]["commands"] == 16  # GET + PTTL x 8
+        assert (await client.post("/api/v1/checks/manifold_freshness/run")).status == 429

@@ -141,3 +141,25 @@ def test_missing_env_file_exits_2() -> None:
     result = cli("check", "--env-file", "/nonexistent/.env.hotband")
     assert result.returncode == 2
     assert "/nonexistent/.env.hotband: no such file" in result.stderr
+
+
+def test_report_colours_only_when_asked() -> None:
+    """Colour is for terminals: plain text unless asked, ANSI red for a failure when asked."""
+    from quantops_exporter.checks.base import Outcome, Reason, Status
+    from quantops_exporter.checks.catalog import CHECKS
+    from quantops_exporter.cli import render_table
+
+    results = [
+        (CHECKS[0], Outcome(CHECKS[0].name, Status.OK, Reason.NONE, "fine", 1, 0, True)),
+        (CHECKS[1], Outcome(CHECKS[1].name, Status.FAIL, Reason.MISMATCH, "off/on", 1, 0, True)),
+    ]
+    assert "\033[" not in render_table(results)
+    coloured = render_table(results, colour=True)
+    assert "\033[31m" in coloured and "\033[32m" in coloured
+    assert "fail/mismatch  off/on" in coloured
+
+
+def test_piped_check_output_has_no_progress_or_colour() -> None:
+    """Piped (cron, CI): no progress indicator on stderr and no escape codes."""
+    result = cli("check", env=nothing_listening())
+    assert "\033[" not in result.stdout and "running checks" not in result.stderr

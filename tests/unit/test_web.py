@@ -9,11 +9,16 @@ import pytest
 from aiohttp import test_utils
 
 from quantops_exporter.board import Board
-from quantops_exporter.checks.base import Outcome, Reason, Status
+from quantops_exporter.checks.base import CheckContext, Outcome, Reason, Status, Verdict
 from quantops_exporter.checks.catalog import CHECKS
+from quantops_exporter.market import AlwaysOpenCalendar
 from quantops_exporter.metrics import build_registry
 from quantops_exporter.sources.health import DependencyHealth
-from quantops_exporter.web import build_web_app
+from quantops_exporter.trace import trace
+from quantops_exporter.web import DebugRuns, build_web_app
+from tests.factories import make_check, make_ctx
+
+NOW = 1_800_000_000.0
 
 
 @pytest.fixture
@@ -23,10 +28,23 @@ def board() -> Board:
 
 
 @pytest.fixture
-async def client(board: Board) -> AsyncIterator[test_utils.TestClient]:  # type: ignore[type-arg]
+def debug() -> DebugRuns:
+    """Debug runs of the real catalog, off (the default)."""
+    return DebugRuns(CHECKS, enabled=False, min_interval=5)
+
+
+@pytest.fixture
+async def client(board: Board, debug: DebugRuns) -> AsyncIterator[test_utils.TestClient]:  # type: ignore[type-arg]
     """A client of the web app over `board`."""
     registry, _ = build_registry(board, DependencyHealth(), CHECKS)
-    app = build_web_app(board, registry)
+    app = build_web_app(
+        board,
+        registry,
+        calendar=AlwaysOpenCalendar(),
+        debug=debug,
+        runbook_url="https://runbook.example/ops.md",
+        clock=lambda: NOW,
+    )
     async with test_utils.TestClient(test_utils.TestServer(app)) as http:
         yield http
 
@@ -97,16 +115,140 @@ async def test_checks_api_lists_the_board(
     assert rows["valkey_ping"]["status"] is None
 
 
-async def test_index_escapes_and_links(
+async def test_status_page_shows_every_check_by_section(
     client: test_utils.TestClient,
     board: Board,  # type: ignore[type-arg]
 ) -> None:
-    """The landing page links /metrics and escapes summaries."""
+    """Every check has a row under its runbook section; failing rows say so in words."""
+    record_all(board)
     board.record(
         Outcome(
-            "valkey_ping", Status.ERROR, Reason.BAD_PAYLOAD, "<script>x</script>", 1.8e9, 0.01, True
+            "manifold_freshness",
+            Status.FAIL,
+            Reason.STALE,
+            "manifold cache: stale: EUR_USD (600s old)",
+            NOW - 4,
+            0.01,
+            True,
         )
     )
     body = await (await client.get("/")).text()
-    assert 'href="/metrics"' in body
+    for check in CHECKS:
+        assert f'data-check="{check.name}"' in body
+    for section in (
+        "Pre-Open Spin-Up",
+        "Daily Ops Snapshot",
+        "Post-Deploy Warmup",
+        "Troubleshooting",
+        "Recovery",
+    ):
+        assert f"<caption>{section}</caption>" in body
+    row = body[body.index('id="check-manifold_freshness"') :]
+    row = row[: row.index("</tr>")]
+    assert 'data-status="fail"' in row and "✗ fail" in row and "(stale)" in row
+    assert "EUR_USD (600s old)" in row and "4s ago" in row
+    assert 'href="https://runbook.example/ops.md#pre-open-spin-up-510-minutes"' in row
+    assert "1 of 22 checks failing" in body
+    assert 'http-equiv="refresh"' in body and 'name="viewport"' in body
+    assert "http://" not in body.replace("https://runbook.example", "")  # no external assets
+    assert 'href="/metrics"' in body and 'href="/api/v1/checks"' in body
+
+
+async def test_status_page_shows_sessions_and_an_active_diagnosis(
+    client: test_utils.TestClient,
+    board: Board,  # type: ignore[type-arg]
+) -> None:
+    """The sessions strip is there; a failing diagnosis is shown with its step."""
+    board.record(
+        Outcome(
+            "no_positions_diagnosis",
+            Status.FAIL,
+            Reason.MISSING,
+            "flat for 400s; step 3_budget: populate the budget",
+            NOW,
+            0.01,
+            True,
+            observations={"step": "3_budget"},
+        )
+    )
+    body = await (await client.get("/")).text()
+    assert "London: open" in body and "New York: open" in body
+    assert "step 3_budget" in body and 'aria-label="No-positions diagnosis"' in body
+
+
+async def test_status_page_escapes_what_it_shows(
+    client: test_utils.TestClient,
+    board: Board,  # type: ignore[type-arg]
+) -> None:
+    """Summaries come from the wire: they are escaped."""
+    board.record(
+        Outcome(
+            "valkey_ping", Status.ERROR, Reason.BAD_PAYLOAD, "<script>x</script>", NOW, 0.01, True
+        )
+    )
+    body = await (await client.get("/")).text()
     assert "<script>x" not in body and "&lt;script&gt;" in body
+
+
+async def test_one_check_with_history(
+    client: test_utils.TestClient,
+    board: Board,  # type: ignore[type-arg]
+) -> None:
+    """GET /api/v1/checks/{name}: the latest outcome, observations and bounded history."""
+    for index in range(25):
+        board.record(
+            Outcome(
+                "valkey_ping",
+                Status.OK,
+                Reason.NONE,
+                "ok",
+                NOW + index,
+                0.01,
+                True,
+                observations={"latency_seconds": 0.001},
+            )
+        )
+    payload = await (await client.get("/api/v1/checks/valkey_ping")).json()
+    assert payload["status"] == "ok"
+    assert payload["observations"] == {"latency_seconds": 0.001}
+    assert len(payload["history"]) == 20  # bounded
+    assert payload["history"][-1]["started_at"] == NOW + 24
+    assert (await client.get("/api/v1/checks/nope")).status == 404
+
+
+async def test_debug_runs_are_off_by_default(client: test_utils.TestClient) -> None:  # type: ignore[type-arg]
+    """Without QUANTOPS_DEBUG_RUNS the endpoint refuses and says how to enable it."""
+    response = await client.post("/api/v1/checks/valkey_ping/run")
+    assert response.status == 403
+    assert "QUANTOPS_DEBUG_RUNS=true" in (await response.json())["error"]
+
+
+async def test_debug_run_returns_outcome_and_trace_and_is_rate_limited(board: Board) -> None:
+    """Enabled: the run's outcome and trace come back, nothing is recorded, then 429."""
+
+    async def probe(ctx: CheckContext) -> Verdict:
+        trace("probe_read", key="ws:last:manifold:EUR_USD")
+        return Verdict(Status.FAIL, Reason.STALE, "probe stale")
+
+    check = make_check(probe, name="valkey_ping")
+    debug = DebugRuns([check], enabled=True, min_interval=30)
+    debug.ctx = make_ctx()
+    registry, _ = build_registry(board, DependencyHealth(), CHECKS)
+    app = build_web_app(
+        board,
+        registry,
+        calendar=AlwaysOpenCalendar(),
+        debug=debug,
+        runbook_url="https://runbook.example/ops.md",
+    )
+    async with test_utils.TestClient(test_utils.TestServer(app)) as http:
+        response = await http.post("/api/v1/checks/valkey_ping/run")
+        assert response.status == 200
+        payload = await response.json()
+        assert payload["outcome"]["status"] == "fail"
+        assert payload["recorded"] is False
+        assert [e["event"] for e in payload["trace"]] == ["probe_read"]
+        assert board.states["valkey_ping"].latest is None  # the board is untouched
+        again = await http.post("/api/v1/checks/valkey_ping/run")
+        assert again.status == 429 and int(again.headers["Retry-After"]) >= 29
+        assert (await http.post("/api/v1/checks/nope/run")).status == 404

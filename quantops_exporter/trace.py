@@ -1,0 +1,41 @@
+"""What happened during one on-demand run: I/O events and log lines, like blackbox's ?debug.
+
+A context variable holds the list while `capture()` is active; tasks created inside inherit it,
+so concurrent reads of one check land in the same trace. Outside a capture, `trace()` is free.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, MutableMapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any
+
+_current: ContextVar[list[dict[str, Any]] | None] = ContextVar("quantops_trace", default=None)
+
+
+def trace(event: str, **fields: Any) -> None:
+    """Record an event in the active capture, if any."""
+    events = _current.get()
+    if events is not None:
+        events.append({"event": event, "at": round(time.time(), 6), **fields})
+
+
+@contextmanager
+def capture() -> Iterator[list[dict[str, Any]]]:
+    """Collect every trace event and log line emitted inside the block."""
+    events: list[dict[str, Any]] = []
+    token = _current.set(events)
+    try:
+        yield events
+    finally:
+        _current.reset(token)
+
+
+def structlog_processor(_logger: Any, method: str, event_dict: MutableMapping[str, Any]) -> Any:
+    """A structlog processor copying log lines into the active capture."""
+    events = _current.get()
+    if events is not None:
+        events.append({"log_level": method, **{k: str(v) for k, v in event_dict.items()}})
+    return event_dict
