@@ -28,7 +28,10 @@ CSS = """
 body{font:15px/1.45 system-ui,sans-serif;margin:0 auto;max-width:1200px;padding:1rem;
 background:var(--bg);color:var(--fg)}
 h1{font-size:1.3rem;margin:.2rem 0}h2{font-size:1.05rem;margin:1.4rem 0 .4rem}
-nav a{margin-right:1rem}table{border-collapse:collapse;width:100%}
+nav a{margin-right:1rem}table{border-collapse:collapse;width:100%;table-layout:fixed}
+th:nth-child(1){width:17%}th:nth-child(2){width:11%}th:nth-child(3){width:33%}
+th:nth-child(4),th:nth-child(5){width:8%}th:nth-child(6){width:8%}th:nth-child(7){width:15%}
+td{overflow-wrap:anywhere}
 caption{text-align:left;font-weight:600;padding:.3rem 0}
 th,td{border-bottom:1px solid #8884;padding:.35rem .5rem;text-align:left;vertical-align:top}
 th{font-size:.85rem}.status{font-weight:700;white-space:nowrap}
@@ -115,6 +118,24 @@ def _sessions(calendar: Calendar, now: float) -> str:
     )
 
 
+def _weekend(board: Board, calendar: Calendar, now: float) -> str:
+    """Weekend / Market Close: what the calendar changes, and whether it is in force now."""
+    market_only = [s.check.name for s in board.states.values() if s.check.market_hours_only]
+    state = (
+        "in force now: the market is closed"
+        if not calendar.is_open(now)
+        else "not in force: the market is open"
+    )
+    return (
+        '<section aria-label="Weekend and market close"><h2>Weekend / Market Close</h2>'
+        f"<p>{_esc(state)}. While the FX market is closed (Friday 17:00 to Sunday 17:00 New "
+        f"York) these checks are skipped and not expected: {_esc(', '.join(market_only))}. "
+        "WS ages stretch and allocator-lite keeps its previous weights; by default the kill "
+        "switch is expected ON until the first session opens (Weekend §1-§2), then resume "
+        "with the Pre-Open Spin-Up checks above.</p></section>"
+    )
+
+
 def _diagnosis(board: Board) -> str:
     state = board.states.get("no_positions_diagnosis")
     if state is None or state.latest is None or state.latest.status is not Status.FAIL:
@@ -169,7 +190,8 @@ def render_status_page(
 refreshes every {REFRESH_SECONDS}s</p>
 <nav><a href="/metrics">Metrics</a><a href="/api/v1/checks">Checks (JSON)</a>
 <a href="/-/ready">Ready</a><a href="{_esc(runbook_url)}">Runbook</a></nav></header>
-<main>{_sessions(calendar, now)}{_diagnosis(board)}{"".join(sections)}</main>
+<main>{_sessions(calendar, now)}{_diagnosis(board)}{"".join(sections)}
+{_weekend(board, calendar, now)}</main>
 <footer><small>quantops-exporter {_esc(__version__)} · results are from each check's last
 run; this page runs nothing.</small></footer></body></html>
 """

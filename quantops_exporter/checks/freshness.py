@@ -61,9 +61,9 @@ def judge_freshness(
         ages[label] = None if age is None else round(age, 3)
         if problem is None and age is not None:
             if age < -max_skew:
-                problem, detail = Reason.CLOCK_SKEW, f"{-age:.0f}s in the future"
+                problem, detail = Reason.CLOCK_SKEW, f"{span(-age)} in the future"
             elif age > max_age:
-                problem, detail = Reason.STALE, f"{age:.0f}s old"
+                problem, detail = Reason.STALE, f"{span(age)} old"
         if problem is not None:
             findings.setdefault(problem, []).append(f"{label} ({detail})" if detail else label)
     freshness = tuple(
@@ -89,6 +89,15 @@ def judge_freshness(
         freshness=freshness,
         observations=observations,
     )
+
+
+def span(seconds: float) -> str:
+    """A human-scale age: seconds under an hour, then hours, then days."""
+    if seconds < 3600:
+        return f"{seconds:.0f}s"
+    if seconds < 172_800:
+        return f"{seconds / 3600:.1f}h"
+    return f"{seconds / 86_400:.0f}d"
 
 
 def _worst(findings: dict[Reason, list[str]]) -> tuple[Status, Reason]:

@@ -1,0 +1,100 @@
+"""e2e fixtures: the simulator on a market the test can close, and the exporter on a real port."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from quantops_exporter.app import build_exporter
+from quantops_exporter.checks.catalog import CHECKS
+from quantops_exporter.config import DEFAULT_PAIRS
+from quantops_exporter.market import Session
+from quantops_exporter.simulator.stack import SepSimulator
+from quantops_exporter.simulator.valkey_server import ValkeyServer, free_port
+from tests.conftest import make_settings
+
+
+class SwitchableCalendar:
+    """A market the test opens and closes (Prometheus runs on real time, so the clock can't)."""
+
+    def __init__(self) -> None:
+        self.open = True
+
+    def is_open(self, at: float) -> bool:
+        """As the test set it."""
+        return self.open
+
+    def open_sessions(self, at: float) -> frozenset[Session]:
+        """Every session while open, none while closed."""
+        return frozenset(Session) if self.open else frozenset()
+
+
+def binary(name: str) -> str:
+    """A Prometheus tool; skip (saying why) outside CI, fail in CI."""
+    found = shutil.which(name)
+    if found is None:
+        reason = f"{name} is not installed (apt-get install prometheus prometheus-alertmanager)"
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must run the e2e test: {reason}")
+        pytest.skip(reason)
+    return found
+
+
+@pytest.fixture
+async def stack(own_valkey_server: ValkeyServer) -> AsyncIterator[tuple[SepSimulator, Any]]:
+    """The simulator on a market the test can close."""
+    calendar = SwitchableCalendar()
+    sim = SepSimulator(
+        own_valkey_server.url,
+        DEFAULT_PAIRS,
+        calendar=calendar,
+        server=own_valkey_server,
+        write_every=0.5,
+    )
+    await sim.start()
+    yield sim, calendar
+    await sim.stop()
+
+
+@pytest.fixture
+async def exporter(stack: tuple[SepSimulator, Any]) -> AsyncIterator[int]:
+    """The exporter, in-process on a real port, every check at a one-second cadence."""
+    sim, calendar = stack
+    assert sim.server is not None
+    settings = make_settings(
+        valkey_url=sim.server.url,
+        sep_api_url=sim.api_url,
+        allocator_url=sim.allocator_url,
+        hotband_pairs=sim.instruments,
+        market_hours="fx",
+        checks={c.name: {"interval_seconds": 1, "timeout_seconds": 0.8} for c in CHECKS},
+    )
+    runner = web.AppRunner(build_exporter(settings, calendar=calendar).app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    yield port
+    await runner.cleanup()
+
+
+async def until(probe: Callable[[], Awaitable[Any]], limit: float, what: str) -> Any:
+    """Await `probe()` until it returns something truthy; fail after `limit` seconds."""
+    try:
+        async with asyncio.timeout(limit):
+            while True:
+                try:
+                    result = await probe()
+                except aiohttp.ClientError:
+                    result = None
+                if result:
+                    return result
+                await asyncio.sleep(0.5)
+    except TimeoutError:
+        pytest.fail(f"not within {limit}s: {what}")
