@@ -122,9 +122,9 @@ def _weekend(board: Board, calendar: Calendar, now: float) -> str:
     """Weekend / Market Close: what the calendar changes, and whether it is in force now."""
     market_only = [s.check.name for s in board.states.values() if s.check.market_hours_only]
     state = (
-        "in force now: the market is closed"
+        "In force now: the market is closed"
         if not calendar.is_open(now)
-        else "not in force: the market is open"
+        else "Not in force: the market is open"
     )
     return (
         '<section aria-label="Weekend and market close"><h2>Weekend / Market Close</h2>'
