@@ -67,7 +67,8 @@ def numeric_hash(fields: Mapping[bytes | str, bytes | str], what: str) -> dict[s
     """A Valkey HASH whose values must all be numbers."""
     out = {}
     for key, value in fields.items():
-        name = key.decode() if isinstance(key, bytes) else key
-        text = value.decode() if isinstance(value, bytes) else value
+        # Undecodable bytes become U+FFFD and then fail as "not a decimal": a bad payload.
+        name = key.decode("utf-8", "replace") if isinstance(key, bytes) else key
+        text = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
         out[name] = decimal(text, f"{what} field {name}")
     return out
