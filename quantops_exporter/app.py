@@ -27,6 +27,13 @@ from quantops_exporter.sources.health import DependencyHealth
 from quantops_exporter.sources.http import HttpReader
 from quantops_exporter.sources.valkey import ValkeyReader
 from quantops_exporter.web import DebugRuns, build_web_app
+from quantops_exporter.webconfig import (
+    BasicAuth,
+    WebConfig,
+    build_ssl_context,
+    certificate_reloader,
+    headers_middleware,
+)
 
 log = structlog.get_logger("quantops_exporter.app")
 
@@ -127,7 +134,11 @@ class Exporter:
 
 
 def build_exporter(
-    settings: Settings, *, clock: Clock = time.time, calendar: Calendar | None = None
+    settings: Settings,
+    *,
+    clock: Clock = time.time,
+    calendar: Calendar | None = None,
+    web_config: WebConfig | None = None,
 ) -> Exporter:
     """Assemble the daemon; the scheduler and sources start with the aiohttp app."""
     checks = build_catalog(settings.overrides())
@@ -140,6 +151,12 @@ def build_exporter(
     debug = DebugRuns(
         checks, enabled=settings.debug_runs, min_interval=settings.debug_run_min_interval_seconds
     )
+    middlewares = []
+    if web_config is not None:
+        if web_config.http_server_config.headers:
+            middlewares.append(headers_middleware(web_config.http_server_config.headers))
+        if web_config.basic_auth_users:
+            middlewares.append(BasicAuth(web_config.basic_auth_users).middleware)
     app = build_web_app(
         board,
         registry,
@@ -147,6 +164,7 @@ def build_exporter(
         debug=debug,
         runbook_url=settings.runbook_url,
         clock=clock,
+        middlewares=middlewares,
     )
     grace = max(check.timeout for check in checks)
 
@@ -165,14 +183,18 @@ def build_exporter(
     return Exporter(settings, checks, board, health, registry, app)
 
 
-async def serve(settings: Settings, stop: asyncio.Event) -> None:
+async def serve(
+    settings: Settings, stop: asyncio.Event, web_config: WebConfig | None = None
+) -> None:
     """Serve /metrics until `stop` is set; the checks run on their schedule meanwhile."""
-    exporter = build_exporter(settings)
+    exporter = build_exporter(settings, web_config=web_config)
+    tls = web_config.tls_server_config if web_config else None
+    context = build_ssl_context(tls) if tls else None
     runner = web.AppRunner(exporter.app, access_log=None, handle_signals=False)
     await runner.setup()
     listen = settings.listen
     try:
-        site = web.TCPSite(runner, listen.host or None, listen.port)
+        site = web.TCPSite(runner, listen.host or None, listen.port, ssl_context=context)
         await site.start()
         log.info(
             "listening",
@@ -183,10 +205,38 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
             checks=[c.name for c in exporter.checks if c.enabled],
             market_hours=settings.market_hours.value,
         )
-        await stop.wait()
+        log_exposure(settings, web_config)
+        async with certificate_reloader(context, tls):
+            await stop.wait()
         log.info("stopping")
     finally:
         await runner.cleanup()
+
+
+def log_exposure(settings: Settings, web_config: WebConfig | None) -> None:
+    """Say plainly who can reach what."""
+    listen = settings.listen
+    tls = web_config.tls_server_config if web_config else None
+    auth = web_config is not None and bool(web_config.basic_auth_users)
+    endpoints = ["/metrics", "/", "/api/v1/checks", "/-/healthy", "/-/ready"]
+    if settings.debug_runs:
+        endpoints.append("POST /api/v1/checks/{name}/run")
+    exposure = {
+        "scheme": "https" if tls else "http",
+        "interfaces": listen.host or "all",
+        "authentication": "basic" if auth else "none",
+        "client_certificates": tls.client_auth_type if tls else "none",
+        "endpoints": endpoints,
+    }
+    if tls is None and not auth and listen.host not in ("127.0.0.1", "::1", "localhost"):
+        log.warning(
+            "exposed_without_tls_or_auth",
+            **exposure,
+            hint="anyone who reaches this port reads the board; set QUANTOPS_WEB_CONFIG_FILE "
+            "(TLS, basic auth) or bind 127.0.0.1",
+        )
+    else:
+        log.info("exposure", **exposure)
 
 
 def selected_checks(settings: Settings, only: frozenset[str] | None = None) -> list[Check]:

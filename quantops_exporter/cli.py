@@ -30,6 +30,7 @@ from quantops_exporter.checks.catalog import (
 from quantops_exporter.config import ConfigError, Settings, load_settings
 from quantops_exporter.log import configure_logging
 from quantops_exporter.web import outcome_json
+from quantops_exporter.webconfig import WebConfig, load_web_config
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 SECTIONS = {
@@ -53,11 +54,26 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Settings come from environment variables; see README.md or `check-config`.",
     )
     parser.add_argument("--env-file", type=Path, metavar="PATH", help=env_help)
+    web_help = (
+        "TLS and basic auth for every endpoint, in the Prometheus exporter-toolkit "
+        "format (env QUANTOPS_WEB_CONFIG_FILE)"
+    )
+    parser.add_argument(
+        "--web.config.file", dest="web_config_file", type=Path, metavar="PATH", help=web_help
+    )
     # Subcommands accept it too; SUPPRESS keeps their default from erasing a value given
     # before the subcommand (`quantops-exporter --env-file F run`).
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--env-file", type=Path, metavar="PATH", help=env_help, default=argparse.SUPPRESS
+    )
+    common.add_argument(
+        "--web.config.file",
+        dest="web_config_file",
+        type=Path,
+        metavar="PATH",
+        help=web_help,
+        default=argparse.SUPPRESS,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -103,6 +119,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = args.command or "run"
     try:
         settings = load_settings(args.env_file)
+        if getattr(args, "web_config_file", None) is not None:
+            settings = settings.model_copy(update={"web_config_file": args.web_config_file})
+        web_config = (
+            load_web_config(settings.web_config_file)
+            if settings.web_config_file is not None
+            else None
+        )
     except ConfigError as err:
         print(f"quantops-exporter: {err}", file=sys.stderr)
         return EXIT_CONFIG
@@ -115,8 +138,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command == "demo":
         from quantops_exporter.simulator.demo import run_demo
 
-        return asyncio.run(run_demo(settings, scenario=args.scenario))
-    return asyncio.run(_run(settings))
+        return asyncio.run(run_demo(settings, scenario=args.scenario, web_config=web_config))
+    return asyncio.run(_run(settings, web_config))
 
 
 def _check_config(settings: Settings) -> int:
@@ -188,13 +211,13 @@ def render_table(results: Sequence[tuple[Check, Outcome]], *, colour: bool = Fal
     return "\n".join(lines)
 
 
-async def _run(settings: Settings) -> int:
+async def _run(settings: Settings, web_config: WebConfig | None = None) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     try:
-        await serve(settings, stop)
+        await serve(settings, stop, web_config)
     except OSError as err:
         structlog.get_logger("quantops_exporter").error(
             "cannot_listen",

@@ -208,6 +208,7 @@ class Settings(BaseSettings):
         5.0, validation_alias="QUANTOPS_DEBUG_RUN_MIN_INTERVAL_SECONDS"
     )
     runbook_url: str = Field(DEFAULT_RUNBOOK_URL, validation_alias="QUANTOPS_RUNBOOK_URL")
+    web_config_file: Path | None = Field(None, validation_alias="QUANTOPS_WEB_CONFIG_FILE")
     http_max_body_bytes: PositiveInt = Field(
         4 * 1024 * 1024, validation_alias="QUANTOPS_HTTP_MAX_BODY_BYTES"
     )

@@ -75,9 +75,10 @@ def build_web_app(
     debug: DebugRuns,
     runbook_url: str,
     clock: Callable[[], float] = time.time,
+    middlewares: Iterable[Any] = (),
 ) -> web.Application:
     """The exporter's aiohttp application (lifecycles are attached by app.py)."""
-    app = web.Application()
+    app = web.Application(middlewares=list(middlewares))
     app[BOARD_KEY] = board
     app[CALENDAR_KEY] = calendar
     app[CLOCK_KEY] = clock

@@ -21,6 +21,7 @@ from quantops_exporter.simulator.valkey_server import (
     find_server_binary,
     free_port,
 )
+from quantops_exporter.webconfig import WebConfig
 
 log = structlog.get_logger("quantops_exporter.demo")
 OLD_MANIFOLD = '{"ts_ms": 1700000000000}'  # 2023-11-14: far older than FRESH_MAX_WS_AGE_SEC
@@ -61,7 +62,9 @@ def valkey_for_demo() -> Iterator[tuple[str, ValkeyServer | None, str]]:
         fake.server_close()
 
 
-async def run_demo(settings: Settings, *, scenario: str = "healthy") -> int:
+async def run_demo(
+    settings: Settings, *, scenario: str = "healthy", web_config: WebConfig | None = None
+) -> int:
     """Run everything until Ctrl-C; print how to break a check and watch it flip."""
     try:
         start_in = Scenario(scenario)
@@ -94,7 +97,7 @@ async def run_demo(settings: Settings, *, scenario: str = "healthy") -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         try:
-            await serve(settings, stop)
+            await serve(settings, stop, web_config)
         except OSError as err:
             print(
                 f"demo: cannot listen on {settings.listen_address}: {err}; "

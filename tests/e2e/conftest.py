@@ -6,6 +6,7 @@ import asyncio
 import os
 import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -98,3 +99,29 @@ async def until(probe: Callable[[], Awaitable[Any]], limit: float, what: str) ->
                 await asyncio.sleep(0.5)
     except TimeoutError:
         pytest.fail(f"not within {limit}s: {what}")
+
+
+async def spawn(args: list[str], log: Path, ready_url: str) -> asyncio.subprocess.Process:
+    """Start a server process and wait (without blocking the loop) until it is ready."""
+    with log.open("wb") as sink:  # the child keeps its own descriptor
+        process = await asyncio.create_subprocess_exec(
+            *args, stdout=sink, stderr=asyncio.subprocess.STDOUT
+        )
+    async with aiohttp.ClientSession() as http:
+
+        async def ready() -> bool:
+            if process.returncode is not None:
+                tail = (await asyncio.to_thread(log.read_text))[-2000:]
+                pytest.fail(f"{args[0]} exited: {tail}")
+            async with http.get(ready_url) as response:
+                return response.status == 200
+
+        await until(ready, 30, f"{args[0]} ready")
+    return process
+
+
+async def stop(process: asyncio.subprocess.Process) -> None:
+    """Terminate a server process and reap it."""
+    if process.returncode is None:
+        process.terminate()
+        await asyncio.wait_for(process.wait(), 10)

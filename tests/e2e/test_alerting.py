@@ -19,38 +19,12 @@ from quantops_exporter.dashboard import panel_queries
 from quantops_exporter.simulator.scenarios import Scenario
 from quantops_exporter.simulator.stack import SepSimulator
 from quantops_exporter.simulator.valkey_server import free_port
-from tests.e2e.conftest import binary, until
+from tests.e2e.conftest import binary, spawn, stop, until
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "deploy/prometheus/rules/quantops-runbook.rules.yml"
 ALERTMANAGER_CONFIG = ROOT / "deploy/alertmanager/alertmanager.yml"
-
-
-async def spawn(args: list[str], log: Path, ready_url: str) -> asyncio.subprocess.Process:
-    """Start a server process and wait (without blocking the loop) until it is ready."""
-    with log.open("wb") as sink:  # the child keeps its own descriptor
-        process = await asyncio.create_subprocess_exec(
-            *args, stdout=sink, stderr=asyncio.subprocess.STDOUT
-        )
-    async with aiohttp.ClientSession() as http:
-
-        async def ready() -> bool:
-            if process.returncode is not None:
-                tail = (await asyncio.to_thread(log.read_text))[-2000:]
-                pytest.fail(f"{args[0]} exited: {tail}")
-            async with http.get(ready_url) as response:
-                return response.status == 200
-
-        await until(ready, 30, f"{args[0]} ready")
-    return process
-
-
-async def stop(process: asyncio.subprocess.Process) -> None:
-    """Terminate a server process and reap it."""
-    if process.returncode is None:
-        process.terminate()
-        await asyncio.wait_for(process.wait(), 10)
 
 
 @pytest.fixture

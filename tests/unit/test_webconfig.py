@@ -1,0 +1,230 @@
+"""Inbound security: the web config file, basic auth on every endpoint, TLS and mTLS, reload."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import ssl
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import bcrypt
+import pytest
+import yaml
+
+from quantops_exporter.app import serve
+from quantops_exporter.config import ConfigError
+from quantops_exporter.simulator.valkey_server import free_port
+from quantops_exporter.webconfig import build_ssl_context, certificate_reloader, load_web_config
+from tests.conftest import make_settings
+from tests.tls import TestCA
+
+HASH = bcrypt.hashpw(b"s3cret", bcrypt.gensalt(rounds=4)).decode()
+ENDPOINTS = [
+    ("GET", "/metrics"),
+    ("GET", "/"),
+    ("GET", "/api/v1/checks"),
+    ("GET", "/api/v1/checks/valkey_ping"),
+    ("GET", "/-/healthy"),
+    ("GET", "/-/ready"),
+    ("POST", "/api/v1/checks/valkey_ping/run"),
+]
+
+
+def basic(user: str, password: str) -> dict[str, str]:
+    """An Authorization header for Basic credentials."""
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    return {"Authorization": f"Basic {token}"}
+
+
+def write_config(tmp_path: Path, document: dict[str, Any]) -> Path:
+    """A web config file."""
+    path = tmp_path / "web.yml"
+    path.write_text(yaml.safe_dump(document))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("document", "message"),
+    [
+        ({"basic_auth_users": {"ops": "plaintext"}}, "not a bcrypt hash"),
+        ({"basic_auth": {}}, "basic_auth: Extra inputs are not permitted"),
+        (
+            {"tls_server_config": {"cert_file": "nope.crt", "key_file": "nope.key"}},
+            "tls_server_config.cert_file: no such file",
+        ),
+        (
+            {
+                "tls_server_config": {
+                    "cert_file": "a",
+                    "key_file": "b",
+                    "client_auth_type": "RequestClientCert",
+                }
+            },
+            "is not supported",
+        ),
+        (
+            {"tls_server_config": {"cert_file": "a", "key_file": "b", "min_version": "SSL3"}},
+            "tls_server_config.min_version",
+        ),
+    ],
+)
+def test_bad_web_configs_name_the_field(
+    tmp_path: Path, document: dict[str, Any], message: str
+) -> None:
+    """Each mistake is a ConfigError naming the field and what is accepted."""
+    with pytest.raises(ConfigError, match=message):
+        load_web_config(write_config(tmp_path, document))
+
+
+def test_mtls_needs_a_client_ca(tmp_path: Path) -> None:
+    """RequireAndVerifyClientCert without client_ca_file is refused."""
+    server = TestCA(tmp_path).issue("server")
+    path = write_config(
+        tmp_path,
+        {
+            "tls_server_config": {
+                "cert_file": str(server.cert),
+                "key_file": str(server.key),
+                "client_auth_type": "RequireAndVerifyClientCert",
+            }
+        },
+    )
+    with pytest.raises(ConfigError, match="client_ca_file is required"):
+        load_web_config(path)
+
+
+def test_unreadable_yaml(tmp_path: Path) -> None:
+    """Broken YAML says so."""
+    path = tmp_path / "web.yml"
+    path.write_text("basic_auth_users: [")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_web_config(path)
+
+
+@pytest.fixture
+async def server(tmp_path: Path) -> AsyncIterator[tuple[str, TestCA, Any]]:
+    """The daemon (serve) with TLS, mTLS optional, and basic auth, against nothing."""
+    ca = TestCA(tmp_path)
+    cert = ca.issue("server")
+    config = load_web_config(
+        write_config(
+            tmp_path,
+            {
+                "tls_server_config": {
+                    "cert_file": str(cert.cert),
+                    "key_file": str(cert.key),
+                    "client_ca_file": str(ca.ca.cert),
+                    "client_auth_type": "RequireAndVerifyClientCert",
+                },
+                "basic_auth_users": {"prometheus": HASH},
+                "http_server_config": {"headers": {"X-Content-Type-Options": "nosniff"}},
+            },
+        )
+    )
+    port = free_port()
+    settings = make_settings(
+        listen_address=f"127.0.0.1:{port}",
+        debug_runs=True,
+        valkey_url=f"redis://127.0.0.1:{free_port()}/0",
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(serve(settings, stop, config))
+    await asyncio.sleep(0.3)
+    yield f"https://127.0.0.1:{port}", ca, config
+    stop.set()
+    await task
+
+
+def client_context(ca: TestCA, *, with_cert: bool) -> ssl.SSLContext:
+    """A client trusting the test CA, optionally presenting a client certificate."""
+    context = ssl.create_default_context(cafile=str(ca.ca.cert))
+    if with_cert:
+        issued = ca.issue("client", client=True)
+        context.load_cert_chain(issued.cert, issued.key)
+    return context
+
+
+async def test_every_endpoint_needs_credentials(server) -> None:  # type: ignore[no-untyped-def]
+    """No password and a wrong password get 401 everywhere; the right one gets through."""
+    url, ca, _config = server
+    context = client_context(ca, with_cert=True)
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=context)) as http:
+        for method, path in ENDPOINTS:
+            async with http.request(method, url + path) as response:
+                assert response.status == 401, path
+                assert response.headers["WWW-Authenticate"].startswith("Basic")
+            async with http.request(
+                method, url + path, headers=basic("prometheus", "wrong")
+            ) as response:
+                assert response.status == 401, path
+        good = basic("prometheus", "s3cret")
+        for _ in range(2):  # the second check is served from the cache of good credentials
+            async with http.get(url + "/metrics", headers=good) as response:
+                assert response.status == 200
+                assert response.headers["X-Content-Type-Options"] == "nosniff"
+                assert "runbook_check_ok" in await response.text()
+
+
+async def test_plain_http_and_missing_client_certificates_are_refused(server) -> None:  # type: ignore[no-untyped-def]
+    """HTTP to the TLS port fails; HTTPS without a client certificate fails under mTLS."""
+    url, ca, _config = server
+    async with aiohttp.ClientSession() as http:
+        with pytest.raises(aiohttp.ClientError):
+            async with http.get(url.replace("https", "http") + "/metrics") as response:
+                await response.read()
+    no_cert = client_context(ca, with_cert=False)
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=no_cert)) as http:
+        with pytest.raises(aiohttp.ClientError):
+            async with http.get(
+                url + "/metrics", headers=basic("prometheus", "s3cret")
+            ) as response:
+                await response.read()
+
+
+async def test_certificates_are_reloaded_when_they_change(tmp_path: Path) -> None:
+    """A renewed certificate is served to new connections without a restart."""
+    ca = TestCA(tmp_path)
+    first = ca.issue("server")
+    config = load_web_config(
+        write_config(
+            tmp_path,
+            {"tls_server_config": {"cert_file": str(first.cert), "key_file": str(first.key)}},
+        )
+    )
+    tls = config.tls_server_config
+    assert tls is not None
+    context = build_ssl_context(tls)
+    app = aiohttp.web.Application()
+
+    async def hello(request: aiohttp.web.Request) -> aiohttp.web.Response:
+        return aiohttp.web.Response(text="ok")
+
+    app.router.add_get("/", hello)
+    runner = aiohttp.web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await aiohttp.web.TCPSite(runner, "127.0.0.1", port, ssl_context=context).start()
+
+    async def served_serial() -> int:
+        client = ssl.create_default_context(cafile=str(ca.ca.cert))
+        _reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=client)
+        der = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
+        writer.close()
+        await writer.wait_closed()
+        from cryptography import x509
+
+        return int(x509.load_der_x509_certificate(der).serial_number)
+
+    try:
+        async with certificate_reloader(context, tls, every=0.05):
+            assert await served_serial() == first.serial
+            await asyncio.sleep(0.05)
+            renewed = ca.issue("server")  # same paths, new certificate
+            async with asyncio.timeout(5):
+                while await served_serial() != renewed.serial:  # noqa: ASYNC110
+                    await asyncio.sleep(0.05)
+    finally:
+        await runner.cleanup()
