@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import aiohttp
 import structlog
 from aiohttp import web
 from prometheus_client import CollectorRegistry
+from pydantic import SecretStr
 
 from quantops_exporter.board import Board
 from quantops_exporter.checks.base import Check, CheckContext, Outcome, Source, Thresholds
@@ -75,6 +78,14 @@ def thresholds_for(settings: Settings) -> Thresholds:
     )
 
 
+def _reveal(secret: SecretStr | None) -> str | None:
+    return None if secret is None else secret.get_secret_value()
+
+
+def _path(path: Path | None) -> str | None:
+    return None if path is None else str(path)
+
+
 def freshness_limits(t: Thresholds) -> dict[Source, float]:
     """Each freshness source's configured limit, exported for the staleness alert."""
     return {
@@ -97,10 +108,31 @@ async def open_context(
     """Open the read-only sources for `settings`; close them on exit."""
     catalog = build_catalog(settings.overrides())
     longest = max(check.timeout for check in catalog)
-    reader = ValkeyReader(valkey.connect(settings.valkey_url, timeout=longest), health)
+    reader = ValkeyReader(
+        valkey.connect(
+            settings.valkey_url,
+            timeout=longest,
+            username=settings.valkey_username,
+            password=_reveal(settings.valkey_password),
+            ca_file=_path(settings.valkey_ca_file),
+            cert_file=_path(settings.valkey_cert_file),
+            key_file=_path(settings.valkey_key_file),
+        ),
+        health,
+    )
+    headers = {"User-Agent": "quantops-exporter"}
+    token = _reveal(settings.api_bearer_token)
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    tls = (
+        ssl.create_default_context(cafile=str(settings.api_ca_file))
+        if settings.api_ca_file is not None
+        else True
+    )
     session = aiohttp.ClientSession(
         timeout=aiohttp.ClientTimeout(total=None),  # the runner bounds every run
-        headers={"User-Agent": "quantops-exporter"},
+        headers=headers,
+        connector=aiohttp.TCPConnector(ssl=tls),
     )
     http = HttpReader(session, health, max_body_bytes=settings.http_max_body_bytes)
     try:

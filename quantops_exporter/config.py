@@ -20,6 +20,7 @@ from pydantic import (
     NonNegativeInt,
     PositiveFloat,
     PositiveInt,
+    SecretStr,
     ValidationError,
     field_validator,
     model_validator,
@@ -209,6 +210,17 @@ class Settings(BaseSettings):
     )
     runbook_url: str = Field(DEFAULT_RUNBOOK_URL, validation_alias="QUANTOPS_RUNBOOK_URL")
     web_config_file: Path | None = Field(None, validation_alias="QUANTOPS_WEB_CONFIG_FILE")
+
+    # Outbound secrets and TLS. Secrets are SecretStr: never logged, masked by check-config.
+    valkey_username: str | None = Field(None, validation_alias="VALKEY_USERNAME")
+    valkey_password: SecretStr | None = Field(None, validation_alias="VALKEY_PASSWORD")
+    valkey_password_file: Path | None = Field(None, validation_alias="VALKEY_PASSWORD_FILE")
+    valkey_ca_file: Path | None = Field(None, validation_alias="QUANTOPS_VALKEY_CA_FILE")
+    valkey_cert_file: Path | None = Field(None, validation_alias="QUANTOPS_VALKEY_CERT_FILE")
+    valkey_key_file: Path | None = Field(None, validation_alias="QUANTOPS_VALKEY_KEY_FILE")
+    api_bearer_token: SecretStr | None = Field(None, validation_alias="API_BEARER_TOKEN")
+    api_bearer_token_file: Path | None = Field(None, validation_alias="API_BEARER_TOKEN_FILE")
+    api_ca_file: Path | None = Field(None, validation_alias="QUANTOPS_API_CA_FILE")
     http_max_body_bytes: PositiveInt = Field(
         4 * 1024 * 1024, validation_alias="QUANTOPS_HTTP_MAX_BODY_BYTES"
     )
@@ -308,6 +320,37 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
+    def _secrets_and_tls_files(self) -> Settings:
+        for name, alias in (
+            ("valkey_password", "VALKEY_PASSWORD"),
+            ("api_bearer_token", "API_BEARER_TOKEN"),
+        ):
+            path = getattr(self, f"{name}_file")
+            if path is None:
+                continue
+            try:
+                secret = path.read_text().strip()
+            except OSError as err:
+                raise ValueError(f"{alias}_FILE={path}: cannot read it ({err.strerror})") from err
+            if not secret:
+                raise ValueError(f"{alias}_FILE={path} is empty")
+            setattr(self, name, SecretStr(secret))
+        for alias, path in (
+            ("QUANTOPS_VALKEY_CA_FILE", self.valkey_ca_file),
+            ("QUANTOPS_VALKEY_CERT_FILE", self.valkey_cert_file),
+            ("QUANTOPS_VALKEY_KEY_FILE", self.valkey_key_file),
+            ("QUANTOPS_API_CA_FILE", self.api_ca_file),
+        ):
+            if path is not None and not path.is_file():
+                raise ValueError(f"{alias}={path}: no such file")
+        tls_files = (self.valkey_ca_file, self.valkey_cert_file, self.valkey_key_file)
+        if any(tls_files) and not self.valkey_url.startswith("rediss://"):
+            raise ValueError("QUANTOPS_VALKEY_*_FILE need a TLS URL: VALKEY_URL=rediss://...")
+        if (self.valkey_cert_file is None) != (self.valkey_key_file is None):
+            raise ValueError("QUANTOPS_VALKEY_CERT_FILE and QUANTOPS_VALKEY_KEY_FILE go together")
+        return self
+
+    @model_validator(mode="after")
     def _timeouts_below_intervals(self) -> Settings:
         for check in CHECKS:
             override = self.checks.get(check.name, CheckSettings())
@@ -350,6 +393,12 @@ class Settings(BaseSettings):
                 continue
             if name == "sep_metrics_url":
                 value = self.stack_metrics_url
+            if isinstance(value, SecretStr):
+                value = "***"
+            if isinstance(value, Path):
+                value = str(value)
+            if value is None:
+                continue
             if isinstance(value, tuple):
                 value = ",".join(str(item) for item in value)
             elif isinstance(value, StrEnum):

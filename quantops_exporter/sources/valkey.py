@@ -39,17 +39,34 @@ class KeyRead:
         return not self.wrong_type and self.value in (None, [], {})
 
 
-def connect(url: str, *, timeout: float) -> aioredis.Redis:
+def connect(
+    url: str,
+    *,
+    timeout: float,
+    username: str | None = None,
+    password: str | None = None,
+    ca_file: str | None = None,
+    cert_file: str | None = None,
+    key_file: str | None = None,
+) -> aioredis.Redis:
     """A client for `url` that never retries on its own: the next scheduled run is the retry.
 
     No `socket_timeout`: redis-py wraps socket I/O in `asyncio.wait_for` when it is set, and on
     Python 3.11 `wait_for` can swallow a cancellation that lands as the I/O completes, so the
     runner's timeout (the only one) might be lost. Connecting has its own bound.
     """
+    options: dict[str, Any] = {}
+    if username is not None:
+        options["username"] = username
+    if password is not None:
+        options["password"] = password
+    if url.startswith("rediss://"):
+        options |= {"ssl_ca_certs": ca_file, "ssl_certfile": cert_file, "ssl_keyfile": key_file}
     return aioredis.Redis.from_url(
         url,
         socket_connect_timeout=timeout,
         retry=Retry(NoBackoff(), 0),
+        **options,
     )
 
 
