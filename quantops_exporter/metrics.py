@@ -76,6 +76,11 @@ MEASURES: Mapping[Measure, MeasureSpec] = {
     Measure.CANDLES: MeasureSpec(
         "runbook_candles_returned", "M1 candles /api/candles returned", ("instrument",)
     ),
+    Measure.UNCONFIGURED_INSTRUMENTS: MeasureSpec(
+        "runbook_unconfigured_instruments",
+        "Instruments the stack's data named that HOTBAND_PAIRS does not (counted, never labels)",
+        ("check",),
+    ),
     Measure.DIAGNOSIS_STEP: MeasureSpec(
         "runbook_diagnosis_step",
         "1 for the first failing step of a troubleshooting procedure",

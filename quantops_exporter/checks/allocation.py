@@ -14,6 +14,7 @@ from quantops_exporter.checks.base import (
     Status,
     Verdict,
     read_both,
+    with_unconfigured,
 )
 from quantops_exporter.checks.parsing import decimal, json_value, obj, weights
 from quantops_exporter.checks.risk import ALLOCATION_STATUS_PATH, total_allocation
@@ -138,7 +139,10 @@ def judge_cadence(
 async def check_allocator_topk(ctx: CheckContext) -> Verdict:
     """The count of `sep_allocator_selected == 1` is ALLOC_TOP_K."""
     metrics = await read_stack_metrics(ctx.http, ctx.stack_metrics_url)
-    return judge_topk(metrics, ctx.thresholds.alloc_top_k)
+    seen = (s.labels.get("instrument", "") for s in metrics.series(ALLOCATOR_SELECTED))
+    return with_unconfigured(
+        judge_topk(metrics, ctx.thresholds.alloc_top_k), "allocator_topk", seen, ctx.instruments
+    )
 
 
 async def check_allocation_status(ctx: CheckContext) -> Verdict:
@@ -148,13 +152,11 @@ async def check_allocation_status(ctx: CheckContext) -> Verdict:
         read_stack_metrics(ctx.http, ctx.stack_metrics_url),
     )
     t = ctx.thresholds
-    return judge_allocation_status(
-        weights(payload, ALLOCATION_STATUS_PATH),
-        selected(metrics),
-        t.weights_scale,
-        t.risk_alloc_target_pct,
-        ctx.instruments,
+    weight_map = weights(payload, ALLOCATION_STATUS_PATH)
+    verdict = judge_allocation_status(
+        weight_map, selected(metrics), t.weights_scale, t.risk_alloc_target_pct, ctx.instruments
     )
+    return with_unconfigured(verdict, "allocation_status", weight_map, ctx.instruments)
 
 
 async def check_allocator_cadence(ctx: CheckContext) -> Verdict:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping
+import dataclasses
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, TypeVar
@@ -85,6 +86,7 @@ class Measure(StrEnum):
     SPREAD_BPS = "spread_bps"
     CANDLES = "candles"
     DIAGNOSIS_STEP = "diagnosis_step"
+    UNCONFIGURED_INSTRUMENTS = "unconfigured_instruments"
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +187,17 @@ class CheckContext:
 
 
 Run = Callable[[CheckContext], Awaitable[Verdict]]
+
+
+def with_unconfigured(
+    verdict: Verdict, check: str, seen: Iterable[str], instruments: Iterable[str]
+) -> Verdict:
+    """Add how many instruments the data named that HOTBAND_PAIRS does not (cardinality guard:
+    names read off the wire never become label values; they are only counted, per check)."""
+    unknown = set(seen) - set(instruments)
+    reading = Reading(Measure.UNCONFIGURED_INSTRUMENTS, float(len(unknown)), (check,))
+    return dataclasses.replace(verdict, readings=(*verdict.readings, reading))
+
 
 A = TypeVar("A")
 B = TypeVar("B")

@@ -12,6 +12,7 @@ from quantops_exporter.checks.base import (
     Status,
     Thresholds,
     Verdict,
+    with_unconfigured,
 )
 from quantops_exporter.checks.freshness import GATES_BLOB_KEY
 from quantops_exporter.checks.parsing import decimal, json_value, obj
@@ -142,7 +143,9 @@ def judge_span_integrity(metrics: StackMetrics) -> Verdict:
 async def check_gates_eligible(ctx: CheckContext) -> Verdict:
     """At least QUANTOPS_MIN_ELIGIBLE `sep_rolling_gate{eligible="1"}` series."""
     metrics = await read_stack_metrics(ctx.http, ctx.stack_metrics_url)
-    return judge_gates_eligible(metrics, ctx.instruments, ctx.thresholds.min_eligible)
+    verdict = judge_gates_eligible(metrics, ctx.instruments, ctx.thresholds.min_eligible)
+    seen = (s.labels.get("instrument", "") for s in metrics.series(ROLLING_GATE))
+    return with_unconfigured(verdict, "gates_eligible", seen, ctx.instruments)
 
 
 async def check_gates_sanity(ctx: CheckContext) -> Verdict:

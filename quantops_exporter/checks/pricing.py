@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from quantops_exporter.checks.base import CheckContext, Measure, Reading, Reason, Status, Verdict
+from quantops_exporter.checks.base import (
+    CheckContext,
+    Measure,
+    Reading,
+    Reason,
+    Status,
+    Verdict,
+    with_unconfigured,
+)
 from quantops_exporter.checks.parsing import decimal, obj
 from quantops_exporter.sources.errors import BadPayload
 from quantops_exporter.sources.health import Dependency
@@ -75,4 +83,6 @@ async def check_spread_guard(ctx: CheckContext) -> Verdict:
     payload = await ctx.http.get_json(
         Dependency.API, ctx.api_url + PRICING_PATH, {"instruments": ",".join(ctx.instruments)}
     )
-    return judge_spreads(spreads_bps(payload), ctx.instruments, ctx.thresholds.max_spread_bps)
+    spreads = spreads_bps(payload)
+    verdict = judge_spreads(spreads, ctx.instruments, ctx.thresholds.max_spread_bps)
+    return with_unconfigured(verdict, "spread_guard", spreads, ctx.instruments)

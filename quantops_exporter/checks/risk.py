@@ -13,6 +13,7 @@ from quantops_exporter.checks.base import (
     Status,
     Verdict,
     read_both,
+    with_unconfigured,
 )
 from quantops_exporter.checks.parsing import decimal, items, numeric_hash, obj, unwrap, weights
 from quantops_exporter.sources.errors import BadPayload, WrongType
@@ -215,8 +216,12 @@ async def check_position_caps(ctx: CheckContext) -> Verdict:
         read_budget(ctx), ctx.http.get_json(Dependency.API, ctx.api_url + POSITIONS_PATH)
     )
     t = ctx.thresholds
-    return judge_position_caps(
-        open_positions(payload), budget, t.alloc_top_k, t.pm_max_per_pos_pct, ctx.instruments
+    positions = open_positions(payload)
+    verdict = judge_position_caps(
+        positions, budget, t.alloc_top_k, t.pm_max_per_pos_pct, ctx.instruments
+    )
+    return with_unconfigured(
+        verdict, "position_caps", (p.instrument for p in positions), ctx.instruments
     )
 
 

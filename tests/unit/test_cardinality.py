@@ -1,0 +1,107 @@
+"""Cardinality guard: hostile instrument names from the stack never become series."""
+
+from __future__ import annotations
+
+import random
+import string
+
+from aiohttp import test_utils, web
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from quantops_exporter.app import open_context
+from quantops_exporter.board import Board
+from quantops_exporter.checks.catalog import CHECKS
+from quantops_exporter.metrics import build_registry
+from quantops_exporter.runner import run_check
+from quantops_exporter.sources.health import DependencyHealth
+from tests.conftest import make_settings
+
+CONFIGURED = ("EUR_USD", "USD_JPY", "GBP_USD")
+rng = random.Random(7)
+HOSTILE = sorted(
+    {
+        "".join(rng.choices(string.ascii_uppercase, k=3))
+        + "_"
+        + "".join(rng.choices(string.ascii_uppercase + '"\\{}=,\n ', k=4))
+        for _ in range(600)
+    }
+    - set(CONFIGURED)
+)[:500]
+
+
+def _label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+async def _metrics(request: web.Request) -> web.Response:
+    lines = [
+        f'sep_rolling_gate{{instrument="{_label(i)}",eligible="1",buf="0.1"}} 1'
+        for i in (*CONFIGURED, *HOSTILE)
+    ]
+    lines += [f'sep_allocator_selected{{instrument="{_label(i)}"}} 1' for i in HOSTILE]
+    return web.Response(text="\n".join(lines) + "\n")
+
+
+async def _pricing(request: web.Request) -> web.Response:
+    return web.json_response(
+        {"prices": {i: {"bid": 1.0, "ask": 1.0001} for i in (*CONFIGURED, *HOSTILE)}}
+    )
+
+
+async def _positions(request: web.Request) -> web.Response:
+    return web.json_response(
+        {
+            "positions": [
+                {"instrument": i, "marginUsed": "1", "long": {"units": "1"}} for i in HOSTILE
+            ]
+        }
+    )
+
+
+async def _allocation(request: web.Request) -> web.Response:
+    return web.json_response({"weights": dict.fromkeys(HOSTILE, 0.0001)})
+
+
+async def _budget(request: web.Request) -> web.Response:
+    return web.json_response({"budget": 27000})
+
+
+async def test_hostile_instruments_are_counted_never_labelled() -> None:
+    """500 unknown (and label-breaking) instrument names: no series carries them, the
+    exposition stays valid, and each check counts them in runbook_unconfigured_instruments."""
+    app = web.Application()
+    for path, handler in {
+        "/metrics": _metrics,
+        "/api/oanda/pricing": _pricing,
+        "/api/oanda/positions": _positions,
+        "/api/risk/budget": _budget,
+        "/api/risk/allocation-status": _allocation,
+    }.items():
+        app.router.add_get(path, handler)
+    async with test_utils.TestServer(app) as api:
+        url = str(api.make_url("")).rstrip("/")
+        settings = make_settings(
+            sep_api_url=url, hotband_pairs=CONFIGURED, valkey_url="redis://127.0.0.1:1/0"
+        )
+        board = Board(CHECKS)
+        registry, _ = build_registry(board, DependencyHealth(), CHECKS)
+        names = ("gates_eligible", "allocator_topk", "spread_guard", "allocation_status")
+        async with open_context(settings, DependencyHealth()) as ctx:
+            for check in CHECKS:
+                if check.name in names:
+                    board.record(await run_check(check, ctx))
+    text = generate_latest(registry).decode()
+    samples = [s for f in text_string_to_metric_families(text) for s in f.samples]
+    instruments = {s.labels["instrument"] for s in samples if "instrument" in s.labels}
+    assert instruments <= {*CONFIGURED, ""}, sorted(instruments - {*CONFIGURED, ""})[:5]
+    counted = {
+        s.labels["check"]: s.value for s in samples if s.name == "runbook_unconfigured_instruments"
+    }
+    assert counted == {
+        "gates_eligible": 500,
+        "allocator_topk": 500,
+        "spread_guard": 500,
+        "allocation_status": 500,
+    }
+    assert any(set(name) & set('"\\{}=,\n') for name in HOSTILE)
