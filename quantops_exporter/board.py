@@ -39,6 +39,15 @@ class Board:
         self._states = {check.name: CheckState(check) for check in checks}
         self._listeners: list[Listener] = []
 
+    def reconfigure(self, checks: Iterable[Check]) -> None:
+        """Take a new catalog (a reload): checks that remain keep their outcome and history."""
+        old = self._states
+        self._states = {}
+        for check in checks:
+            state = old.get(check.name) or CheckState(check)
+            state.check = check
+            self._states[check.name] = state
+
     def subscribe(self, listener: Listener) -> None:
         """Call `listener` with every outcome recorded from now on."""
         self._listeners.append(listener)

@@ -11,7 +11,7 @@ import json
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import structlog
@@ -117,10 +117,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `quantops-exporter` command."""
     args = build_parser().parse_args(argv)
     command = args.command or "run"
-    try:
-        settings = load_settings(args.env_file)
+
+    def load() -> Settings:
+        """The settings as the command line and environment give them (again on reload)."""
+        loaded = load_settings(args.env_file)
         if getattr(args, "web_config_file", None) is not None:
-            settings = settings.model_copy(update={"web_config_file": args.web_config_file})
+            loaded = loaded.model_copy(update={"web_config_file": args.web_config_file})
+        return loaded
+
+    try:
+        settings = load()
         web_config = (
             load_web_config(settings.web_config_file)
             if settings.web_config_file is not None
@@ -139,7 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from quantops_exporter.simulator.demo import run_demo
 
         return asyncio.run(run_demo(settings, scenario=args.scenario, web_config=web_config))
-    return asyncio.run(_run(settings, web_config))
+    return asyncio.run(_run(settings, web_config, load))
 
 
 def _check_config(settings: Settings) -> int:
@@ -211,13 +217,17 @@ def render_table(results: Sequence[tuple[Check, Outcome]], *, colour: bool = Fal
     return "\n".join(lines)
 
 
-async def _run(settings: Settings, web_config: WebConfig | None = None) -> int:
+async def _run(
+    settings: Settings,
+    web_config: WebConfig | None = None,
+    loader: Callable[[], Settings] | None = None,
+) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     try:
-        await serve(settings, stop, web_config)
+        await serve(settings, stop, web_config, loader)
     except OSError as err:
         structlog.get_logger("quantops_exporter").error(
             "cannot_listen",

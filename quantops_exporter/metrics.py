@@ -10,7 +10,7 @@ import platform
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -101,6 +101,10 @@ class BoardCollector(Collector):
         self._board = board
         self._health = health
         self._freshness_limits = dict(freshness_limits or {})
+
+    def set_freshness_limits(self, limits: Mapping[Source, float]) -> None:
+        """New limits after a reload."""
+        self._freshness_limits = dict(limits)
 
     def collect(self) -> Iterator[Metric]:
         """Yield every board-derived metric family."""
@@ -241,12 +245,16 @@ class OutcomeMetrics:
             buckets=FRESHNESS_BUCKETS,
             registry=registry,
         )
+        self.add_checks(checks)
+        for source in Source:
+            self.age.labels(source.value)
+
+    def add_checks(self, checks: Iterable[Check]) -> None:
+        """Give new checks their series from the start (at start-up and on reload)."""
         for check in checks:
             self.duration.labels(check.name)
             for status in Status:
                 self.runs.labels(check.name, status.value)
-        for source in Source:
-            self.age.labels(source.value)
 
     def observe(self, outcome: Outcome) -> None:
         """Account for one finished run."""
@@ -276,9 +284,47 @@ class SchedulerMetrics:
             ["check"],
             registry=registry,
         )
+        self.add_checks(checks)
+
+    def add_checks(self, checks: Iterable[Check]) -> None:
+        """Give new checks their series from the start (at start-up and on reload)."""
         for check in checks:
             self.missed.labels(check.name)
             self.overlapped.labels(check.name)
+
+
+class ReloadMetrics:
+    """Whether the last configuration reload worked, and when one last did."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.successful = Gauge(
+            "quantops_exporter_config_last_reload_successful",
+            "1 when the last configuration reload succeeded (or none was tried), 0 after a failure",
+            registry=registry,
+        )
+        self.success_timestamp = Gauge(
+            "quantops_exporter_config_last_reload_success_timestamp_seconds",
+            "When the configuration was last loaded successfully (start-up or reload)",
+            registry=registry,
+        )
+        self.successful.set(1)
+        self.success_timestamp.set_to_current_time()
+
+    def record(self, ok: bool) -> None:
+        """Account for one reload attempt."""
+        self.successful.set(float(ok))
+        if ok:
+            self.success_timestamp.set_to_current_time()
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsBundle:
+    """The metric objects the runtime updates."""
+
+    collector: BoardCollector
+    outcomes: OutcomeMetrics
+    scheduler: SchedulerMetrics
+    reload: ReloadMetrics
 
 
 class BuildInfoCollector(Collector):
@@ -296,13 +342,17 @@ def build_registry(
     health: DependencyHealth,
     checks: Iterable[Check],
     freshness_limits: Mapping[Source, float] | None = None,
-) -> tuple[CollectorRegistry, SchedulerMetrics]:
+) -> tuple[CollectorRegistry, MetricsBundle]:
     """A fresh registry with every exporter metric, the board subscribed to its accumulators."""
     checks = tuple(checks)
     registry = CollectorRegistry(auto_describe=True)
-    registry.register(BoardCollector(board, health, freshness_limits))
+    collector = BoardCollector(board, health, freshness_limits)
+    registry.register(collector)
     registry.register(BuildInfoCollector())
     ProcessCollector(registry=registry)
     outcome_metrics = OutcomeMetrics(registry, checks)
     board.subscribe(outcome_metrics.observe)
-    return registry, SchedulerMetrics(registry, checks)
+    bundle = MetricsBundle(
+        collector, outcome_metrics, SchedulerMetrics(registry, checks), ReloadMetrics(registry)
+    )
+    return registry, bundle

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from aiohttp import web
@@ -60,8 +60,16 @@ class DebugRuns:
         return outcome, events
 
 
+class Live:
+    """What a reload may change that the handlers read (the calendar; the reload itself)."""
+
+    def __init__(self, calendar: Calendar) -> None:
+        self.calendar = calendar
+        self.reload: Callable[[], Awaitable[tuple[bool, str]]] | None = None
+
+
 BOARD_KEY = web.AppKey("board", Board)
-CALENDAR_KEY: web.AppKey[Calendar] = web.AppKey("calendar")
+LIVE_KEY = web.AppKey("live", Live)
 CLOCK_KEY: web.AppKey[Callable[[], float]] = web.AppKey("clock")
 RUNBOOK_KEY = web.AppKey("runbook_url", str)
 DEBUG_KEY = web.AppKey("debug_runs", DebugRuns)
@@ -76,17 +84,19 @@ def build_web_app(
     runbook_url: str,
     clock: Callable[[], float] = time.time,
     middlewares: Iterable[Any] = (),
+    live: Live | None = None,
 ) -> web.Application:
     """The exporter's aiohttp application (lifecycles are attached by app.py)."""
     app = web.Application(middlewares=list(middlewares))
     app[BOARD_KEY] = board
-    app[CALENDAR_KEY] = calendar
+    app[LIVE_KEY] = live or Live(calendar)
     app[CLOCK_KEY] = clock
     app[RUNBOOK_KEY] = runbook_url
     app[DEBUG_KEY] = debug
     app.router.add_get("/metrics", make_aiohttp_handler(registry))
     app.router.add_get("/-/healthy", healthy)
     app.router.add_get("/-/ready", ready)
+    app.router.add_post("/-/reload", reload_config)
     app.router.add_get("/api/v1/checks", list_checks)
     app.router.add_get("/api/v1/checks/{name}", one_check)
     app.router.add_post("/api/v1/checks/{name}/run", run_now)
@@ -106,6 +116,15 @@ async def ready(request: web.Request) -> web.Response:
         return web.Response(text="Ready\n")
     waiting = [n for n, s in board.states.items() if s.check.enabled and s.latest is None]
     return web.Response(status=503, text=f"Not ready: waiting for {', '.join(waiting)}\n")
+
+
+async def reload_config(request: web.Request) -> web.Response:
+    """Re-read the configuration (like SIGHUP); 500 with the reason when it is refused."""
+    reload = request.app[LIVE_KEY].reload
+    if reload is None:
+        return _error(503, "reload is not available yet")
+    ok, message = await reload()
+    return web.Response(status=200 if ok else 500, text=message + "\n")
 
 
 async def list_checks(request: web.Request) -> web.Response:
@@ -201,6 +220,6 @@ async def status_page(request: web.Request) -> web.Response:
     """The runbook board as a page."""
     app = request.app
     page = render_status_page(
-        app[BOARD_KEY], app[CALENDAR_KEY], now=app[CLOCK_KEY](), runbook_url=app[RUNBOOK_KEY]
+        app[BOARD_KEY], app[LIVE_KEY].calendar, now=app[CLOCK_KEY](), runbook_url=app[RUNBOOK_KEY]
     )
     return web.Response(text=page, content_type="text/html")

@@ -11,8 +11,9 @@ from contextlib import contextmanager
 
 import structlog
 
-from quantops_exporter.app import calendar_for, serve
+from quantops_exporter.app import serve
 from quantops_exporter.config import MarketHours, Settings
+from quantops_exporter.context import calendar_for
 from quantops_exporter.simulator.scenarios import Scenario
 from quantops_exporter.simulator.stack import SepSimulator
 from quantops_exporter.simulator.valkey_server import (

@@ -163,8 +163,8 @@ async def test_daemon_starts_with_valkey_down_and_recovers_when_it_appears(
 
 async def test_api_down_does_not_mark_valkey_down(sim: SepSimulator) -> None:
     """kill_switch reads the API and Valkey together: the API refusing must not blame Valkey."""
-    from quantops_exporter.app import open_context
     from quantops_exporter.checks.catalog import CHECKS
+    from quantops_exporter.context import open_context
     from quantops_exporter.runner import run_check
     from quantops_exporter.simulator.valkey_server import free_port
     from quantops_exporter.sources.health import Dependency, DependencyHealth

@@ -13,8 +13,8 @@ import pytest
 import redis.asyncio as aioredis
 from aiohttp import web
 
-from quantops_exporter.app import open_context
 from quantops_exporter.config import ConfigError, load_settings
+from quantops_exporter.context import open_context
 from quantops_exporter.simulator.valkey_server import ValkeyServer, free_port
 from quantops_exporter.sources import errors
 from quantops_exporter.sources.health import Dependency, DependencyHealth

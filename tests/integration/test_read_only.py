@@ -9,9 +9,10 @@ import redis.asyncio as aioredis
 from redis import exceptions as redis_errors
 from redis.asyncio import connection as redis_connection
 
-from quantops_exporter.app import open_context, run_once
+from quantops_exporter.app import run_once
 from quantops_exporter.checks.base import Status
 from quantops_exporter.checks.catalog import CHECKS
+from quantops_exporter.context import open_context
 from quantops_exporter.runner import run_check
 from quantops_exporter.simulator.stack import SepSimulator
 from quantops_exporter.sources.health import DependencyHealth

@@ -9,9 +9,9 @@ from aiohttp import test_utils, web
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from quantops_exporter.app import open_context
 from quantops_exporter.board import Board
 from quantops_exporter.checks.catalog import CHECKS
+from quantops_exporter.context import open_context
 from quantops_exporter.metrics import build_registry
 from quantops_exporter.runner import run_check
 from quantops_exporter.sources.health import DependencyHealth

@@ -1,0 +1,130 @@
+"""Hot reload: SIGHUP and POST /-/reload apply new settings live; a bad one is refused."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+
+import aiohttp
+import pytest
+from aiohttp import test_utils
+
+from quantops_exporter.app import build_exporter
+from quantops_exporter.config import ConfigError, Settings
+from quantops_exporter.simulator.stack import SepSimulator
+from quantops_exporter.simulator.valkey_server import free_port
+from tests.integration.conftest import settings_for
+from tests.integration.test_daemon import FAST, until, value
+
+pytestmark = pytest.mark.integration
+
+
+async def test_reload_fails_over_to_another_valkey_and_refuses_a_bad_config(
+    sim: SepSimulator,
+) -> None:
+    """Point at a dead Valkey, reload onto the live one: checks recover, history is kept.
+    Then a configuration that does not validate is refused and the running one stays."""
+    assert sim.server is not None
+    current: dict[str, Settings | Exception] = {
+        "next": settings_for(sim, checks=FAST, valkey_url=f"redis://127.0.0.1:{free_port()}/0")
+    }
+
+    def loader() -> Settings:
+        value_ = current["next"]
+        if isinstance(value_, Exception):
+            raise value_
+        return value_
+
+    first = loader()
+    assert isinstance(first, Settings)
+    exporter = build_exporter(first, loader=loader)
+    async with test_utils.TestClient(test_utils.TestServer(exporter.app)) as client:
+        await until(client, lambda t: value(t, "runbook_dependency_up", dependency="valkey") == 0)
+        errors_before = len(exporter.board.states["valkey_ping"].history)
+        current["next"] = settings_for(sim, checks=FAST)  # the live server: a failover
+        response = await client.post("/-/reload")
+        assert response.status == 200 and "reloaded" in await response.text()
+        text = await until(client, lambda t: value(t, "runbook_check_ok", check="valkey_ping") == 1)
+        assert value(text, "quantops_exporter_config_last_reload_successful") == 1
+        history = [o.status.value for o in exporter.board.states["valkey_ping"].history]
+        assert errors_before >= 1 and history[0] == "error" and history[-1] == "ok"
+
+        current["next"] = ConfigError("QUANTOPS_LISTEN_ADDRESS='nope': expected host:port")
+        response = await client.post("/-/reload")
+        assert response.status == 500 and "QUANTOPS_LISTEN_ADDRESS" in await response.text()
+        runs = (
+            value(
+                await (await client.get("/metrics")).text(),
+                "runbook_check_runs_total",
+                check="valkey_ping",
+                status="ok",
+            )
+            or 0
+        )
+        text = await until(
+            client,
+            lambda t: (
+                (value(t, "runbook_check_runs_total", check="valkey_ping", status="ok") or 0)
+                > runs + 2
+            ),
+        )
+        assert value(text, "quantops_exporter_config_last_reload_successful") == 0
+        assert value(text, "runbook_check_ok", check="valkey_ping") == 1  # the old one runs on
+
+
+async def test_sighup_rereads_the_env_file(sim: SepSimulator, tmp_path: Path) -> None:
+    """The real daemon: rewrite --env-file, send SIGHUP, and the new Valkey is used."""
+    assert sim.server is not None
+    env_file = tmp_path / ".env.hotband"
+    env_file.write_text(f"VALKEY_URL=redis://127.0.0.1:{free_port()}/0\n")
+    port = free_port()
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith("QUANTOPS_") and k != "VALKEY_URL"
+    } | {
+        "SEP_API_URL": sim.api_url,
+        "ALLOCATOR_URL": sim.allocator_url,
+        "QUANTOPS_MARKET_HOURS": "always",
+        "QUANTOPS_LISTEN_ADDRESS": f"127.0.0.1:{port}",
+        "QUANTOPS_CHECKS__valkey_ping__INTERVAL_SECONDS": "0.5",
+        "QUANTOPS_CHECKS__valkey_ping__TIMEOUT_SECONDS": "0.4",
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "quantops_exporter",
+        "--env-file",
+        str(env_file),
+        "run",
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}/metrics"
+    try:
+        async with aiohttp.ClientSession() as http:
+
+            async def valkey_up() -> float | None:
+                try:
+                    async with http.get(url) as response:
+                        return value(
+                            await response.text(), "runbook_dependency_up", dependency="valkey"
+                        )
+                except aiohttp.ClientError:
+                    return None
+
+            async with asyncio.timeout(20):
+                while await valkey_up() != 0:  # noqa: ASYNC110 - polling a subprocess
+                    await asyncio.sleep(0.2)
+            env_file.write_text(f"VALKEY_URL={sim.server.url}\n")
+            process.send_signal(signal.SIGHUP)
+            async with asyncio.timeout(20):
+                while await valkey_up() != 1:  # noqa: ASYNC110 - polling a subprocess
+                    await asyncio.sleep(0.2)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _out, err = await asyncio.wait_for(process.communicate(), 20)
+    assert process.returncode == 0
+    assert b'"event": "config_reloaded"' in err
