@@ -1,0 +1,140 @@
+"""Faults between the exporter and a real Valkey: slow, reset mid-pipeline, a clock jump.
+
+A small TCP proxy in front of the real server injects latency or resets connections; every
+fault must give the right status and reason and heal by itself when the fault stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import pytest
+
+from quantops_exporter.checks.base import Reason, Status
+from quantops_exporter.checks.catalog import CHECKS
+from quantops_exporter.context import open_context
+from quantops_exporter.runner import run_check
+from quantops_exporter.simulator.stack import SepSimulator
+from quantops_exporter.sources.health import Dependency, DependencyHealth
+from tests.integration.conftest import settings_for
+
+pytestmark = pytest.mark.integration
+BY_NAME = {c.name: c for c in CHECKS}
+
+
+@dataclass
+class Faults:
+    """What the proxy does to traffic right now."""
+
+    delay: float = 0.0
+    reset_requests: bool = False
+
+
+@contextlib.asynccontextmanager
+async def proxy(upstream_port: int, faults: Faults) -> AsyncIterator[int]:
+    """A TCP proxy to 127.0.0.1:upstream_port that applies `faults`."""
+    tasks: set[asyncio.Task[None]] = set()
+
+    async def pipe(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, requests: bool
+    ) -> None:
+        try:
+            while data := await reader.read(65536):
+                if requests and faults.reset_requests:
+                    writer.transport.abort()  # the request never reaches the server
+                    return
+                if faults.delay:
+                    await asyncio.sleep(faults.delay)
+                writer.write(data)
+                await writer.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            writer.close()
+
+    async def handle(client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        server_r, server_w = await asyncio.open_connection("127.0.0.1", upstream_port)
+        for args in ((client_r, server_w, True), (server_r, client_w, False)):
+            task = asyncio.create_task(pipe(*args))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    try:
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        server.close()
+        for task in list(tasks):
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await server.wait_closed()
+
+
+async def test_slow_valkey_times_out_then_heals(sim: SepSimulator) -> None:
+    """Latency beyond the timeout: error/timeout, Valkey down; latency gone: ok again."""
+    assert sim.server is not None
+    faults = Faults()
+    async with proxy(sim.server.port, faults) as port:
+        settings = settings_for(
+            sim,
+            valkey_url=f"redis://127.0.0.1:{port}/0",
+            checks={"manifold_freshness": {"timeout_seconds": 0.3}},
+        )
+        health = DependencyHealth()
+        manifold = next(c for c in _catalog(settings) if c.name == "manifold_freshness")
+        async with open_context(settings, health) as ctx:
+            assert (await run_check(manifold, ctx)).status is Status.OK
+            faults.delay = 0.6
+            slow = await run_check(manifold, ctx)
+            assert (slow.status, slow.reason) == (Status.ERROR, Reason.TIMEOUT)
+            assert health.state[Dependency.VALKEY] is False
+            faults.delay = 0.0
+            healed = await run_check(manifold, ctx)
+            assert healed.status is Status.OK and health.state[Dependency.VALKEY] is True
+
+
+async def test_connection_reset_mid_pipeline_is_unreachable_then_heals(
+    sim: SepSimulator,
+) -> None:
+    """The connection dies with the pipeline in flight: error/unreachable; then it heals."""
+    assert sim.server is not None
+    faults = Faults()
+    async with proxy(sim.server.port, faults) as port:
+        settings = settings_for(sim, valkey_url=f"redis://127.0.0.1:{port}/0")
+        health = DependencyHealth()
+        async with open_context(settings, health) as ctx:
+            assert (await run_check(BY_NAME["signal_freshness"], ctx)).status is Status.OK
+            faults.reset_requests = True
+            reset = await run_check(BY_NAME["signal_freshness"], ctx)
+            assert (reset.status, reset.reason) == (Status.ERROR, Reason.UNREACHABLE)
+            assert health.state[Dependency.VALKEY] is False
+            faults.reset_requests = False
+            assert (await run_check(BY_NAME["signal_freshness"], ctx)).status is Status.OK
+
+
+@pytest.mark.parametrize(
+    ("jump", "status", "reason"),
+    [
+        (3600.0, Status.FAIL, Reason.STALE),  # our clock leaps forward: the data looks old
+        (-3600.0, Status.ERROR, Reason.CLOCK_SKEW),  # it leaps back: the data is "from the future"
+    ],
+)
+async def test_wall_clock_jump(
+    sim: SepSimulator, jump: float, status: Status, reason: Reason
+) -> None:
+    """A jump of the exporter's wall clock is reported honestly, never as fresh."""
+    import time
+
+    settings = settings_for(sim)
+    async with open_context(settings, DependencyHealth(), clock=lambda: time.time() + jump) as ctx:
+        outcome = await run_check(BY_NAME["manifold_freshness"], ctx)
+    assert (outcome.status, outcome.reason) == (status, reason)
+
+
+def _catalog(settings):  # type: ignore[no-untyped-def]
+    from quantops_exporter.checks.catalog import build_catalog
+
+    return build_catalog(settings.overrides())
