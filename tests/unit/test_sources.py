@@ -202,3 +202,15 @@ async def test_valkey_unreachable() -> None:
     finally:
         await reader.close()
     assert health.state[Dependency.VALKEY] is False
+
+
+async def test_empty_collections_read_as_missing(fake_valkey) -> None:  # type: ignore[no-untyped-def]
+    """An absent or emptied HASH or ZSET is missing; an empty STRING is a (bad) value."""
+    reader, seed = fake_valkey
+    assert (await reader.hgetall("risk:alloc_budget")).missing
+    await seed.zadd("z", {"a": 1.0})
+    await seed.zrem("z", "a")  # emptied: Valkey deletes it
+    assert (await reader.newest_members(["z"]))[0].missing
+    await seed.set("s", "")
+    empty = await reader.get("s")
+    assert not empty.missing and empty.value == b""
