@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -35,6 +36,17 @@ def make_settings(**values: object) -> Settings:
     """Settings from field names, with the market always open unless told otherwise."""
     values.setdefault("market_hours", "always")
     return Settings(**values)  # type: ignore[arg-type]
+
+
+def require_program(name: str, install: str) -> str:
+    """The path of an external program; skip (saying why) outside CI, fail in CI."""
+    found = shutil.which(name)
+    if found is None:
+        reason = f"{name} is not installed ({install})"
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must run this test: {reason}")
+        pytest.skip(reason)
+    return found
 
 
 @contextmanager

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
 import yaml
 
 from quantops_exporter.alerting import ALERTS, Anchor, build_rules, github_slug, render
 from quantops_exporter.alerting_tests import build_tests
 from quantops_exporter.checks.catalog import CHECK_NAMES
+from tests.conftest import require_program
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "deploy/prometheus/rules/quantops-runbook.rules.yml"
@@ -26,14 +24,8 @@ REGENERATE = "run: python -m quantops_exporter.alerting > " + str(RULES.relative
 
 
 def binary(name: str) -> str:
-    """The path of a Prometheus tool; skip (saying why) outside CI, fail in CI."""
-    found = shutil.which(name)
-    if found is None:
-        reason = f"{name} is not installed (apt-get install prometheus prometheus-alertmanager)"
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must run this: {reason}")
-        pytest.skip(reason)
-    return found
+    """A Prometheus or browser tool from Debian's packages (.ci/run installs them)."""
+    return require_program(name, "apt-get install prometheus prometheus-alertmanager chromium")
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:

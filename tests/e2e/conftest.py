@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -19,7 +17,7 @@ from quantops_exporter.config import DEFAULT_PAIRS
 from quantops_exporter.market import Session
 from quantops_exporter.simulator.stack import SepSimulator
 from quantops_exporter.simulator.valkey_server import ValkeyServer, free_port
-from tests.conftest import make_settings
+from tests.conftest import make_settings, require_program
 
 
 class SwitchableCalendar:
@@ -38,14 +36,8 @@ class SwitchableCalendar:
 
 
 def binary(name: str) -> str:
-    """A Prometheus tool; skip (saying why) outside CI, fail in CI."""
-    found = shutil.which(name)
-    if found is None:
-        reason = f"{name} is not installed (apt-get install prometheus prometheus-alertmanager)"
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must run the e2e test: {reason}")
-        pytest.skip(reason)
-    return found
+    """A Prometheus or browser tool from Debian's packages (.ci/run installs them)."""
+    return require_program(name, "apt-get install prometheus prometheus-alertmanager chromium")
 
 
 @pytest.fixture
