@@ -269,9 +269,16 @@ class OutcomeMetrics:
 
 
 class SchedulerMetrics:
-    """Runs the scheduler could not start on time, by check."""
+    """How punctually the scheduler starts runs, and the runs it could not start, by check."""
 
     def __init__(self, registry: CollectorRegistry, checks: Iterable[Check]) -> None:
+        self.lag = Histogram(
+            "quantops_exporter_scheduler_lag_seconds",
+            "How late each run started against its schedule",
+            ["check"],
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0),
+            registry=registry,
+        )
         self.missed = Counter(
             "quantops_exporter_scheduler_missed_runs",
             "Runs not started because they were too late (misfire grace exceeded)",
@@ -289,6 +296,7 @@ class SchedulerMetrics:
     def add_checks(self, checks: Iterable[Check]) -> None:
         """Give new checks their series from the start (at start-up and on reload)."""
         for check in checks:
+            self.lag.labels(check.name)
             self.missed.labels(check.name)
             self.overlapped.labels(check.name)
 

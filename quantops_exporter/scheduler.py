@@ -8,7 +8,13 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
 import structlog
-from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobEvent
+from apscheduler.events import (
+    EVENT_JOB_MAX_INSTANCES,
+    EVENT_JOB_MISSED,
+    EVENT_JOB_SUBMITTED,
+    JobEvent,
+    JobSubmissionEvent,
+)
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
@@ -60,7 +66,9 @@ class CheckScheduler:
                 misfire_grace_time=max(1, int(check.interval)),
                 next_run_time=now + timedelta(seconds=jitter),
             )
-        self._scheduler.add_listener(self._on_event, EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
+        self._scheduler.add_listener(
+            self._on_event, EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES | EVENT_JOB_SUBMITTED
+        )
         self._scheduler.start()
         log.info("scheduler_started", checks=[c.name for c in self._checks])
 
@@ -88,6 +96,15 @@ class CheckScheduler:
             self._in_flight.discard(task)
 
     def _on_event(self, event: JobEvent) -> None:
+        if isinstance(event, JobSubmissionEvent):
+            # How late the run started against its schedule: a blocked loop or a slow
+            # neighbour would show here first.
+            now = datetime.now(UTC)
+            for scheduled in event.scheduled_run_times:
+                self._metrics.lag.labels(event.job_id).observe(
+                    max(0.0, (now - scheduled).total_seconds())
+                )
+            return
         if event.code == EVENT_JOB_MISSED:
             self._metrics.missed.labels(event.job_id).inc()
             log.warning("check_run_missed", check=event.job_id)
