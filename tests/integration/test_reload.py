@@ -42,7 +42,14 @@ async def test_reload_fails_over_to_another_valkey_and_refuses_a_bad_config(
     assert isinstance(first, Settings)
     exporter = build_exporter(first, loader=loader)
     async with test_utils.TestClient(test_utils.TestServer(exporter.app)) as client:
-        await until(client, lambda t: value(t, "runbook_dependency_up", dependency="valkey") == 0)
+        # valkey_ping itself has failed (not just another check marking Valkey down).
+        await until(
+            client,
+            lambda t: (
+                value(t, "runbook_check_failure_reason", check="valkey_ping", reason="unreachable")
+                == 1
+            ),
+        )
         errors_before = len(exporter.board.states["valkey_ping"].history)
         current["next"] = settings_for(sim, checks=FAST)  # the live server: a failover
         response = await client.post("/-/reload")
