@@ -96,7 +96,8 @@ class CheckScheduler:
             self._in_flight.discard(task)
 
     def _on_event(self, event: JobEvent) -> None:
-        if isinstance(event, JobSubmissionEvent):
+        # EVENT_JOB_MAX_INSTANCES arrives as a JobSubmissionEvent too: dispatch on the code.
+        if event.code == EVENT_JOB_SUBMITTED and isinstance(event, JobSubmissionEvent):
             # How late the run started against its schedule: a blocked loop or a slow
             # neighbour would show here first.
             now = datetime.now(UTC)
