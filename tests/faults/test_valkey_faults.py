@@ -6,11 +6,6 @@ fault must give the right status and reason and heal by itself when the fault st
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
-
 import pytest
 
 from quantops_exporter.checks.base import Reason, Status
@@ -20,64 +15,17 @@ from quantops_exporter.runner import run_check
 from quantops_exporter.simulator.stack import SepSimulator
 from quantops_exporter.sources.health import Dependency, DependencyHealth
 from tests.integration.conftest import settings_for
+from tests.proxy import Faults, tcp_proxy
 
 pytestmark = pytest.mark.integration
 BY_NAME = {c.name: c for c in CHECKS}
-
-
-@dataclass
-class Faults:
-    """What the proxy does to traffic right now."""
-
-    delay: float = 0.0
-    reset_requests: bool = False
-
-
-@contextlib.asynccontextmanager
-async def proxy(upstream_port: int, faults: Faults) -> AsyncIterator[int]:
-    """A TCP proxy to 127.0.0.1:upstream_port that applies `faults`."""
-    tasks: set[asyncio.Task[None]] = set()
-
-    async def pipe(
-        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, requests: bool
-    ) -> None:
-        try:
-            while data := await reader.read(65536):
-                if requests and faults.reset_requests:
-                    writer.transport.abort()  # the request never reaches the server
-                    return
-                if faults.delay:
-                    await asyncio.sleep(faults.delay)
-                writer.write(data)
-                await writer.drain()
-        except (ConnectionError, OSError):
-            pass
-        finally:
-            writer.close()
-
-    async def handle(client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
-        server_r, server_w = await asyncio.open_connection("127.0.0.1", upstream_port)
-        for args in ((client_r, server_w, True), (server_r, client_w, False)):
-            task = asyncio.create_task(pipe(*args))
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
-
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
-    try:
-        yield server.sockets[0].getsockname()[1]
-    finally:
-        server.close()
-        for task in list(tasks):
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await server.wait_closed()
 
 
 async def test_slow_valkey_times_out_then_heals(sim: SepSimulator) -> None:
     """Latency beyond the timeout: error/timeout, Valkey down; latency gone: ok again."""
     assert sim.server is not None
     faults = Faults()
-    async with proxy(sim.server.port, faults) as port:
+    async with tcp_proxy(sim.server.port, faults) as port:
         settings = settings_for(
             sim,
             valkey_url=f"redis://127.0.0.1:{port}/0",
@@ -102,7 +50,7 @@ async def test_connection_reset_mid_pipeline_is_unreachable_then_heals(
     """The connection dies with the pipeline in flight: error/unreachable; then it heals."""
     assert sim.server is not None
     faults = Faults()
-    async with proxy(sim.server.port, faults) as port:
+    async with tcp_proxy(sim.server.port, faults) as port:
         settings = settings_for(sim, valkey_url=f"redis://127.0.0.1:{port}/0")
         health = DependencyHealth()
         async with open_context(settings, health) as ctx:

@@ -3,7 +3,6 @@ client certificate and an ACL user whose password comes from a file. Secrets nev
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import ssl
 from collections.abc import AsyncIterator
@@ -19,6 +18,7 @@ from quantops_exporter.simulator.valkey_server import ValkeyServer, free_port
 from quantops_exporter.sources import errors
 from quantops_exporter.sources.health import Dependency, DependencyHealth
 from tests.conftest import make_settings
+from tests.proxy import tcp_proxy
 from tests.tls import TestCA
 
 pytestmark = pytest.mark.integration
@@ -68,42 +68,13 @@ async def test_bearer_token_from_a_file_and_a_custom_ca(tmp_path: Path) -> None:
                 await ctx.http.get_json(Dependency.API, url + "/api/kill-switch")
 
 
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    try:
-        while data := await reader.read(65536):
-            writer.write(data)
-            await writer.drain()
-    except (ConnectionError, asyncio.IncompleteReadError):
-        pass
-    finally:
-        writer.close()
-
-
-@contextlib.asynccontextmanager
-async def tls_proxy(ca: TestCA, upstream_port: int) -> AsyncIterator[int]:
-    """TLS in front of a plain Valkey, requiring a client certificate signed by `ca`."""
+def tls_terminator(ca: TestCA) -> ssl.SSLContext:
+    """A server context with a certificate from `ca`, requiring client certificates from it."""
     cert = ca.issue("valkey")
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(ca.ca.cert))
     context.load_cert_chain(cert.cert, cert.key)
     context.verify_mode = ssl.CERT_REQUIRED
-    tasks: set[asyncio.Task[None]] = set()
-
-    async def handle(client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
-        server_r, server_w = await asyncio.open_connection("127.0.0.1", upstream_port)
-        for pair in ((client_r, server_w), (server_r, client_w)):
-            task = asyncio.create_task(_pipe(*pair))
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
-
-    server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=context)
-    try:
-        yield server.sockets[0].getsockname()[1]
-    finally:
-        server.close()
-        for task in list(tasks):
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await server.wait_closed()
+    return context
 
 
 async def test_valkey_over_tls_with_client_certificate_and_acl_password(
@@ -128,7 +99,7 @@ async def test_valkey_over_tls_with_client_certificate_and_acl_password(
     client = ca.issue("exporter", client=True)
     password = tmp_path / "valkey-password"
     password.write_text("pw-from-file\n")
-    async with tls_proxy(ca, own_valkey_server.port) as port:
+    async with tcp_proxy(own_valkey_server.port, tls=tls_terminator(ca)) as port:
         settings = make_settings(
             valkey_url=f"rediss://127.0.0.1:{port}/0",
             valkey_username="quantops",
