@@ -15,7 +15,7 @@ from prometheus_client import generate_latest
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 
 from quantops_exporter.board import Board
-from quantops_exporter.checks.base import Freshness, Outcome, Reason, Source, Status
+from quantops_exporter.checks.base import Freshness, Outcome, Reason, Source, Status, Verdict
 from quantops_exporter.checks.catalog import CHECKS
 from quantops_exporter.config import DEFAULT_PAIRS
 from quantops_exporter.log import configure_logging
@@ -34,7 +34,13 @@ def full_board() -> tuple[Board, DependencyHealth]:
         fresh = tuple(Freshness(Source.WS_MANIFOLD, inst, now - 5) for inst in DEFAULT_PAIRS)
         for _ in range(50):  # fill histograms and history
             board.record(
-                Outcome(check.name, Status.OK, Reason.NONE, "ok", now, 0.003, True, freshness=fresh)
+                Outcome(
+                    check.name,
+                    Verdict(Status.OK, Reason.NONE, "ok", freshness=fresh),
+                    started_at=now,
+                    duration=0.003,
+                    expected=True,
+                )
             )
     return board, health
 

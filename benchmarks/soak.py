@@ -21,6 +21,7 @@ from aiohttp import web
 from quantops_exporter.app import build_exporter
 from quantops_exporter.checks.catalog import CHECKS
 from quantops_exporter.config import DEFAULT_PAIRS, Settings
+from quantops_exporter.generation import build_generation
 from quantops_exporter.log import configure_logging
 from quantops_exporter.market import AlwaysOpenCalendar
 from quantops_exporter.simulator.scenarios import Scenario
@@ -63,7 +64,7 @@ async def soak(minutes: float, every: float) -> int:
         server.url, DEFAULT_PAIRS, calendar=AlwaysOpenCalendar(), server=server, write_every=0.2
     )
     await sim.start()
-    settings = Settings(  # type: ignore[call-arg]
+    settings = Settings(
         valkey_url=server.url,
         sep_api_url=sim.api_url,
         allocator_url=sim.allocator_url,
@@ -71,7 +72,7 @@ async def soak(minutes: float, every: float) -> int:
         flat_grace_seconds=0,
         checks={c.name: {"interval_seconds": 0.2, "timeout_seconds": 0.15} for c in CHECKS},
     )
-    runner = web.AppRunner(build_exporter(settings).app, access_log=None)
+    runner = web.AppRunner(build_exporter(build_generation(settings)).app, access_log=None)
     await runner.setup()
     port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()

@@ -1,4 +1,9 @@
-"""Wiring: settings → sources, catalog, board, metrics, scheduler and web app; their lifecycles."""
+"""Wiring: a generation → board, metrics, runtime (sources + scheduler) and web app; lifecycles.
+
+build_exporter   the parts, wired; the runtime starts and stops with the aiohttp app
+run_daemon       serve until SIGTERM/SIGINT, reload on SIGHUP; the exit code (`run`, `demo`)
+run_once         every check once, outside the daemon (`check`)
+"""
 
 from __future__ import annotations
 
@@ -14,100 +19,48 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from quantops_exporter.board import Board
-from quantops_exporter.checks.base import Check, CheckContext, Outcome
-from quantops_exporter.checks.catalog import build_catalog
-from quantops_exporter.config import Settings, mask_url
-from quantops_exporter.context import (  # re-exported: callers import these from app
-    Clock,
-    calendar_for,
-    freshness_limits,
-    open_context,
-    thresholds_for,
-)
-from quantops_exporter.market import Calendar
+from quantops_exporter.checks.base import Check, Outcome
+from quantops_exporter.config import mask_url
+from quantops_exporter.generation import Clock, Generation, open_context
 from quantops_exporter.metrics import build_registry
 from quantops_exporter.runner import run_check
 from quantops_exporter.runtime import Loader, Runtime
 from quantops_exporter.sources.health import DependencyHealth
-from quantops_exporter.web import DebugRuns, Live, build_web_app
-from quantops_exporter.webconfig import (
-    BasicAuth,
-    WebConfig,
-    build_ssl_context,
-    certificate_reloader,
-    headers_middleware,
-)
+from quantops_exporter.web import build_web_app
+from quantops_exporter.webconfig import certificate_reloader
 
 log = structlog.get_logger("quantops_exporter.app")
+EXIT_OK, EXIT_FAILED = 0, 1
 
 
 @dataclass(frozen=True, slots=True)
 class Exporter:
-    """The daemon's parts, built from settings; `app` runs them under aiohttp's lifecycle."""
+    """The daemon's parts; `app` runs them under aiohttp's lifecycle."""
 
-    settings: Settings
     board: Board
     health: DependencyHealth
     registry: CollectorRegistry
     runtime: Runtime
     app: web.Application
 
-    @property
-    def checks(self) -> tuple[Check, ...]:
-        """The catalog in force (it changes on reload)."""
-        return self.runtime.checks
-
 
 def build_exporter(
-    settings: Settings,
-    *,
-    clock: Clock = time.time,
-    calendar: Calendar | None = None,
-    web_config: WebConfig | None = None,
-    loader: Loader | None = None,
+    generation: Generation, *, loader: Loader | None = None, clock: Clock = time.time
 ) -> Exporter:
     """Assemble the daemon; the scheduler and sources start with the aiohttp app.
 
-    `loader` re-reads the settings on SIGHUP or POST /-/reload (default: nothing changes).
+    `loader` builds the next generation on SIGHUP or POST /-/reload (default: the same one).
     """
-    checks = build_catalog(settings.overrides())
-    board = Board(checks)
+    board = Board(generation.catalog)
     health = DependencyHealth()
+    runtime: Runtime
     registry, metrics = build_registry(
-        board, health, checks, freshness_limits(thresholds_for(settings))
-    )
-    live = Live(calendar or calendar_for(settings))
-    debug = DebugRuns(
-        checks, enabled=settings.debug_runs, min_interval=settings.debug_run_min_interval_seconds
-    )
-    middlewares = []
-    if web_config is not None:
-        if web_config.http_server_config.headers:
-            middlewares.append(headers_middleware(web_config.http_server_config.headers))
-        if web_config.basic_auth_users:
-            middlewares.append(BasicAuth(web_config.basic_auth_users).middleware)
-    app = build_web_app(
-        board,
-        registry,
-        calendar=live.calendar,
-        debug=debug,
-        runbook_url=settings.runbook_url,
-        clock=clock,
-        middlewares=middlewares,
-        live=live,
+        board, health, generation.catalog, lambda: runtime.generation.thresholds
     )
     runtime = Runtime(
-        settings,
-        board=board,
-        health=health,
-        metrics=metrics,
-        debug=debug,
-        live=live,
-        loader=loader,
-        clock=clock,
-        calendar=calendar,
+        generation, board=board, health=health, metrics=metrics, loader=loader, clock=clock
     )
-    live.reload = runtime.reload
+    app = build_web_app(runtime, registry, clock=clock)
 
     async def lifecycle(_app: web.Application) -> AsyncIterator[None]:
         await runtime.start()
@@ -117,36 +70,49 @@ def build_exporter(
             await runtime.stop()
 
     app.cleanup_ctx.append(lifecycle)
-    return Exporter(settings, board, health, registry, runtime, app)
+    return Exporter(board, health, registry, runtime, app)
 
 
-async def serve(
-    settings: Settings,
-    stop: asyncio.Event,
-    web_config: WebConfig | None = None,
-    loader: Loader | None = None,
-) -> None:
-    """Serve /metrics until `stop` is set; the checks run on their schedule meanwhile.
-
-    SIGHUP reloads the configuration through `loader`.
-    """
-    exporter = build_exporter(settings, web_config=web_config, loader=loader)
-    reloads: set[asyncio.Task[tuple[bool, str]]] = set()
+async def run_daemon(generation: Generation, loader: Loader | None = None) -> int:
+    """Serve until SIGTERM or SIGINT; SIGHUP reloads through `loader`. Returns the exit code."""
+    exporter = build_exporter(generation, loader=loader)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    reloads: set[asyncio.Task[object]] = set()
 
     def on_hangup() -> None:
         task = asyncio.ensure_future(exporter.runtime.reload())
         reloads.add(task)
         task.add_done_callback(reloads.discard)
 
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
     with contextlib.suppress(NotImplementedError, RuntimeError):  # no signals off the main thread
-        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, on_hangup)
-    tls = web_config.tls_server_config if web_config else None
-    context = build_ssl_context(tls) if tls else None
+        loop.add_signal_handler(signal.SIGHUP, on_hangup)
+    try:
+        await serve(exporter, stop)
+    except OSError as err:
+        log.error(
+            "cannot_listen",
+            address=generation.settings.listen_address,
+            error=str(err),
+            hint="another process holds the port; set QUANTOPS_LISTEN_ADDRESS",
+        )
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+async def serve(exporter: Exporter, stop: asyncio.Event) -> None:
+    """Serve the exporter until `stop` is set; the checks run on their schedule meanwhile."""
+    generation = exporter.runtime.generation
+    settings = generation.settings
     runner = web.AppRunner(exporter.app, access_log=None, handle_signals=False)
     await runner.setup()
     listen = settings.listen
     try:
-        site = web.TCPSite(runner, listen.host or None, listen.port, ssl_context=context)
+        site = web.TCPSite(
+            runner, listen.host or None, listen.port, ssl_context=generation.server_tls
+        )
         await site.start()
         log.info(
             "listening",
@@ -154,33 +120,35 @@ async def serve(
             valkey=mask_url(settings.valkey_url),
             api=settings.sep_api_url,
             allocator=settings.allocator_url,
-            checks=[c.name for c in exporter.checks if c.enabled],
+            checks=[c.name for c in generation.enabled],
             market_hours=settings.market_hours.value,
         )
-        log_exposure(settings, web_config)
-        async with certificate_reloader(context, tls):
+        log_exposure(generation)
+        tls = generation.web.tls_server_config if generation.web is not None else None
+        async with certificate_reloader(generation.server_tls, tls):
             await stop.wait()
         log.info("stopping")
     finally:
         await runner.cleanup()
 
 
-def log_exposure(settings: Settings, web_config: WebConfig | None) -> None:
+def log_exposure(generation: Generation) -> None:
     """Say plainly who can reach what."""
+    settings = generation.settings
     listen = settings.listen
-    tls = web_config.tls_server_config if web_config else None
-    auth = web_config is not None and bool(web_config.basic_auth_users)
+    tls = generation.web.tls_server_config if generation.web is not None else None
     endpoints = ["/metrics", "/", "/api/v1/checks", "/-/healthy", "/-/ready"]
     if settings.debug_runs:
         endpoints.append("POST /api/v1/checks/{name}/run")
     exposure = {
         "scheme": "https" if tls else "http",
         "interfaces": listen.host or "all",
-        "authentication": "basic" if auth else "none",
+        "authentication": "basic" if generation.auth is not None else "none",
         "client_certificates": tls.client_auth_type if tls else "none",
         "endpoints": endpoints,
     }
-    if tls is None and not auth and listen.host not in ("127.0.0.1", "::1", "localhost"):
+    loopback = listen.host in ("127.0.0.1", "::1", "localhost")
+    if tls is None and generation.auth is None and not loopback:
         log.warning(
             "exposed_without_tls_or_auth",
             **exposure,
@@ -191,34 +159,23 @@ def log_exposure(settings: Settings, web_config: WebConfig | None) -> None:
         log.info("exposure", **exposure)
 
 
-def selected_checks(settings: Settings, only: frozenset[str] | None = None) -> list[Check]:
-    """The enabled checks (optionally only those named), in catalog order."""
-    return [
-        c
-        for c in build_catalog(settings.overrides())
-        if c.enabled and (only is None or c.name in only)
-    ]
-
-
 async def run_once(
-    settings: Settings,
+    generation: Generation,
     *,
-    clock: Clock = time.time,
     only: frozenset[str] | None = None,
     on_done: Callable[[Outcome], None] | None = None,
+    clock: Clock = time.time,
 ) -> list[tuple[Check, Outcome]]:
-    """Run every enabled check once, concurrently; return (check, outcome) in catalog order.
+    """Run every enabled check (or those named) once, concurrently; (check, outcome) pairs in
+    catalog order. `on_done` hears of each outcome as it finishes (a progress indicator)."""
+    checks = [c for c in generation.enabled if only is None or c.name in only]
 
-    `on_done` hears of each outcome as it finishes (the CLI's progress indicator).
-    """
-    checks = selected_checks(settings, only)
-
-    async def one(check: Check, ctx: CheckContext) -> Outcome:
+    async def one(check: Check) -> Outcome:
         outcome = await run_check(check, ctx)
         if on_done is not None:
             on_done(outcome)
         return outcome
 
-    async with open_context(settings, DependencyHealth(), clock=clock) as ctx:
-        outcomes = await asyncio.gather(*(one(check, ctx) for check in checks))
+    async with open_context(generation, DependencyHealth(), clock=clock) as ctx:
+        outcomes = await asyncio.gather(*(one(check) for check in checks))
     return list(zip(checks, outcomes, strict=True))

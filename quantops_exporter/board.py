@@ -40,13 +40,21 @@ class Board:
         self._listeners: list[Listener] = []
 
     def reconfigure(self, checks: Iterable[Check]) -> None:
-        """Take a new catalog (a reload): checks that remain keep their outcome and history."""
+        """Take a new catalog (a reload): checks that remain keep their outcome and history.
+
+        New rows replace the old ones, so a reader still holding the old states sees the old
+        configuration whole, never a mix.
+        """
         old = self._states
-        self._states = {}
+        states = {}
         for check in checks:
-            state = old.get(check.name) or CheckState(check)
-            state.check = check
-            self._states[check.name] = state
+            kept = old.get(check.name)
+            states[check.name] = (
+                CheckState(check, kept.latest, kept.last_success_at, kept.history)
+                if kept is not None
+                else CheckState(check)
+            )
+        self._states = states
 
     def subscribe(self, listener: Listener) -> None:
         """Call `listener` with every outcome recorded from now on."""
@@ -58,8 +66,13 @@ class Board:
         return MappingProxyType(self._states)
 
     def record(self, outcome: Outcome) -> None:
-        """Store `outcome` as the check's latest; log it when the status or reason changed."""
-        state = self._states[outcome.check]
+        """Store `outcome` as the check's latest; log it when the status or reason changed.
+
+        A run that finishes after a reload removed its check is dropped.
+        """
+        state = self._states.get(outcome.check)
+        if state is None:
+            return
         previous = state.latest
         state.latest = outcome
         state.history.append(outcome)

@@ -1,7 +1,9 @@
 """Settings: the stack's own knobs by their stack names, and the exporter's QUANTOPS_* settings.
 
-Built once by the CLI (environment, then `--env-file`, e.g. the stack's `.env.hotband`) and passed
-down as plain values; nothing else in the package reads the environment.
+Read once per configuration generation by the CLI (environment, then `--env-file`, e.g. the stack's
+`.env.hotband`) and passed down as plain values; nothing else in the package reads the environment.
+The knobs the checks judge against are declared once, in `checks.thresholds.Thresholds`, which
+`Settings` inherits.
 """
 
 from __future__ import annotations
@@ -14,11 +16,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import (
     BaseModel,
-    ConfigDict,
     Field,
     NonNegativeFloat,
-    NonNegativeInt,
-    PositiveFloat,
     PositiveInt,
     SecretStr,
     ValidationError,
@@ -27,10 +26,9 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from quantops_exporter.alerting import DEFAULT_RUNBOOK_URL
-from quantops_exporter.checks.catalog import CHECK_NAMES, CHECKS, Override
-from quantops_exporter.checks.kill_switch import KillSwitchPolicy
-from quantops_exporter.market import Session
+from quantops_exporter.checks.catalog import CHECK_NAMES, DEFAULT_RUNBOOK_URL, CheckOverride
+from quantops_exporter.checks.thresholds import INSTRUMENT, Thresholds, split_csv
+from quantops_exporter.market import MarketHours
 
 DEFAULT_PAIRS = (
     "EUR_USD",
@@ -42,9 +40,7 @@ DEFAULT_PAIRS = (
     "AUD_USD",
     "USD_CHF",
 )
-_INSTRUMENT = re.compile(r"^[A-Z0-9]{2,10}_[A-Z0-9]{2,10}$")
-_CHECKS_ENV = "QUANTOPS_CHECKS"
-Fraction = Annotated[float, Field(ge=0, le=1)]
+CHECKS_ENV = "QUANTOPS_CHECKS"
 
 
 class LogFormat(StrEnum):
@@ -61,39 +57,6 @@ class LogLevel(StrEnum):
     INFO = "info"
     WARNING = "warning"
     ERROR = "error"
-
-
-class MarketHours(StrEnum):
-    """Which calendar decides whether the market is open."""
-
-    FX = "fx"
-    ALWAYS = "always"
-
-
-class SignalTimestampSource(StrEnum):
-    """Where a signal index's newest timestamp is read from."""
-
-    AUTO = "auto"
-    MEMBER = "member"
-    SCORE = "score"
-
-
-class WeightsScale(StrEnum):
-    """How allocation weights are expressed (the stack's docs disagree)."""
-
-    AUTO = "auto"  # normalised when they sum to 1 (±0.01), else fractions of the budget
-    BUDGET = "budget"  # fractions of the budget: their sum is the total allocation
-    NORMALIZED = "normalized"  # shares summing to 1 of RISK_ALLOC_TARGET_PCT
-
-
-class CheckSettings(BaseModel):
-    """QUANTOPS_CHECKS__<check_name>__{INTERVAL_SECONDS,TIMEOUT_SECONDS,ENABLED}."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    interval_seconds: PositiveFloat | None = None
-    timeout_seconds: PositiveFloat | None = None
-    enabled: bool | None = None
 
 
 class ListenAddress(BaseModel):
@@ -120,12 +83,6 @@ def parse_listen_address(value: str) -> ListenAddress:
     return ListenAddress(host=match["v6"] or match["host"] or "", port=int(match["port"]))
 
 
-def _split_csv(value: object) -> object:
-    if isinstance(value, str):
-        return [item.strip() for item in value.split(",") if item.strip()]
-    return value
-
-
 def _http_url(value: str) -> str:
     parts = urlsplit(value.strip())
     if parts.scheme not in ("http", "https") or not parts.netloc:
@@ -133,7 +90,7 @@ def _http_url(value: str) -> str:
     return value.strip().rstrip("/")
 
 
-class Settings(BaseSettings):
+class Settings(BaseSettings, Thresholds):
     """Every setting, validated; see the README's configuration table."""
 
     model_config = SettingsConfigDict(
@@ -141,77 +98,33 @@ class Settings(BaseSettings):
         extra="ignore",
         populate_by_name=True,
         case_sensitive=False,
+        frozen=True,
     )
 
-    # The stack's knobs, by the names the stack uses (sep-stack-contract.md §4).
+    # Where the stack is (sep-stack-contract.md §2, §4).
     valkey_url: str = Field("redis://localhost:6379/0", validation_alias="VALKEY_URL")
     sep_api_url: str = Field("http://localhost:8000", validation_alias="SEP_API_URL")
     allocator_url: str = Field("http://localhost:8100", validation_alias="ALLOCATOR_URL")
+    sep_metrics_url: str | None = Field(None, validation_alias="SEP_METRICS_URL")
     hotband_pairs: Annotated[tuple[str, ...], NoDecode] = Field(
         DEFAULT_PAIRS, validation_alias="HOTBAND_PAIRS"
     )
-    fresh_max_ws_age_sec: PositiveFloat = Field(30.0, validation_alias="FRESH_MAX_WS_AGE_SEC")
-    fresh_max_signal_age_sec: PositiveFloat = Field(
-        300.0, validation_alias="FRESH_MAX_SIGNAL_AGE_SEC"
-    )
-    gates_blob_max_age_sec: PositiveFloat = Field(180.0, validation_alias="GATES_BLOB_MAX_AGE_SEC")
-    sep_metrics_url: str | None = Field(None, validation_alias="SEP_METRICS_URL")
-    alloc_top_k: PositiveInt = Field(3, validation_alias="ALLOC_TOP_K")
-    alloc_interval_sec: PositiveFloat = Field(60.0, validation_alias="ALLOC_INTERVAL_SEC")
-    echo_min_repetitions: NonNegativeFloat = Field(3, validation_alias="ECHO_MIN_REPETITIONS")
-    echo_hazard_max: Fraction = Field(0.70, validation_alias="ECHO_HAZARD_MAX")
-    margin_hyst_high: Fraction = Field(0.30, validation_alias="MARGIN_HYST_HIGH")
-    pm_max_per_pos_pct: Fraction = Field(0.10, validation_alias="PM_MAX_PER_POS_PCT")
-    risk_alloc_target_pct: Fraction = Field(0.30, validation_alias="RISK_ALLOC_TARGET_PCT")
-    max_spread_bps: PositiveFloat = Field(5.0, validation_alias="MAX_SPREAD_BPS")
 
     # The exporter's own settings.
     listen_address: str = Field(":9110", validation_alias="QUANTOPS_LISTEN_ADDRESS")
     log_format: LogFormat = Field(LogFormat.JSON, validation_alias="QUANTOPS_LOG_FORMAT")
     log_level: LogLevel = Field(LogLevel.INFO, validation_alias="QUANTOPS_LOG_LEVEL")
     market_hours: MarketHours = Field(MarketHours.FX, validation_alias="QUANTOPS_MARKET_HOURS")
-    kill_switch_policy: KillSwitchPolicy = Field(
-        KillSwitchPolicy.MARKET, validation_alias="QUANTOPS_KILL_SWITCH_POLICY"
-    )
-    max_clock_skew_seconds: PositiveFloat = Field(
-        5.0, validation_alias="QUANTOPS_MAX_CLOCK_SKEW_SECONDS"
-    )
-    manifold_ts_fields: Annotated[tuple[str, ...], NoDecode] = Field(
-        ("ts_ms", "ts", "t", "timestamp", "time"), validation_alias="QUANTOPS_MANIFOLD_TS_FIELDS"
-    )
-    manifold_ttl_seconds: PositiveFloat = Field(
-        300.0, validation_alias="QUANTOPS_MANIFOLD_TTL_SECONDS"
-    )
-    signal_ts_source: SignalTimestampSource = Field(
-        SignalTimestampSource.AUTO, validation_alias="QUANTOPS_SIGNAL_TS_SOURCE"
-    )
-    min_eligible: NonNegativeInt = Field(3, validation_alias="QUANTOPS_MIN_ELIGIBLE")
-    expected_sessions: Annotated[tuple[Session, ...], NoDecode] = Field(
-        (Session.TOKYO, Session.LONDON, Session.NEW_YORK),
-        validation_alias="QUANTOPS_EXPECTED_SESSIONS",
-    )
-    allocation_weights_scale: WeightsScale = Field(
-        WeightsScale.AUTO, validation_alias="QUANTOPS_ALLOCATION_WEIGHTS_SCALE"
-    )
-    candles_instrument: str = Field("EUR_USD", validation_alias="QUANTOPS_CANDLES_INSTRUMENT")
-    candles_limit: PositiveInt = Field(120, validation_alias="QUANTOPS_CANDLES_LIMIT")
-    candles_max_age_seconds: PositiveFloat = Field(
-        180.0, validation_alias="QUANTOPS_CANDLES_MAX_AGE_SECONDS"
-    )
-    allocator_max_age_seconds: PositiveFloat = Field(
-        180.0, validation_alias="QUANTOPS_ALLOCATOR_MAX_AGE_SECONDS"
-    )
-    flat_grace_seconds: NonNegativeFloat = Field(
-        300.0, validation_alias="QUANTOPS_FLAT_GRACE_SECONDS"
-    )
     debug_runs: bool = Field(False, validation_alias="QUANTOPS_DEBUG_RUNS")
     debug_run_min_interval_seconds: NonNegativeFloat = Field(
         5.0, validation_alias="QUANTOPS_DEBUG_RUN_MIN_INTERVAL_SECONDS"
     )
     runbook_url: str = Field(DEFAULT_RUNBOOK_URL, validation_alias="QUANTOPS_RUNBOOK_URL")
     web_config_file: Path | None = Field(None, validation_alias="QUANTOPS_WEB_CONFIG_FILE")
+    checks: dict[str, CheckOverride] = Field(default_factory=dict, validation_alias=CHECKS_ENV)
 
-    # Outbound secrets and TLS. Secrets are SecretStr: never logged, masked by check-config.
+    # Outbound secrets and TLS. Secrets are SecretStr: never logged, masked by check-config;
+    # the *_FILE variants are read when the configuration is built (generation.py).
     valkey_username: str | None = Field(None, validation_alias="VALKEY_USERNAME")
     valkey_password: SecretStr | None = Field(None, validation_alias="VALKEY_PASSWORD")
     valkey_password_file: Path | None = Field(None, validation_alias="VALKEY_PASSWORD_FILE")
@@ -224,46 +137,22 @@ class Settings(BaseSettings):
     http_max_body_bytes: PositiveInt = Field(
         4 * 1024 * 1024, validation_alias="QUANTOPS_HTTP_MAX_BODY_BYTES"
     )
-    checks: dict[str, CheckSettings] = Field(default_factory=dict, validation_alias=_CHECKS_ENV)
 
-    @field_validator(
-        "log_format",
-        "log_level",
-        "market_hours",
-        "kill_switch_policy",
-        "signal_ts_source",
-        "allocation_weights_scale",
-        mode="before",
-    )
+    @field_validator("log_format", "log_level", "market_hours", mode="before")
     @classmethod
-    def _lower(cls, value: object) -> object:
+    def _lower_enums(cls, value: object) -> object:
         return value.strip().lower() if isinstance(value, str) else value
 
-    @field_validator("hotband_pairs", "manifold_ts_fields", mode="before")
+    @field_validator("hotband_pairs", mode="before")
     @classmethod
-    def _csv(cls, value: object) -> object:
-        return _split_csv(value)
-
-    @field_validator("expected_sessions", mode="before")
-    @classmethod
-    def _sessions(cls, value: object) -> object:
-        split = _split_csv(value)
-        if isinstance(split, list):
-            return [item.lower().replace(" ", "_") for item in split]
-        return split
-
-    @field_validator("candles_instrument")
-    @classmethod
-    def _candles_instrument(cls, value: str) -> str:
-        if not _INSTRUMENT.match(value.upper()):
-            raise ValueError("expected an instrument like EUR_USD")
-        return value.upper()
+    def _pairs_csv(cls, value: object) -> object:
+        return split_csv(value)
 
     @field_validator("hotband_pairs")
     @classmethod
     def _instruments(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         pairs = tuple(item.upper() for item in value)
-        bad = [item for item in pairs if not _INSTRUMENT.match(item)]
+        bad = [item for item in pairs if not INSTRUMENT.match(item)]
         if bad:
             raise ValueError(f"{', '.join(bad)} is not an instrument like EUR_USD")
         if not pairs:
@@ -271,13 +160,6 @@ class Settings(BaseSettings):
         if len(set(pairs)) != len(pairs):
             raise ValueError("instruments are listed twice")
         return pairs
-
-    @field_validator("manifold_ts_fields")
-    @classmethod
-    def _fields(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        if not value:
-            raise ValueError("at least one field name is needed, e.g. ts_ms,ts")
-        return value
 
     @field_validator("sep_metrics_url")
     @classmethod
@@ -310,7 +192,7 @@ class Settings(BaseSettings):
 
     @field_validator("checks")
     @classmethod
-    def _known_checks(cls, value: dict[str, CheckSettings]) -> dict[str, CheckSettings]:
+    def _known_checks(cls, value: dict[str, CheckOverride]) -> dict[str, CheckOverride]:
         unknown = sorted(set(value) - CHECK_NAMES)
         if unknown:
             raise ValueError(
@@ -320,22 +202,10 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
-    def _secrets_and_tls_files(self) -> Settings:
-        for name, alias in (
-            ("valkey_password", "VALKEY_PASSWORD"),
-            ("api_bearer_token", "API_BEARER_TOKEN"),
-        ):
-            path = getattr(self, f"{name}_file")
-            if path is None:
-                continue
-            try:
-                secret = path.read_text().strip()
-            except OSError as err:
-                raise ValueError(f"{alias}_FILE={path}: cannot read it ({err.strerror})") from err
-            if not secret:
-                raise ValueError(f"{alias}_FILE={path} is empty")
-            setattr(self, name, SecretStr(secret))
+    def _files_and_tls(self) -> Settings:
         for alias, path in (
+            ("VALKEY_PASSWORD_FILE", self.valkey_password_file),
+            ("API_BEARER_TOKEN_FILE", self.api_bearer_token_file),
             ("QUANTOPS_VALKEY_CA_FILE", self.valkey_ca_file),
             ("QUANTOPS_VALKEY_CERT_FILE", self.valkey_cert_file),
             ("QUANTOPS_VALKEY_KEY_FILE", self.valkey_key_file),
@@ -350,18 +220,12 @@ class Settings(BaseSettings):
             raise ValueError("QUANTOPS_VALKEY_CERT_FILE and QUANTOPS_VALKEY_KEY_FILE go together")
         return self
 
-    @model_validator(mode="after")
-    def _timeouts_below_intervals(self) -> Settings:
-        for check in CHECKS:
-            override = self.checks.get(check.name, CheckSettings())
-            interval = override.interval_seconds or check.interval
-            timeout = override.timeout_seconds or check.timeout
-            if timeout >= interval:
-                raise ValueError(
-                    f"{_CHECKS_ENV}__{check.name}__TIMEOUT_SECONDS ({timeout:g}) must be below "
-                    f"its INTERVAL_SECONDS ({interval:g}) so runs cannot overlap"
-                )
-        return self
+    @property
+    def thresholds(self) -> Thresholds:
+        """Only the knobs the checks judge against."""
+        return Thresholds.model_construct(
+            **{name: getattr(self, name) for name in Thresholds.model_fields}
+        )
 
     @property
     def stack_metrics_url(self) -> str:
@@ -373,23 +237,16 @@ class Settings(BaseSettings):
         """The parsed listen address."""
         return parse_listen_address(self.listen_address)
 
-    def overrides(self) -> dict[str, Override]:
-        """Per-check overrides in the catalog's terms."""
-        return {
-            name: Override(o.interval_seconds, o.timeout_seconds, o.enabled)
-            for name, o in self.checks.items()
-        }
-
     def masked(self) -> dict[str, Any]:
-        """The effective settings by environment variable name, secrets masked."""
+        """The effective settings by environment variable name (sorted), secrets masked."""
         shown: dict[str, Any] = {}
         for name, field in type(self).model_fields.items():
             alias = str(field.validation_alias)
             value = getattr(self, name)
             if name == "checks":
-                for check, cfg in value.items():
-                    for key, item in cfg.model_dump(exclude_none=True).items():
-                        shown[f"{_CHECKS_ENV}__{check}__{key.upper()}"] = item
+                for check, override in value.items():
+                    for key, item in override.model_dump(exclude_none=True).items():
+                        shown[f"{CHECKS_ENV}__{check}__{key.upper()}"] = item
                 continue
             if name == "sep_metrics_url":
                 value = self.stack_metrics_url
@@ -404,7 +261,7 @@ class Settings(BaseSettings):
             elif isinstance(value, StrEnum):
                 value = value.value
             shown[alias] = mask_url(value) if name == "valkey_url" else value
-        return shown
+        return dict(sorted(shown.items()))
 
 
 def mask_url(url: str) -> str:
@@ -425,7 +282,7 @@ def load_settings(env_file: Path | None = None) -> Settings:
     if env_file is not None and not env_file.is_file():
         raise ConfigError(f"--env-file {env_file}: no such file")
     try:
-        return Settings(_env_file=env_file)  # type: ignore[call-arg]
+        return Settings(_env_file=env_file)
     except ValidationError as err:
         raise ConfigError(describe_validation_error(err)) from err
 
@@ -439,8 +296,8 @@ def describe_validation_error(err: ValidationError) -> str:
     for problem in err.errors():
         loc = [str(part) for part in problem["loc"]]
         head = aliases.get(loc[0].lower(), loc[0].upper()) if loc else "settings"
-        if head == _CHECKS_ENV:
-            variable = "__".join([_CHECKS_ENV, *loc[1:2], *(p.upper() for p in loc[2:])])
+        if head == CHECKS_ENV:
+            variable = "__".join([CHECKS_ENV, *loc[1:2], *(p.upper() for p in loc[2:])])
         else:
             variable = head
         message = problem["msg"].removeprefix("Value error, ")

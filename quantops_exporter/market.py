@@ -14,6 +14,13 @@ from typing import Protocol
 from zoneinfo import ZoneInfo
 
 
+class MarketHours(StrEnum):
+    """Which calendar decides whether the market is open (QUANTOPS_MARKET_HOURS)."""
+
+    FX = "fx"
+    ALWAYS = "always"
+
+
 class Session(StrEnum):
     """The four FX sessions the stack trades (the `session` label)."""
 
@@ -95,3 +102,8 @@ def _within(hours: SessionHours, at: float) -> bool:
     if local.weekday() >= 5:
         return False
     return hours.opens <= local.time() < hours.closes
+
+
+def calendar_for(hours: MarketHours) -> Calendar:
+    """The calendar QUANTOPS_MARKET_HOURS names."""
+    return AlwaysOpenCalendar() if hours is MarketHours.ALWAYS else FxCalendar()

@@ -7,7 +7,7 @@ and a scrape does no I/O); histograms and counters are fed once per recorded out
 from __future__ import annotations
 
 import platform
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
@@ -17,8 +17,10 @@ from prometheus_client.registry import Collector
 from quantops_exporter import __version__
 from quantops_exporter.board import Board
 from quantops_exporter.checks.base import Check, Measure, Outcome, Reason, Source, Status
+from quantops_exporter.checks.thresholds import Thresholds
 from quantops_exporter.sources.health import DependencyHealth
 
+_DEFAULTS = Thresholds()
 _FROM_LAST_RUN = "(from the check's last run, not computed at scrape time)"
 FRESHNESS_BUCKETS = (5.0, 10.0, 30.0, 60.0, 120.0, 180.0, 300.0, 900.0, 3600.0)
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -89,26 +91,39 @@ MEASURES: Mapping[Measure, MeasureSpec] = {
 }
 
 
+def freshness_limits(t: Thresholds) -> dict[Source, float]:
+    """Each freshness source's configured limit, exported for the staleness alert."""
+    return {
+        Source.WS_MANIFOLD: t.fresh_max_ws_age_sec,
+        Source.SIGNAL_INDEX: t.fresh_max_signal_age_sec,
+        Source.GATES_BLOB: t.gates_blob_max_age_sec,
+        Source.CANDLES: t.candles_max_age_seconds,
+    }
+
+
 class BoardCollector(Collector):
-    """Renders the board's latest outcomes as gauges; touches no I/O."""
+    """Renders the board's latest outcomes as gauges; touches no I/O.
+
+    `thresholds` returns the knobs of the configuration in force (it changes on reload).
+    """
 
     def __init__(
-        self,
-        board: Board,
-        health: DependencyHealth,
-        freshness_limits: Mapping[Source, float] | None = None,
+        self, board: Board, health: DependencyHealth, thresholds: Callable[[], Thresholds]
     ) -> None:
         self._board = board
         self._health = health
-        self._freshness_limits = dict(freshness_limits or {})
+        self._thresholds = thresholds
 
-    def set_freshness_limits(self, limits: Mapping[Source, float]) -> None:
-        """New limits after a reload."""
-        self._freshness_limits = dict(limits)
+    def describe(self) -> Iterator[Metric]:
+        """The families, without samples (registration reads no state)."""
+        return self._families(fill=False)
 
     def collect(self) -> Iterator[Metric]:
         """Yield every board-derived metric family."""
-        states = list(self._board.states.values())
+        return self._families(fill=True)
+
+    def _families(self, *, fill: bool) -> Iterator[Metric]:
+        states = list(self._board.states.values()) if fill else []
         ok = GaugeMetricFamily(
             "runbook_check_ok",
             f"1 when the check passed or was skipped, 0 otherwise {_FROM_LAST_RUN}",
@@ -168,38 +183,38 @@ class BoardCollector(Collector):
             if state.last_success_at is not None:
                 last_success.add_metric([name], state.last_success_at)
         yield from (ok, expected, status, reason, last_run, last_success, enabled, interval)
-        yield self._freshness()
+        yield self._freshness(fill)
         limits = GaugeMetricFamily(
             "runbook_freshness_max_age_seconds",
             "The configured freshness limit per source (FRESH_MAX_WS_AGE_SEC, ...)",
             labels=["source"],
         )
-        for source, limit in self._freshness_limits.items():
+        for source, limit in freshness_limits(self._thresholds()).items() if fill else ():
             limits.add_metric([source.value], limit)
         yield limits
-        yield from self._measures()
+        yield from self._measures(fill)
         dependency = GaugeMetricFamily(
             "runbook_dependency_up",
             "1 when the dependency answered its latest request, 0 when refused, hung or 5xx",
             labels=["dependency"],
         )
-        for dep, up in sorted(self._health.state.items()):
+        for dep, up in sorted(self._health.state.items()) if fill else ():
             dependency.add_metric([dep.value], float(up))
         yield dependency
 
-    def _freshness(self) -> Metric:
+    def _freshness(self, fill: bool) -> Metric:
         family = GaugeMetricFamily(
             "runbook_freshness_last_update_timestamp_seconds",
             f"When the source was last updated, per instrument (Unix time) {_FROM_LAST_RUN}",
             labels=["source", "instrument"],
         )
-        for outcome in self._latest():
+        for outcome in self._latest() if fill else ():
             for item in outcome.freshness:
                 if item.updated_at is not None:
                     family.add_metric([item.source.value, item.instrument], item.updated_at)
         return family
 
-    def _measures(self) -> Iterator[Metric]:
+    def _measures(self, fill: bool) -> Iterator[Metric]:
         families = {
             measure: GaugeMetricFamily(
                 spec.name, f"{spec.documentation} {_FROM_LAST_RUN}", labels=list(spec.labels)
@@ -208,7 +223,7 @@ class BoardCollector(Collector):
         }
         # Keyed by labels so that two checks reporting one number cannot duplicate a series.
         values: dict[tuple[Measure, tuple[str, ...]], float] = {}
-        for outcome in self._latest():
+        for outcome in self._latest() if fill else ():
             for reading in outcome.readings:
                 values[(reading.measure, reading.labels)] = reading.value
         for (measure, labels), value in values.items():
@@ -334,6 +349,12 @@ class MetricsBundle:
     scheduler: SchedulerMetrics
     reload: ReloadMetrics
 
+    def add_checks(self, checks: Iterable[Check]) -> None:
+        """Give every check of a new catalog its series from the start."""
+        checks = tuple(checks)
+        self.outcomes.add_checks(checks)
+        self.scheduler.add_checks(checks)
+
 
 class BuildInfoCollector(Collector):
     """`quantops_exporter_build_info`: the version and Python running."""
@@ -349,12 +370,12 @@ def build_registry(
     board: Board,
     health: DependencyHealth,
     checks: Iterable[Check],
-    freshness_limits: Mapping[Source, float] | None = None,
+    thresholds: Callable[[], Thresholds] = lambda: _DEFAULTS,
 ) -> tuple[CollectorRegistry, MetricsBundle]:
     """A fresh registry with every exporter metric, the board subscribed to its accumulators."""
     checks = tuple(checks)
     registry = CollectorRegistry(auto_describe=True)
-    collector = BoardCollector(board, health, freshness_limits)
+    collector = BoardCollector(board, health, thresholds)
     registry.register(collector)
     registry.register(BuildInfoCollector())
     ProcessCollector(registry=registry)

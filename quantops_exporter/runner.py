@@ -86,14 +86,9 @@ def _stamp(
 ) -> Outcome:
     return Outcome(
         check=check.name,
-        status=verdict.status,
-        reason=verdict.reason,
-        summary=verdict.summary,
+        verdict=verdict,
         started_at=started_at,
         duration=duration,
         # A check that skipped itself (e.g. no intended session open) is not expected either.
         expected=expected and verdict.status is not Status.SKIPPED,
-        freshness=verdict.freshness,
-        readings=verdict.readings,
-        observations=verdict.observations,
     )

@@ -1,8 +1,15 @@
-"""The swappable part of the daemon: catalog, open sources and scheduler, reloadable live.
+"""The running daemon: one generation at a time, its sources open and its checks scheduled.
 
-SIGHUP and POST /-/reload re-read the settings (and --env-file); a configuration that does not
-validate is refused and the running one stays. The board keeps the history of every check that
-remains; what a check remembers between runs (CheckMemory) survives too.
+    start()   open the first generation's sources and start its schedule
+    reload()  build the next generation whole (configuration, sources opened, schedule built but
+              not started); on any failure refuse it and keep the running one; otherwise swap it
+              in one step, then retire the old one (its runs finish within their timeout, its
+              sources close)
+    stop()    stop scheduling, let runs finish within their timeout, close the sources
+
+The board keeps every check's history across generations, and what checks remember between runs
+(CheckMemory) survives too. Concurrent reload requests coalesce: whoever asks while a reload is
+under way shares the one that starts after it.
 """
 
 from __future__ import annotations
@@ -16,122 +23,184 @@ from dataclasses import dataclass
 import structlog
 
 from quantops_exporter.board import Board
-from quantops_exporter.checks.base import Check
-from quantops_exporter.checks.catalog import build_catalog
+from quantops_exporter.checks.base import CheckContext
 from quantops_exporter.checks.memory import CheckMemory
-from quantops_exporter.config import ConfigError, Settings, mask_url
-from quantops_exporter.context import calendar_for, freshness_limits, open_context, thresholds_for
-from quantops_exporter.market import Calendar
+from quantops_exporter.config import ConfigError, mask_url
+from quantops_exporter.daemon import DebugRun, Refusal, ReloadResult
+from quantops_exporter.generation import Generation, open_context
 from quantops_exporter.metrics import MetricsBundle
+from quantops_exporter.runner import run_check
 from quantops_exporter.scheduler import CheckScheduler
 from quantops_exporter.sources.health import DependencyHealth
-from quantops_exporter.web import DebugRuns, Live
+from quantops_exporter.trace import capture
 
 log = structlog.get_logger("quantops_exporter.runtime")
-Loader = Callable[[], Settings]
-# These are bound at start-up (the listening socket, its TLS): a change needs a restart.
+Loader = Callable[[], Generation]
+# Bound at start-up (the listening socket, its TLS): a change needs a restart.
 _RESTART_ONLY = ("listen_address", "web_config_file")
 
 
-@dataclass(slots=True)
-class _Generation:
-    settings: Settings
-    checks: tuple[Check, ...]
-    stack: AsyncExitStack
+@dataclass(frozen=True, slots=True)
+class Running:
+    """A generation with its sources open and its schedule built."""
+
+    generation: Generation
+    ctx: CheckContext
     scheduler: CheckScheduler
+    sources: AsyncExitStack
 
 
 class Runtime:
-    """Opens sources and schedules checks for the current settings; reloads them."""
+    """Runs one generation at a time and swaps in the next on reload (implements `Daemon`)."""
 
     def __init__(
         self,
-        settings: Settings,
+        generation: Generation,
         *,
         board: Board,
         health: DependencyHealth,
         metrics: MetricsBundle,
-        debug: DebugRuns,
-        live: Live,
         loader: Loader | None = None,
         clock: Callable[[], float] = time.time,
-        calendar: Calendar | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.settings = settings
+        self._generation = generation
         self._board, self._health, self._metrics = board, health, metrics
-        self._debug, self._live = debug, live
-        self._loader = loader or (lambda: settings)
-        self._clock = clock
-        self._calendar = calendar
+        self._loader = loader or (lambda: generation)
+        self._clock, self._monotonic = clock, monotonic
         self._memory = CheckMemory()
-        self._current: _Generation | None = None
-        self._lock = asyncio.Lock()
+        self._running: Running | None = None
+        self._reload_lock = asyncio.Lock()
+        self._next_reload: asyncio.Future[ReloadResult] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._stopping = False
+        self._debug_lock = asyncio.Lock()
+        self._debug_last: dict[str, float] = {}
 
     @property
-    def checks(self) -> tuple[Check, ...]:
-        """The catalog in force."""
-        return self._current.checks if self._current else build_catalog(self.settings.overrides())
+    def board(self) -> Board:
+        """Every check's latest outcome and history."""
+        return self._board
+
+    @property
+    def generation(self) -> Generation:
+        """The configuration in force."""
+        return self._generation
 
     async def start(self) -> None:
-        """Open the sources and start the schedule for the current settings."""
-        await self._open(self.settings)
+        """Open the sources and start the schedule of the current generation."""
+        running = await self._open(self._generation)
+        self._running = running
+        running.scheduler.start()
 
     async def stop(self) -> None:
-        """Stop the schedule (in-flight runs get their timeout) and close the sources."""
-        current, self._current = self._current, None
-        if current is None:
-            return
-        self._debug.ctx = None
-        await current.scheduler.stop(max(c.timeout for c in current.checks))
-        await current.stack.aclose()
+        """Stop the schedule (runs get their timeout) and close the sources."""
+        self._stopping = True
+        if self._tasks:  # a reload under way finishes first; one still queued is refused
+            await asyncio.wait(set(self._tasks))
+        running, self._running = self._running, None
+        if running is not None:
+            await self._retire(running)
 
-    async def reload(self) -> tuple[bool, str]:
-        """Re-read the settings and apply them; refuse (keeping the old) when they are invalid."""
-        async with self._lock:
-            try:
-                new = self._loader()
-            except ConfigError as err:
-                self._metrics.reload.record(False)
-                log.error(
-                    "config_reload_failed",
-                    error=str(err),
-                    hint="the previous configuration keeps running",
-                )
-                return False, str(err)
-            notes = [
-                f"{name} changed: restart to apply it"
-                for name in _RESTART_ONLY
-                if getattr(new, name) != getattr(self.settings, name)
-            ]
-            await self.stop()
-            await self._open(new)
-            self.settings = new
-            self._metrics.reload.record(True)
-            log.info(
-                "config_reloaded",
-                valkey=mask_url(new.valkey_url),
-                api=new.sep_api_url,
-                checks=[c.name for c in self.checks if c.enabled],
-                notes=notes,
-            )
-            return True, "; ".join(["reloaded", *notes])
+    async def reload(self) -> ReloadResult:
+        """Re-read the configuration and apply it; refuse it, keeping the running one, when it
+        cannot be loaded or opened."""
+        if self._next_reload is None:
+            self._next_reload = asyncio.get_running_loop().create_future()
+            task = asyncio.create_task(self._reload_when_free())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return await asyncio.shield(self._next_reload)
 
-    async def _open(self, settings: Settings) -> None:
-        checks = build_catalog(settings.overrides())
-        calendar = self._calendar or calendar_for(settings)
-        stack = AsyncExitStack()
-        ctx = await stack.enter_async_context(
-            open_context(
-                settings, self._health, clock=self._clock, memory=self._memory, calendar=calendar
-            )
+    async def _reload_when_free(self) -> None:
+        async with self._reload_lock:
+            result, self._next_reload = self._next_reload, None
+            assert result is not None
+            if self._stopping:
+                result.set_result(ReloadResult(False, "the daemon is stopping"))
+            else:
+                result.set_result(await self._reload_once())
+
+    async def _reload_once(self) -> ReloadResult:
+        try:
+            generation = self._loader()
+            running = await self._open(generation)
+        except ConfigError as err:
+            return self._refuse(str(err))
+        except Exception as err:
+            log.error("config_reload_crashed", error=str(err), exc_info=err)
+            return self._refuse(f"cannot build the new configuration: {type(err).__name__}")
+        old, notes = self._running, self._restart_notes(generation)
+        # The swap: one synchronous step, so no reader ever sees half of each generation.
+        self._board.reconfigure(generation.catalog)
+        self._metrics.add_checks(generation.catalog)
+        self._generation, self._running = generation, running
+        running.scheduler.start(after=old.scheduler.in_flight if old is not None else None)
+        self._metrics.reload.record(True)
+        settings = generation.settings
+        log.info(
+            "config_reloaded",
+            valkey=mask_url(settings.valkey_url),
+            api=settings.sep_api_url,
+            checks=[c.name for c in generation.enabled],
+            notes=notes,
         )
-        self._board.reconfigure(checks)
-        self._metrics.outcomes.add_checks(checks)
-        self._metrics.scheduler.add_checks(checks)
-        self._metrics.collector.set_freshness_limits(freshness_limits(thresholds_for(settings)))
-        self._debug.checks = {c.name: c for c in checks}
-        self._debug.ctx = ctx
-        self._live.calendar = calendar
-        scheduler = CheckScheduler(checks, ctx, self._board, self._metrics.scheduler)
-        scheduler.start()
-        self._current = _Generation(settings, checks, stack, scheduler)
+        if old is not None:
+            await self._retire(old)
+        return ReloadResult(True, "; ".join(["reloaded", *notes]))
+
+    def _refuse(self, error: str) -> ReloadResult:
+        self._metrics.reload.record(False)
+        log.error("config_reload_failed", error=error, hint="the previous configuration runs on")
+        return ReloadResult(False, error)
+
+    def _restart_notes(self, generation: Generation) -> list[str]:
+        new, current = generation.settings, self._generation.settings
+        return [
+            f"{name} changed: restart to apply it"
+            for name in _RESTART_ONLY
+            if getattr(new, name) != getattr(current, name)
+        ]
+
+    async def _open(self, generation: Generation) -> Running:
+        sources = AsyncExitStack()
+        try:
+            ctx = await sources.enter_async_context(
+                open_context(generation, self._health, clock=self._clock, memory=self._memory)
+            )
+        except BaseException:
+            await sources.aclose()
+            raise
+        scheduler = CheckScheduler(generation.enabled, ctx, self._board, self._metrics.scheduler)
+        return Running(generation, ctx, scheduler, sources)
+
+    async def _retire(self, running: Running) -> None:
+        # Every run is bounded by its timeout (the runner); the margin covers the bookkeeping.
+        grace = max(check.timeout for check in running.generation.catalog) + 1.0
+        await running.scheduler.stop(grace)
+        await running.sources.aclose()
+
+    async def debug_run(self, name: str) -> DebugRun:
+        """Run one check now with the daemon's sources and trace it; never recorded."""
+        settings = self._generation.settings
+        check = self._generation.check(name)
+        if not settings.debug_runs:
+            return DebugRun(refused=Refusal.DISABLED)
+        if check is None:
+            return DebugRun(refused=Refusal.UNKNOWN_CHECK)
+        last = self._debug_last.get(name)
+        wait = (
+            0.0
+            if last is None
+            else settings.debug_run_min_interval_seconds - (self._monotonic() - last)
+        )
+        if wait > 0:
+            return DebugRun(refused=Refusal.TOO_SOON, retry_after=wait)
+        running = self._running
+        if running is None:
+            return DebugRun(refused=Refusal.NOT_OPEN)
+        async with self._debug_lock:  # one at a time
+            self._debug_last[name] = self._monotonic()
+            with capture() as events:
+                outcome = await run_check(check, running.ctx)
+        return DebugRun(outcome=outcome, trace=tuple(events))

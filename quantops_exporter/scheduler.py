@@ -1,10 +1,16 @@
-"""The catalog as APScheduler 3 jobs: one per check, never overlapping, first run at once."""
+"""The catalog as APScheduler 3 jobs: one per check, never overlapping, first run at once.
+
+A reload hands the new schedule the runs still in flight in the old one (`start(after=...)`):
+a check's first new run waits for its old run, so a check never overlaps itself, not even
+across generations. Stopping lets in-flight runs finish within a grace, then drops the rest
+quietly: a run cancelled by a stop is never recorded.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 
 import structlog
@@ -47,10 +53,21 @@ class CheckScheduler:
         self._metrics = metrics
         self._rng = rng or random.Random()
         self._scheduler = AsyncIOScheduler(timezone=UTC)
-        self._in_flight: set[asyncio.Task[None]] = set()
+        self._in_flight: dict[str, asyncio.Task[None]] = {}
+        self._after: dict[str, asyncio.Task[None]] = {}
+        self._stopping = False
 
-    def start(self) -> None:
-        """Add one job per check and start; must be called with the event loop running."""
+    @property
+    def in_flight(self) -> Mapping[str, asyncio.Task[None]]:
+        """The runs going on now, by check name."""
+        return dict(self._in_flight)
+
+    def start(self, after: Mapping[str, asyncio.Task[None]] | None = None) -> None:
+        """Add one job per check and start; must be called with the event loop running.
+
+        `after`: runs of a previous schedule still going; each check's first run waits for its own.
+        """
+        self._after = dict(after or {})
         now = datetime.now(UTC)
         for check in self._checks:
             jitter = self._rng.uniform(0, min(MAX_START_JITTER, check.interval / 10))
@@ -73,27 +90,36 @@ class CheckScheduler:
         log.info("scheduler_started", checks=[c.name for c in self._checks])
 
     async def stop(self, grace: float) -> None:
-        """Stop scheduling; give in-flight runs `grace` seconds, then cancel them."""
+        """Stop scheduling; give in-flight runs `grace` seconds, then drop them unrecorded."""
+        self._stopping = True
         if self._scheduler.running:
             self._scheduler.shutdown(wait=False)
-        pending = set(self._in_flight)
+        pending = set(self._in_flight.values())
         if not pending:
             return
         _done, late = await asyncio.wait(pending, timeout=grace)
         for task in late:
             task.cancel()
         if late:
-            await asyncio.gather(*late, return_exceptions=True)
-            log.warning("checks_cancelled_on_shutdown", count=len(late))
+            await asyncio.wait(late)
+            log.warning("check_runs_dropped_on_stop", count=len(late), grace_seconds=grace)
 
     async def _run(self, check: Check) -> None:
         task = asyncio.current_task()
         assert task is not None
-        self._in_flight.add(task)
+        self._in_flight[check.name] = task
         try:
-            self._board.record(await run_check(check, self._ctx))
+            previous = self._after.pop(check.name, None)
+            if previous is not None:
+                await asyncio.wait({previous})
+            outcome = await run_check(check, self._ctx)
+        except asyncio.CancelledError:
+            if not self._stopping:
+                raise
+            return  # dropped by stop(): not an outcome of the check
         finally:
-            self._in_flight.discard(task)
+            self._in_flight.pop(check.name, None)
+        self._board.record(outcome)
 
     def _on_event(self, event: JobEvent) -> None:
         # EVENT_JOB_MAX_INSTANCES arrives as a JobSubmissionEvent too: dispatch on the code.

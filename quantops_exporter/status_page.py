@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import html
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 
 from quantops_exporter import __version__
-from quantops_exporter.alerting import ALERTS, DEFAULT_RUNBOOK_URL
-from quantops_exporter.board import Board, CheckState
+from quantops_exporter.board import CheckState
 from quantops_exporter.checks.base import MARKS, Outcome, Status
-from quantops_exporter.checks.catalog import SECTIONS
+from quantops_exporter.checks.catalog import DEFAULT_RUNBOOK_URL, Section
+from quantops_exporter.humanize import format_duration
 from quantops_exporter.market import Calendar, Session
 
 REFRESH_SECONDS = 10
@@ -55,17 +55,6 @@ def _esc(value: object) -> str:
     return html.escape(str(value), quote=True)
 
 
-def _age(seconds: float | None) -> str:
-    if seconds is None:
-        return "never"
-    seconds = max(0.0, seconds)
-    if seconds < 120:
-        return f"{seconds:.0f}s ago"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f}m ago"
-    return f"{seconds / 3600:.1f}h ago"
-
-
 def _timeline(history: Iterable[Outcome]) -> str:
     boxes = "".join(
         f'<span class="t-{o.status.value}" title="{_esc(o.status.value)}: '
@@ -78,15 +67,18 @@ def _timeline(history: Iterable[Outcome]) -> str:
     )
 
 
-def _row(state: CheckState, now: float, runbook_url: str) -> str:
+def _ago(now: float, moment: float | None) -> str:
+    return "never" if moment is None else f"{format_duration(now - moment)} ago"
+
+
+def _check_row(state: CheckState, now: float, runbook_url: str) -> str:
     check, latest = state.check, state.latest
     status = latest.status.value if latest else "pending"
     mark = MARKS[latest.status] if latest else "…"
     reason = latest.reason.value if latest and latest.reason.value != "none" else ""
     summary = latest.summary if latest else "not run yet"
-    anchor = ALERTS[check.name].anchor.value if check.name in ALERTS else ""
-    ran = _age(now - latest.started_at) if latest else "never"
-    success = _age(now - state.last_success_at) if state.last_success_at else "never"
+    ran = _ago(now, latest.started_at if latest else None)
+    success = _ago(now, state.last_success_at)
     disabled = "" if check.enabled else " <small>(disabled)</small>"
     return (
         f'<tr class="{status}" id="check-{_esc(check.name)}" data-check="{_esc(check.name)}" '
@@ -98,7 +90,7 @@ def _row(state: CheckState, now: float, runbook_url: str) -> str:
         f'<td data-label="Last run">{_esc(ran)}</td>'
         f'<td data-label="Last success">{_esc(success)}</td>'
         f'<td data-label="History">{_timeline(state.history)}</td>'
-        f'<td data-label="Runbook"><a href="{_esc(runbook_url)}#{_esc(anchor)}">'
+        f'<td data-label="Runbook"><a href="{_esc(runbook_url)}#{_esc(check.anchor)}">'
         f"{_esc(check.runbook)}</a></td></tr>"
     )
 
@@ -118,9 +110,9 @@ def _sessions(calendar: Calendar, now: float) -> str:
     )
 
 
-def _weekend(board: Board, calendar: Calendar, now: float) -> str:
+def _weekend(states: Iterable[CheckState], calendar: Calendar, now: float) -> str:
     """Weekend / Market Close: what the calendar changes, and whether it is in force now."""
-    market_only = [s.check.name for s in board.states.values() if s.check.market_hours_only]
+    market_only = [s.check.name for s in states if s.check.market_hours_only]
     state = (
         "In force now: the market is closed"
         if not calendar.is_open(now)
@@ -136,8 +128,8 @@ def _weekend(board: Board, calendar: Calendar, now: float) -> str:
     )
 
 
-def _diagnosis(board: Board) -> str:
-    state = board.states.get("no_positions_diagnosis")
+def _diagnosis(states: Mapping[str, CheckState]) -> str:
+    state = states.get("no_positions_diagnosis")
     if state is None or state.latest is None or state.latest.status is not Status.FAIL:
         return ""
     step = state.latest.observations.get("step", "?")
@@ -149,15 +141,15 @@ def _diagnosis(board: Board) -> str:
 
 
 def render_status_page(
-    board: Board,
+    board: Mapping[str, CheckState],
     calendar: Calendar,
     *,
     now: float | None = None,
     runbook_url: str = DEFAULT_RUNBOOK_URL,
 ) -> str:
-    """The whole page as HTML."""
+    """The whole page as HTML, from the board's states (by check name)."""
     now = time.time() if now is None else now
-    states = list(board.states.values())
+    states = list(board.values())
     failing = [s for s in states if s.latest and s.latest.status in (Status.FAIL, Status.ERROR)]
     headline = (
         f"{len(failing)} of {len(states)} checks failing"
@@ -165,11 +157,11 @@ def render_status_page(
         else f"All {len(states)} checks passing or not expected now"
     )
     sections = []
-    for section in SECTIONS:
+    for section in Section:
         rows = [s for s in states if s.check.section == section]
         if not rows:
             continue
-        body = "".join(_row(s, now, runbook_url) for s in rows)
+        body = "".join(_check_row(s, now, runbook_url) for s in rows)
         sections.append(
             f'<table aria-describedby="headline"><caption>{_esc(section)}</caption>'
             '<thead><tr><th scope="col">Check</th><th scope="col">Status</th>'
@@ -191,7 +183,7 @@ refreshes every {REFRESH_SECONDS}s</p>
 <nav><a href="/metrics">Metrics</a><a href="/api/v1/checks">Checks (JSON)</a>
 <a href="/-/ready">Ready</a><a href="{_esc(runbook_url)}">Runbook</a></nav></header>
 <main>{_sessions(calendar, now)}{_diagnosis(board)}{"".join(sections)}
-{_weekend(board, calendar, now)}</main>
+{_weekend(states, calendar, now)}</main>
 <footer><small>quantops-exporter {_esc(__version__)} · results are from each check's last
 run; this page runs nothing.</small></footer></body></html>
 """

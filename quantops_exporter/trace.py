@@ -22,6 +22,11 @@ def trace(event: str, **fields: Any) -> None:
         events.append({"event": event, "at": round(time.time(), 6), **fields})
 
 
+def capturing() -> bool:
+    """Whether a capture is active here (a debug run is being traced)."""
+    return _current.get() is not None
+
+
 @contextmanager
 def capture() -> Iterator[list[dict[str, Any]]]:
     """Collect every trace event and log line emitted inside the block."""

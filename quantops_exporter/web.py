@@ -1,98 +1,46 @@
-"""HTTP handlers: /metrics, health and readiness, the status page, the JSON API, debug runs.
+"""HTTP handlers: /metrics, health and readiness, reload, the status page, the JSON API.
 
-Every handler but a debug run reads the board; none runs a check or touches the stack.
+Every handler but a debug run reads the board; none runs a check or touches the stack. Each
+request reads the configuration in force once (`generation_of`), so it sees one generation whole
+even while a reload swaps the next one in.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from prometheus_client import CollectorRegistry
 from prometheus_client.aiohttp import make_aiohttp_handler
 
-from quantops_exporter.board import Board, CheckState
-from quantops_exporter.checks.base import Check, CheckContext, Outcome
-from quantops_exporter.market import Calendar
-from quantops_exporter.runner import run_check
+from quantops_exporter.daemon import Daemon, Refusal
+from quantops_exporter.generation import Generation
 from quantops_exporter.status_page import render_status_page
-from quantops_exporter.trace import capture
+from quantops_exporter.views import outcome_json, state_json
+from quantops_exporter.webconfig import REALM
 
-
-class DebugRuns:
-    """On-demand runs of one check (POST /api/v1/checks/{name}/run): off unless enabled,
-    at most one per check per `min_interval`, one at a time, never recorded on the board."""
-
-    def __init__(
-        self,
-        checks: Iterable[Check],
-        *,
-        enabled: bool,
-        min_interval: float,
-        monotonic: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.checks = {c.name: c for c in checks}
-        self.enabled = enabled
-        self.min_interval = min_interval
-        self.ctx: CheckContext | None = None  # set while the sources are open
-        self._monotonic = monotonic
-        self._last: dict[str, float] = {}
-        self._one_at_a_time = asyncio.Lock()
-
-    def retry_after(self, name: str) -> float:
-        """Seconds until `name` may run again (0 when it may run now)."""
-        last = self._last.get(name)
-        if last is None:
-            return 0.0
-        return max(0.0, self.min_interval - (self._monotonic() - last))
-
-    async def run(self, check: Check) -> tuple[Outcome, list[dict[str, Any]]]:
-        """Run `check` now with the daemon's sources; return its outcome and trace."""
-        assert self.ctx is not None
-        async with self._one_at_a_time:
-            self._last[check.name] = self._monotonic()
-            with capture() as events:
-                outcome = await run_check(check, self.ctx)
-        return outcome, events
-
-
-class Live:
-    """What a reload may change that the handlers read (the calendar; the reload itself)."""
-
-    def __init__(self, calendar: Calendar) -> None:
-        self.calendar = calendar
-        self.reload: Callable[[], Awaitable[tuple[bool, str]]] | None = None
-
-
-BOARD_KEY = web.AppKey("board", Board)
-LIVE_KEY = web.AppKey("live", Live)
+DAEMON_KEY: web.AppKey[Daemon] = web.AppKey("daemon")
 CLOCK_KEY: web.AppKey[Callable[[], float]] = web.AppKey("clock")
-RUNBOOK_KEY = web.AppKey("runbook_url", str)
-DEBUG_KEY = web.AppKey("debug_runs", DebugRuns)
+GENERATION_KEY: web.RequestKey[Generation] = web.RequestKey("generation", Generation)
+_REFUSALS = {
+    Refusal.DISABLED: (403, "debug runs are off: set QUANTOPS_DEBUG_RUNS=true to enable them"),
+    Refusal.UNKNOWN_CHECK: (404, "no check named {name!r}"),
+    Refusal.TOO_SOON: (429, "{name} ran on demand moments ago; retry in {wait:.0f}s"),
+    Refusal.NOT_OPEN: (503, "the sources are not open yet"),
+}
 
 
 def build_web_app(
-    board: Board,
-    registry: CollectorRegistry,
-    *,
-    calendar: Calendar,
-    debug: DebugRuns,
-    runbook_url: str,
-    clock: Callable[[], float] = time.time,
-    middlewares: Iterable[Any] = (),
-    live: Live | None = None,
+    daemon: Daemon, registry: CollectorRegistry, *, clock: Callable[[], float] = time.time
 ) -> web.Application:
     """The exporter's aiohttp application (lifecycles are attached by app.py)."""
-    app = web.Application(middlewares=list(middlewares))
-    app[BOARD_KEY] = board
-    app[LIVE_KEY] = live or Live(calendar)
+    app = web.Application(middlewares=[generation_policy])
+    app[DAEMON_KEY] = daemon
     app[CLOCK_KEY] = clock
-    app[RUNBOOK_KEY] = runbook_url
-    app[DEBUG_KEY] = debug
     app.router.add_get("/metrics", make_aiohttp_handler(registry))
     app.router.add_get("/-/healthy", healthy)
     app.router.add_get("/-/ready", ready)
@@ -104,6 +52,28 @@ def build_web_app(
     return app
 
 
+def generation_of(request: web.Request) -> Generation:
+    """The configuration this request sees (read once, when it arrived)."""
+    return request[GENERATION_KEY]
+
+
+@web.middleware
+async def generation_policy(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Fix the request's generation, then apply its web config: credentials, headers."""
+    generation = request.app[DAEMON_KEY].generation
+    request[GENERATION_KEY] = generation
+    auth = generation.auth
+    response: web.StreamResponse
+    if auth is not None and not await auth.allowed(request.headers.get("Authorization")):
+        response = web.Response(
+            status=401, text="Unauthorized\n", headers={"WWW-Authenticate": REALM}
+        )
+    else:
+        response = await handler(request)
+    response.headers.update(generation.headers)
+    return response
+
+
 async def healthy(request: web.Request) -> web.Response:
     """The process is up and serving."""
     return web.Response(text="Healthy\n")
@@ -111,7 +81,7 @@ async def healthy(request: web.Request) -> web.Response:
 
 async def ready(request: web.Request) -> web.Response:
     """200 once every enabled check has run once; 503 before."""
-    board = request.app[BOARD_KEY]
+    board = request.app[DAEMON_KEY].board
     if board.ready():
         return web.Response(text="Ready\n")
     waiting = [n for n, s in board.states.items() if s.check.enabled and s.latest is None]
@@ -120,47 +90,51 @@ async def ready(request: web.Request) -> web.Response:
 
 async def reload_config(request: web.Request) -> web.Response:
     """Re-read the configuration (like SIGHUP); 500 with the reason when it is refused."""
-    reload = request.app[LIVE_KEY].reload
-    if reload is None:
-        return _error(503, "reload is not available yet")
-    ok, message = await reload()
-    return web.Response(status=200 if ok else 500, text=message + "\n")
+    result = await request.app[DAEMON_KEY].reload()
+    return web.Response(status=200 if result.ok else 500, text=result.message + "\n")
 
 
 async def list_checks(request: web.Request) -> web.Response:
     """The board as JSON: one object per configured check."""
-    board = request.app[BOARD_KEY]
-    return web.json_response({"checks": [state_json(s) for s in board.states.values()]})
+    states = request.app[DAEMON_KEY].board.states
+    return web.json_response({"checks": [state_json(s) for s in states.values()]})
 
 
 async def one_check(request: web.Request) -> web.Response:
     """One check's latest outcome with its observations and recent history."""
-    state = request.app[BOARD_KEY].states.get(request.match_info["name"])
+    name = request.match_info["name"]
+    state = request.app[DAEMON_KEY].board.states.get(name)
     if state is None:
-        return _error(404, f"no check named {request.match_info['name']!r}")
+        return _error(404, f"no check named {name!r}")
     return web.json_response(state_json(state, history=True))
 
 
 async def run_now(request: web.Request) -> web.Response:
     """Run one check now and return its outcome and trace (not recorded on the board)."""
-    debug = request.app[DEBUG_KEY]
     name = request.match_info["name"]
-    if not debug.enabled:
-        return _error(403, "debug runs are off: set QUANTOPS_DEBUG_RUNS=true to enable them")
-    check = debug.checks.get(name)
-    if check is None:
-        return _error(404, f"no check named {name!r}")
-    wait = debug.retry_after(name)
-    if wait > 0:
-        response = _error(429, f"{name} ran on demand moments ago; retry in {wait:.0f}s")
-        response.headers["Retry-After"] = str(max(1, round(wait)))
+    run = await request.app[DAEMON_KEY].debug_run(name)
+    if run.refused is not None or run.outcome is None:
+        status, message = _REFUSALS[run.refused or Refusal.NOT_OPEN]
+        response = _error(status, message.format(name=name, wait=run.retry_after))
+        if run.refused is Refusal.TOO_SOON:
+            response.headers["Retry-After"] = str(max(1, round(run.retry_after)))
         return response
-    if debug.ctx is None:
-        return _error(503, "the sources are not open yet")
-    outcome, events = await debug.run(check)
     return web.json_response(
-        {"outcome": outcome_json(outcome), "trace": events, "recorded": False}, dumps=_dumps
+        {"outcome": outcome_json(run.outcome), "trace": list(run.trace), "recorded": False},
+        dumps=_dumps,
     )
+
+
+async def status_page(request: web.Request) -> web.Response:
+    """The runbook board as a page."""
+    generation = generation_of(request)
+    page = render_status_page(
+        request.app[DAEMON_KEY].board.states,
+        generation.calendar,
+        now=request.app[CLOCK_KEY](),
+        runbook_url=generation.settings.runbook_url,
+    )
+    return web.Response(text=page, content_type="text/html")
 
 
 def _dumps(value: Any) -> str:
@@ -169,57 +143,3 @@ def _dumps(value: Any) -> str:
 
 def _error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
-
-
-def outcome_json(outcome: Outcome) -> dict[str, Any]:
-    """An outcome as the JSON the API and `check --json` share."""
-    return {
-        "check": outcome.check,
-        "status": outcome.status.value,
-        "reason": outcome.reason.value,
-        "summary": outcome.summary,
-        "expected": outcome.expected,
-        "started_at": outcome.started_at,
-        "duration_seconds": round(outcome.duration, 6),
-        "observations": dict(outcome.observations),
-    }
-
-
-def state_json(state: CheckState, *, history: bool = True) -> dict[str, Any]:
-    """One check's row on the board, with its recent outcomes."""
-    check = state.check
-    row: dict[str, Any] = {
-        "check": check.name,
-        "runbook": check.runbook,
-        "section": check.section,
-        "description": check.description,
-        "enabled": check.enabled,
-        "interval_seconds": check.interval,
-        "timeout_seconds": check.timeout,
-        "status": None,
-        "reason": None,
-        "summary": "not run yet",
-        "last_success_at": state.last_success_at,
-    }
-    if state.latest is not None:
-        row |= outcome_json(state.latest)
-    if history:
-        row["history"] = [
-            {
-                "status": o.status.value,
-                "reason": o.reason.value,
-                "started_at": o.started_at,
-                "duration_seconds": round(o.duration, 6),
-            }
-            for o in state.history
-        ]
-    return row
-
-
-async def status_page(request: web.Request) -> web.Response:
-    """The runbook board as a page."""
-    app = request.app
-    page = render_status_page(
-        app[BOARD_KEY], app[LIVE_KEY].calendar, now=app[CLOCK_KEY](), runbook_url=app[RUNBOOK_KEY]
-    )
-    return web.Response(text=page, content_type="text/html")

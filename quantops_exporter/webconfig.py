@@ -19,13 +19,11 @@ import hmac
 import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import bcrypt
 import structlog
 import yaml
-from aiohttp import web
-from aiohttp.typedefs import Handler
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from quantops_exporter.config import ConfigError
@@ -197,27 +195,8 @@ class BasicAuth:
             return True
         return False
 
-    @web.middleware
-    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        """Refuse every request without valid credentials."""
-        if await self.allowed(request.headers.get("Authorization")):
-            return await handler(request)
-        return web.Response(status=401, text="Unauthorized\n", headers={"WWW-Authenticate": REALM})
-
 
 _DUMMY = bcrypt.hashpw(b"dummy", bcrypt.gensalt(rounds=10))
-
-
-def headers_middleware(headers: dict[str, str]) -> Any:
-    """Add the configured response headers."""
-
-    @web.middleware
-    async def add_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
-        response = await handler(request)
-        response.headers.update(headers)
-        return response
-
-    return add_headers
 
 
 @contextlib.asynccontextmanager

@@ -10,32 +10,48 @@ from contextlib import contextmanager
 import pytest
 
 from quantops_exporter.config import Settings
+from quantops_exporter.generation import Generation, build_generation
+from quantops_exporter.market import Calendar
 from quantops_exporter.simulator.valkey_server import ValkeyServer, find_server_binary
+from quantops_exporter.webconfig import WebConfig
 
-# pydantic-settings reads the environment: a developer's VALKEY_URL must not leak into tests.
-_STACK_VARS = {
-    "VALKEY_URL",
-    "SEP_API_URL",
-    "ALLOCATOR_URL",
-    "HOTBAND_PAIRS",
-    "FRESH_MAX_WS_AGE_SEC",
-    "FRESH_MAX_SIGNAL_AGE_SEC",
-    "GATES_BLOB_MAX_AGE_SEC",
-}
+# pydantic-settings reads the environment: a developer who sourced the stack's .env.hotband must
+# not see its values in tests. Every variable the settings read, by their own declarations.
+SETTINGS_VARIABLES = frozenset(
+    str(field.validation_alias).upper() for field in Settings.model_fields.values()
+)
+
+
+def settings_variable(name: str) -> bool:
+    """Whether the settings read environment variable `name`."""
+    upper = name.upper()
+    return upper in SETTINGS_VARIABLES or upper.startswith("QUANTOPS_")
 
 
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """Remove every variable the settings read, so each test states its own."""
     for name in list(os.environ):
-        if name in _STACK_VARS or name.upper().startswith("QUANTOPS_"):
+        if settings_variable(name):
             monkeypatch.delenv(name)
+
+
+def clean_env() -> dict[str, str]:
+    """This process's environment without any variable the settings read (for subprocesses)."""
+    return {k: v for k, v in os.environ.items() if not settings_variable(k)}
 
 
 def make_settings(**values: object) -> Settings:
     """Settings from field names, with the market always open unless told otherwise."""
     values.setdefault("market_hours", "always")
     return Settings(**values)  # type: ignore[arg-type]
+
+
+def make_generation(
+    *, calendar: Calendar | None = None, web: WebConfig | None = None, **values: object
+) -> Generation:
+    """A generation from settings given by field name (see make_settings)."""
+    return build_generation(make_settings(**values), web, calendar=calendar)
 
 
 def require_program(name: str, install: str) -> str:

@@ -16,12 +16,14 @@ from quantops_exporter.checks.base import (
     read_both,
     with_unconfigured,
 )
-from quantops_exporter.checks.parsing import decimal, json_value, obj, weights
+from quantops_exporter.checks.parsing import as_decimal, as_object, as_weight_map
 from quantops_exporter.checks.risk import ALLOCATION_STATUS_PATH, total_allocation
+from quantops_exporter.checks.thresholds import WeightsScale
 from quantops_exporter.checks.timestamps import TimestampError, parse_timestamp
 from quantops_exporter.sources.errors import BadPayload, WrongType
 from quantops_exporter.sources.health import Dependency
-from quantops_exporter.sources.stack_metrics import StackMetrics, read_stack_metrics
+from quantops_exporter.sources.payloads import decode_json
+from quantops_exporter.sources.stack_metrics import StackMetrics
 
 ALLOCATOR_SELECTED = "sep_allocator_selected"
 WEIGHTS_KEY = "risk:allocation_weights"
@@ -63,7 +65,7 @@ def judge_topk(metrics: StackMetrics, top_k: int) -> Verdict:
 def judge_allocation_status(
     weight_map: dict[str, float],
     chosen: Sequence[str],
-    scale: str,
+    scale: WeightsScale,
     target: float,
     instruments: Sequence[str],
 ) -> Verdict:
@@ -106,11 +108,11 @@ def judge_cadence(
 ) -> Verdict:
     """`interval` (or `interval_sec`) equals ALLOC_INTERVAL_SEC; `ts`, when present, is fresh
     while the market is open (allocator-lite keeps old weights while it is closed)."""
-    status = obj(payload, f"allocator {STATUS_PATH}")
+    status = as_object(payload, f"allocator {STATUS_PATH}")
     raw = status.get("interval", status.get("interval_sec"))
     if raw is None:
         raise BadPayload(f"allocator {STATUS_PATH} has neither interval nor interval_sec")
-    cadence = decimal(raw, "allocator interval")
+    cadence = as_decimal(raw, "allocator interval")
     readings = (Reading(Measure.ALLOCATOR_INTERVAL, cadence),)
     if cadence != interval:
         return Verdict(
@@ -138,7 +140,7 @@ def judge_cadence(
 
 async def check_allocator_topk(ctx: CheckContext) -> Verdict:
     """The count of `sep_allocator_selected == 1` is ALLOC_TOP_K."""
-    metrics = await read_stack_metrics(ctx.http, ctx.stack_metrics_url)
+    metrics = await ctx.stack_metrics.read()
     seen = (s.labels.get("instrument", "") for s in metrics.series(ALLOCATOR_SELECTED))
     return with_unconfigured(
         judge_topk(metrics, ctx.thresholds.alloc_top_k), "allocator_topk", seen, ctx.instruments
@@ -149,12 +151,16 @@ async def check_allocation_status(ctx: CheckContext) -> Verdict:
     """/api/risk/allocation-status: total within target, weights only on the published Top-K."""
     payload, metrics = await read_both(
         ctx.http.get_json(Dependency.API, ctx.api_url + ALLOCATION_STATUS_PATH),
-        read_stack_metrics(ctx.http, ctx.stack_metrics_url),
+        ctx.stack_metrics.read(),
     )
     t = ctx.thresholds
-    weight_map = weights(payload, ALLOCATION_STATUS_PATH)
+    weight_map = as_weight_map(payload, ALLOCATION_STATUS_PATH)
     verdict = judge_allocation_status(
-        weight_map, selected(metrics), t.weights_scale, t.risk_alloc_target_pct, ctx.instruments
+        weight_map,
+        selected(metrics),
+        t.allocation_weights_scale,
+        t.risk_alloc_target_pct,
+        ctx.instruments,
     )
     return with_unconfigured(verdict, "allocation_status", weight_map, ctx.instruments)
 
@@ -165,7 +171,7 @@ async def check_allocator_cadence(ctx: CheckContext) -> Verdict:
     now = ctx.clock()
     t = ctx.thresholds
     return judge_cadence(
-        payload, t.alloc_interval, t.allocator_max_age, now, ctx.calendar.is_open(now)
+        payload, t.alloc_interval_sec, t.allocator_max_age_seconds, now, ctx.calendar.is_open(now)
     )
 
 
@@ -175,7 +181,7 @@ async def check_allocator_health(ctx: CheckContext) -> Verdict:
         ctx.http.get_json(Dependency.ALLOCATOR, ctx.allocator_url + STATUS_PATH),
         ctx.http.get_bytes(Dependency.API, ctx.api_url + HEALTH_PATH),
     )
-    obj(status, f"allocator {STATUS_PATH}")
+    as_object(status, f"allocator {STATUS_PATH}")
     return Verdict(Status.OK, Reason.NONE, "allocator-lite /status and backend /health answer")
 
 
@@ -190,7 +196,7 @@ async def check_allocation_weights(ctx: CheckContext) -> Verdict:
             Reason.MISSING,
             f"{WEIGHTS_KEY} is missing: allocator-lite has published nothing",
         )
-    weight_map = weights(json_value(read.value, WEIGHTS_KEY), WEIGHTS_KEY)
+    weight_map = as_weight_map(decode_json(read.value, WEIGHTS_KEY), WEIGHTS_KEY)
     now = ctx.clock()
     # No timestamp is documented: the change time is measured by change detection (unknown
     # until the first change this process sees).

@@ -10,11 +10,13 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, TypeVar
 
 from quantops_exporter.checks.memory import CheckMemory
+from quantops_exporter.checks.thresholds import Thresholds
 from quantops_exporter.sources.health import Dependency
 
 if TYPE_CHECKING:
     from quantops_exporter.market import Calendar
     from quantops_exporter.sources.http import HttpReader
+    from quantops_exporter.sources.stack_metrics import StackMetricsReader
     from quantops_exporter.sources.valkey import ValkeyReader
 
 
@@ -121,53 +123,49 @@ class Verdict:
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """A verdict stamped with the check that produced it and when."""
+    """A verdict stamped with the check that produced it, when it started, how long it took and
+    whether the check was expected to be healthy at that moment."""
 
     check: str
-    status: Status
-    reason: Reason
-    summary: str
+    verdict: Verdict
     started_at: float
     duration: float
     expected: bool
-    freshness: tuple[Freshness, ...] = ()
-    readings: tuple[Reading, ...] = ()
-    observations: Mapping[str, object] = field(default_factory=dict)
+
+    @property
+    def status(self) -> Status:
+        """The verdict's status."""
+        return self.verdict.status
+
+    @property
+    def reason(self) -> Reason:
+        """The verdict's reason."""
+        return self.verdict.reason
+
+    @property
+    def summary(self) -> str:
+        """The verdict's one-line summary."""
+        return self.verdict.summary
+
+    @property
+    def freshness(self) -> tuple[Freshness, ...]:
+        """The verdict's freshness stamps."""
+        return self.verdict.freshness
+
+    @property
+    def readings(self) -> tuple[Reading, ...]:
+        """The verdict's domain numbers."""
+        return self.verdict.readings
+
+    @property
+    def observations(self) -> Mapping[str, object]:
+        """What the check saw, for the JSON API."""
+        return self.verdict.observations
 
     @property
     def healthy(self) -> bool:
         """ok and skipped count as healthy; fail and error do not."""
-        return self.status in (Status.OK, Status.SKIPPED)
-
-
-@dataclass(frozen=True, slots=True)
-class Thresholds:
-    """The stack's knobs that checks judge against (seconds unless named otherwise)."""
-
-    ws_max_age: float = 30.0
-    signal_max_age: float = 300.0
-    gates_blob_max_age: float = 180.0
-    max_clock_skew: float = 5.0
-    manifold_ts_fields: tuple[str, ...] = ("ts_ms", "ts", "t", "timestamp", "time")
-    manifold_ttl: float = 300.0
-    signal_ts_source: str = "auto"  # auto | member | score
-    kill_switch_policy: str = "market"  # market | always_off | ignore
-    min_eligible: int = 3
-    echo_min_repetitions: float = 3
-    echo_hazard_max: float = 0.70
-    alloc_top_k: int = 3
-    alloc_interval: float = 60.0
-    allocator_max_age: float = 180.0
-    margin_hyst_high: float = 0.30
-    pm_max_per_pos_pct: float = 0.10
-    risk_alloc_target_pct: float = 0.30
-    max_spread_bps: float = 5.0
-    weights_scale: str = "auto"  # auto | budget | normalized
-    candles_instrument: str = "EUR_USD"
-    candles_limit: int = 120
-    candles_max_age: float = 180.0
-    flat_grace: float = 300.0
-    expected_sessions: tuple[str, ...] = ("tokyo", "london", "new_york")
+        return self.verdict.status in (Status.OK, Status.SKIPPED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,13 +174,13 @@ class CheckContext:
 
     valkey: ValkeyReader
     http: HttpReader
+    stack_metrics: StackMetricsReader
     calendar: Calendar
     clock: Callable[[], float]
     instruments: tuple[str, ...]
     thresholds: Thresholds
     api_url: str
     allocator_url: str
-    stack_metrics_url: str = ""
     memory: CheckMemory = field(default_factory=CheckMemory)
 
 
@@ -218,15 +216,17 @@ async def read_both(first: Awaitable[A], second: Awaitable[B]) -> tuple[A, B]:
 
 @dataclass(frozen=True, slots=True)
 class Check:
-    """One runbook check: its label name, runbook step, cadence, timeout and what it runs."""
+    """One runbook check: its label name, runbook step and anchor, cadence, timeout, what it runs
+    and the dependencies it reads."""
 
     name: str
     runbook: str
     section: str
+    anchor: str  # the runbook heading this check's remedy is under (a GitHub heading slug)
     description: str
     interval: float
-    timeout: float
-    market_hours_only: bool
     run: Run
+    timeout: float = 5.0
+    market_hours_only: bool = False
     dependencies: tuple[Dependency, ...] = ()
     enabled: bool = True

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from dataclasses import dataclass
+from enum import StrEnum
+from typing import TypeVar
+
+from pydantic import BaseModel, ConfigDict, PositiveFloat
 
 from quantops_exporter.checks.allocation import (
     check_allocation_status,
@@ -13,7 +16,7 @@ from quantops_exporter.checks.allocation import (
     check_allocator_health,
     check_allocator_topk,
 )
-from quantops_exporter.checks.base import Check, Run
+from quantops_exporter.checks.base import Check
 from quantops_exporter.checks.connectivity import check_valkey_ping
 from quantops_exporter.checks.diagnosis import check_no_positions
 from quantops_exporter.checks.freshness import (
@@ -39,276 +42,304 @@ from quantops_exporter.checks.trading import check_trading_mode
 from quantops_exporter.checks.warmup import check_candles
 from quantops_exporter.sources.health import Dependency
 
-PRE_OPEN = "Pre-Open Spin-Up"
-DAILY = "Daily Ops Snapshot"
-POST_DEPLOY = "Post-Deploy Warmup"
-TROUBLESHOOTING = "Troubleshooting"
-RECOVERY = "Recovery"
-SECTIONS = (PRE_OPEN, DAILY, POST_DEPLOY, TROUBLESHOOTING, RECOVERY)
-
-V, A, M, AL = Dependency.VALKEY, Dependency.API, Dependency.STACK_METRICS, Dependency.ALLOCATOR
+# The runbook as published with the stack's docs; anchors are its GitHub heading slugs.
+DEFAULT_RUNBOOK_URL = (
+    "https://github.com/scrallex/score/blob/099b856/docs/sep-spt-impl/02_Operations_Runbook.md"
+)
 
 
-def _row(
-    name: str,
-    runbook: str,
-    section: str,
-    description: str,
-    run: Run,
-    *,
-    interval: float,
-    timeout: float = 5.0,
-    market_hours_only: bool = False,
-    dependencies: tuple[Dependency, ...] = (),
-) -> Check:
-    return Check(
-        name=name,
-        runbook=runbook,
-        section=section,
-        description=description,
-        interval=interval,
-        timeout=timeout,
-        market_hours_only=market_hours_only,
-        run=run,
-        dependencies=dependencies,
-    )
+class Section(StrEnum):
+    """The runbook's sections that hold checks, in runbook order."""
+
+    PRE_OPEN = "Pre-Open Spin-Up"
+    DAILY = "Daily Ops Snapshot"
+    POST_DEPLOY = "Post-Deploy Warmup"
+    TROUBLESHOOTING = "Troubleshooting"
+    RECOVERY = "Recovery"
+
+
+class Anchor(StrEnum):
+    """Runbook headings as GitHub heading slugs of 02_Operations_Runbook.md."""
+
+    PRE_OPEN = "pre-open-spin-up-510-minutes"
+    DAILY = "daily-ops-snapshot-30-seconds"
+    POST_DEPLOY = "post-deploy-warmup"
+    TROUBLESHOOTING = "troubleshooting-no-positions-while-gates-are-green"
+    RECOVERY = "recovery-margin-or-exposure-beyond-30"
+    WEEKEND = "weekend--market-close"
 
 
 CHECKS: tuple[Check, ...] = (
-    _row(
-        "valkey_ping",
-        "Pre-Open Spin-Up (precondition)",
-        PRE_OPEN,
-        "Valkey answers PING; its round-trip latency",
-        check_valkey_ping,
+    Check(
+        name="valkey_ping",
+        runbook="Pre-Open Spin-Up (precondition)",
+        section=Section.PRE_OPEN,
+        anchor=Anchor.PRE_OPEN,
+        description="Valkey answers PING; its round-trip latency",
+        run=check_valkey_ping,
         interval=5,
         timeout=2,
-        dependencies=(V,),
+        dependencies=(Dependency.VALKEY,),
     ),
-    _row(
-        "kill_switch",
-        "Pre-Open Spin-Up §1; Weekend §2",
-        PRE_OPEN,
-        "/api/kill-switch and ops:kill_switch agree and match the market state",
-        check_kill_switch,
+    Check(
+        name="kill_switch",
+        runbook="Pre-Open Spin-Up §1; Weekend §2",
+        section=Section.PRE_OPEN,
+        anchor=Anchor.PRE_OPEN,
+        description="/api/kill-switch and ops:kill_switch agree and match the market state",
+        run=check_kill_switch,
         interval=15,
-        dependencies=(A, V),
+        dependencies=(Dependency.API, Dependency.VALKEY),
     ),
-    _row(
-        "trading_mode",
-        "Pre-Open Spin-Up §1; Troubleshooting step 2",
-        PRE_OPEN,
-        '/api/trading/mode is mode "live" with oanda_connected',
-        check_trading_mode,
+    Check(
+        name="trading_mode",
+        runbook="Pre-Open Spin-Up §1; Troubleshooting step 2",
+        section=Section.PRE_OPEN,
+        anchor=Anchor.PRE_OPEN,
+        description='/api/trading/mode is mode "live" with oanda_connected',
+        run=check_trading_mode,
         interval=30,
-        dependencies=(A,),
+        dependencies=(Dependency.API,),
     ),
-    _row(
-        "manifold_freshness",
-        "Pre-Open Spin-Up §2",
-        PRE_OPEN,
-        "every ws:last:manifold:{instrument} is at most FRESH_MAX_WS_AGE_SEC old",
-        check_manifold_freshness,
+    Check(
+        name="manifold_freshness",
+        runbook="Pre-Open Spin-Up §2",
+        section=Section.PRE_OPEN,
+        anchor=Anchor.PRE_OPEN,
+        description="every ws:last:manifold:{instrument} is at most FRESH_MAX_WS_AGE_SEC old",
+        run=check_manifold_freshness,
         interval=10,
         market_hours_only=True,
-        dependencies=(V,),
+        dependencies=(Dependency.VALKEY,),
     ),
-    _row(
-        "signal_freshness",
-        "Pre-Open Spin-Up §2",
-        PRE_OPEN,
-        "every sep:signal_index:{instrument} had an insert within FRESH_MAX_SIGNAL_AGE_SEC",
-        check_signal_freshness,
+    Check(
+        name="signal_freshness",
+        runbook="Pre-Open Spin-Up §2",
+        section=Section.PRE_OPEN,
+        anchor=Anchor.PRE_OPEN,
+        description=(
+            "every sep:signal_index:{instrument} had an insert within FRESH_MAX_SIGNAL_AGE_SEC"
+        ),
+        run=check_signal_freshness,
         interval=30,
         market_hours_only=True,
-        dependencies=(V,),
+        dependencies=(Dependency.VALKEY,),
     ),
-    _row(
-        "gates_blob_freshness",
-        "Pre-Open Spin-Up §3; Daily Ops Snapshot §4",
-        PRE_OPEN,
-        "opt:rolling:gates_blob field ts is at most GATES_BLOB_MAX_AGE_SEC old",
-        check_gates_blob_freshness,
+    Check(
+        name="gates_blob_freshness",
+        runbook="Pre-Open Spin-Up §3; Daily Ops Snapshot §4",
+        section=Section.PRE_OPEN,
+        anchor=Anchor.PRE_OPEN,
+        description="opt:rolling:gates_blob field ts is at most GATES_BLOB_MAX_AGE_SEC old",
+        run=check_gates_blob_freshness,
         interval=30,
         market_hours_only=True,
-        dependencies=(V,),
+        dependencies=(Dependency.VALKEY,),
     ),
-    _row(
-        "gates_eligible",
-        "Pre-Open Spin-Up §3; Daily Ops Snapshot §2",
-        PRE_OPEN,
-        'at least QUANTOPS_MIN_ELIGIBLE sep_rolling_gate{eligible="1"} series',
-        check_gates_eligible,
+    Check(
+        name="gates_eligible",
+        runbook="Pre-Open Spin-Up §3; Daily Ops Snapshot §2",
+        section=Section.PRE_OPEN,
+        anchor=Anchor.PRE_OPEN,
+        description='at least QUANTOPS_MIN_ELIGIBLE sep_rolling_gate{eligible="1"} series',
+        run=check_gates_eligible,
         interval=30,
         market_hours_only=True,
-        dependencies=(M,),
+        dependencies=(Dependency.STACK_METRICS,),
     ),
-    _row(
-        "gates_sanity",
-        "Pre-Open Spin-Up §3",
-        PRE_OPEN,
-        "eligible instruments have count_1h >= ECHO_MIN_REPETITIONS and hazard <= "
-        "ECHO_HAZARD_MAX; hazards in [0, 1]; no unknown instruments",
-        check_gates_sanity,
+    Check(
+        name="gates_sanity",
+        runbook="Pre-Open Spin-Up §3",
+        section=Section.PRE_OPEN,
+        anchor=Anchor.PRE_OPEN,
+        description=(
+            "eligible instruments have count_1h >= ECHO_MIN_REPETITIONS and hazard <= "
+            "ECHO_HAZARD_MAX; hazards in [0, 1]; no unknown instruments"
+        ),
+        run=check_gates_sanity,
         interval=60,
-        dependencies=(V,),
+        dependencies=(Dependency.VALKEY,),
     ),
-    _row(
-        "sessions_open",
-        "Pre-Open Spin-Up §4",
-        PRE_OPEN,
-        "an intended session (QUANTOPS_EXPECTED_SESSIONS) is open",
-        check_sessions_open,
+    Check(
+        name="sessions_open",
+        runbook="Pre-Open Spin-Up §4",
+        section=Section.PRE_OPEN,
+        anchor=Anchor.PRE_OPEN,
+        description="an intended session (QUANTOPS_EXPECTED_SESSIONS) is open",
+        run=check_sessions_open,
         interval=60,
         timeout=2,
     ),
-    _row(
-        "margin_utilisation",
-        "Pre-Open Spin-Up §4; Recovery",
-        PRE_OPEN,
-        "marginUsed / (marginUsed + marginAvailable) below MARGIN_HYST_HIGH",
-        check_margin_utilisation,
+    Check(
+        name="margin_utilisation",
+        runbook="Pre-Open Spin-Up §4; Recovery",
+        section=Section.PRE_OPEN,
+        anchor=Anchor.RECOVERY,
+        description="marginUsed / (marginUsed + marginAvailable) below MARGIN_HYST_HIGH",
+        run=check_margin_utilisation,
         interval=30,
-        dependencies=(A,),
+        dependencies=(Dependency.API,),
     ),
-    _row(
-        "allocator_topk",
-        "Pre-Open Spin-Up §5; Daily Ops Snapshot §3",
-        PRE_OPEN,
-        "the count of sep_allocator_selected == 1 is ALLOC_TOP_K",
-        check_allocator_topk,
+    Check(
+        name="allocator_topk",
+        runbook="Pre-Open Spin-Up §5; Daily Ops Snapshot §3",
+        section=Section.PRE_OPEN,
+        anchor=Anchor.PRE_OPEN,
+        description="the count of sep_allocator_selected == 1 is ALLOC_TOP_K",
+        run=check_allocator_topk,
         interval=60,
-        dependencies=(M,),
+        dependencies=(Dependency.STACK_METRICS,),
     ),
-    _row(
-        "position_caps",
-        "Pre-Open Spin-Up §5",
-        PRE_OPEN,
-        "no position's margin exceeds min(budget/K, PM_MAX_PER_POS_PCT x budget)",
-        check_position_caps,
+    Check(
+        name="position_caps",
+        runbook="Pre-Open Spin-Up §5",
+        section=Section.PRE_OPEN,
+        anchor=Anchor.PRE_OPEN,
+        description="no position's margin exceeds min(budget/K, PM_MAX_PER_POS_PCT x budget)",
+        run=check_position_caps,
         interval=60,
-        dependencies=(V, A),
+        dependencies=(Dependency.VALKEY, Dependency.API),
     ),
-    _row(
-        "allocator_cadence",
-        "Daily Ops Snapshot §1",
-        DAILY,
-        "allocator-lite /status interval equals ALLOC_INTERVAL_SEC and its ts is fresh",
-        check_allocator_cadence,
+    Check(
+        name="allocator_cadence",
+        runbook="Daily Ops Snapshot §1",
+        section=Section.DAILY,
+        anchor=Anchor.DAILY,
+        description="allocator-lite /status interval equals ALLOC_INTERVAL_SEC and its ts is fresh",
+        run=check_allocator_cadence,
         interval=60,
-        dependencies=(AL,),
+        dependencies=(Dependency.ALLOCATOR,),
     ),
-    _row(
-        "span_integrity",
-        "Daily Ops Snapshot §5",
-        DAILY,
-        "sep_span_integrity_ok is 1",
-        check_span_integrity,
+    Check(
+        name="span_integrity",
+        runbook="Daily Ops Snapshot §5",
+        section=Section.DAILY,
+        anchor=Anchor.DAILY,
+        description="sep_span_integrity_ok is 1",
+        run=check_span_integrity,
         interval=60,
-        dependencies=(M,),
+        dependencies=(Dependency.STACK_METRICS,),
     ),
-    _row(
-        "allocation_status",
-        "Daily Ops Snapshot §6",
-        DAILY,
-        "/api/risk/allocation-status total <= RISK_ALLOC_TARGET_PCT, weights only on Top-K",
-        check_allocation_status,
+    Check(
+        name="allocation_status",
+        runbook="Daily Ops Snapshot §6",
+        section=Section.DAILY,
+        anchor=Anchor.DAILY,
+        description=(
+            "/api/risk/allocation-status total <= RISK_ALLOC_TARGET_PCT, weights only on Top-K"
+        ),
+        run=check_allocation_status,
         interval=60,
-        dependencies=(A, M),
+        dependencies=(Dependency.API, Dependency.STACK_METRICS),
     ),
-    _row(
-        "candles",
-        "Post-Deploy Warmup §2",
-        POST_DEPLOY,
-        "/api/candles returns QUANTOPS_CANDLES_LIMIT M1 candles, the newest fresh",
-        check_candles,
+    Check(
+        name="candles",
+        runbook="Post-Deploy Warmup §2",
+        section=Section.POST_DEPLOY,
+        anchor=Anchor.POST_DEPLOY,
+        description="/api/candles returns QUANTOPS_CANDLES_LIMIT M1 candles, the newest fresh",
+        run=check_candles,
         interval=60,
         timeout=10,
-        dependencies=(A,),
+        dependencies=(Dependency.API,),
     ),
-    _row(
-        "allocator_health",
-        "Post-Deploy Warmup §3",
-        POST_DEPLOY,
-        "allocator-lite /status answers and parses; backend /health answers",
-        check_allocator_health,
+    Check(
+        name="allocator_health",
+        runbook="Post-Deploy Warmup §3",
+        section=Section.POST_DEPLOY,
+        anchor=Anchor.POST_DEPLOY,
+        description="allocator-lite /status answers and parses; backend /health answers",
+        run=check_allocator_health,
         interval=30,
-        dependencies=(AL, A),
+        dependencies=(Dependency.ALLOCATOR, Dependency.API),
     ),
-    _row(
-        "alloc_budget",
-        "Troubleshooting step 3",
-        TROUBLESHOOTING,
-        "HASH risk:alloc_budget exists with numeric fields",
-        check_alloc_budget,
+    Check(
+        name="alloc_budget",
+        runbook="Troubleshooting step 3",
+        section=Section.TROUBLESHOOTING,
+        anchor=Anchor.TROUBLESHOOTING,
+        description="HASH risk:alloc_budget exists with numeric fields",
+        run=check_alloc_budget,
         interval=60,
-        dependencies=(V,),
+        dependencies=(Dependency.VALKEY,),
     ),
-    _row(
-        "allocation_weights",
-        "Troubleshooting step 4",
-        TROUBLESHOOTING,
-        "risk:allocation_weights exists, parses and is non-empty; its last change",
-        check_allocation_weights,
+    Check(
+        name="allocation_weights",
+        runbook="Troubleshooting step 4",
+        section=Section.TROUBLESHOOTING,
+        anchor=Anchor.TROUBLESHOOTING,
+        description="risk:allocation_weights exists, parses and is non-empty; its last change",
+        run=check_allocation_weights,
         interval=60,
-        dependencies=(V,),
+        dependencies=(Dependency.VALKEY,),
     ),
-    _row(
-        "spread_guard",
-        "Troubleshooting step 7",
-        TROUBLESHOOTING,
-        "spreads from /api/oanda/pricing within MAX_SPREAD_BPS",
-        check_spread_guard,
+    Check(
+        name="spread_guard",
+        runbook="Troubleshooting step 7",
+        section=Section.TROUBLESHOOTING,
+        anchor=Anchor.TROUBLESHOOTING,
+        description="spreads from /api/oanda/pricing within MAX_SPREAD_BPS",
+        run=check_spread_guard,
         interval=30,
         market_hours_only=True,
-        dependencies=(A,),
+        dependencies=(Dependency.API,),
     ),
-    _row(
-        "no_positions_diagnosis",
-        "Troubleshooting: No Positions While Gates Are Green",
-        TROUBLESHOOTING,
-        "flat for QUANTOPS_FLAT_GRACE_SECONDS while gates are green: the first failing step",
-        check_no_positions,
+    Check(
+        name="no_positions_diagnosis",
+        runbook="Troubleshooting: No Positions While Gates Are Green",
+        section=Section.TROUBLESHOOTING,
+        anchor=Anchor.TROUBLESHOOTING,
+        description=(
+            "flat for QUANTOPS_FLAT_GRACE_SECONDS while gates are green: the first failing step"
+        ),
+        run=check_no_positions,
         interval=60,
         timeout=20,
         market_hours_only=True,
-        dependencies=(A, M, V),
+        dependencies=(Dependency.API, Dependency.STACK_METRICS, Dependency.VALKEY),
     ),
-    _row(
-        "exposure_within_cap",
-        "Recovery: Margin or Exposure Beyond 30%",
-        RECOVERY,
-        "margin utilisation and total allocation at most 0.30",
-        check_exposure_within_cap,
+    Check(
+        name="exposure_within_cap",
+        runbook="Recovery: Margin or Exposure Beyond 30%",
+        section=Section.RECOVERY,
+        anchor=Anchor.RECOVERY,
+        description="margin utilisation and total allocation at most 0.30",
+        run=check_exposure_within_cap,
         interval=30,
-        dependencies=(A,),
+        dependencies=(Dependency.API,),
     ),
 )
 
+T = TypeVar("T")
 CHECK_NAMES: frozenset[str] = frozenset(check.name for check in CHECKS)
 
 
-@dataclass(frozen=True, slots=True)
-class Override:
-    """Per-check settings from QUANTOPS_CHECKS__<name>__*; None keeps the catalog default."""
+class CheckOverride(BaseModel):
+    """QUANTOPS_CHECKS__<check>__{INTERVAL_SECONDS,TIMEOUT_SECONDS,ENABLED}; unset keeps the
+    catalog's value."""
 
-    interval: float | None = None
-    timeout: float | None = None
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    interval_seconds: PositiveFloat | None = None
+    timeout_seconds: PositiveFloat | None = None
     enabled: bool | None = None
 
 
-def build_catalog(overrides: Mapping[str, Override] | None = None) -> tuple[Check, ...]:
+def build_catalog(overrides: Mapping[str, CheckOverride]) -> tuple[Check, ...]:
     """The catalog with per-check overrides applied (names are validated by the settings)."""
-    overrides = overrides or {}
     rows = []
     for check in CHECKS:
-        override = overrides.get(check.name, Override())
+        override = overrides.get(check.name, CheckOverride())
         rows.append(
             dataclasses.replace(
                 check,
-                interval=override.interval if override.interval is not None else check.interval,
-                timeout=override.timeout if override.timeout is not None else check.timeout,
-                enabled=override.enabled if override.enabled is not None else check.enabled,
+                interval=_given(override.interval_seconds, check.interval),
+                timeout=_given(override.timeout_seconds, check.timeout),
+                enabled=_given(override.enabled, check.enabled),
             )
         )
     return tuple(rows)
+
+
+def _given(value: T | None, default: T) -> T:
+    return default if value is None else value

@@ -37,7 +37,6 @@ from quantops_exporter.checks.risk import (
 )
 from quantops_exporter.checks.trading import check_trading_mode
 from quantops_exporter.sources.health import Dependency
-from quantops_exporter.sources.stack_metrics import read_stack_metrics
 
 PROCEDURE = "no_positions"
 FLAT_KEY = "no_positions_diagnosis:flat"
@@ -100,7 +99,7 @@ def _step_readings(step: Step | None) -> tuple[Reading, ...]:
 async def check_no_positions(ctx: CheckContext) -> Verdict:
     """Flat while gates are green for longer than the grace: report the first failing step."""
     metrics, positions_payload = await read_both(
-        read_stack_metrics(ctx.http, ctx.stack_metrics_url),
+        ctx.stack_metrics.read(),
         ctx.http.get_json(Dependency.API, ctx.api_url + POSITIONS_PATH),
     )
     eligible = sum(1 for s in metrics.series(ROLLING_GATE) if s.labels.get("eligible") == "1")
@@ -108,14 +107,14 @@ async def check_no_positions(ctx: CheckContext) -> Verdict:
     now = ctx.clock()
     green = eligible >= ctx.thresholds.min_eligible
     flat_since = ctx.memory.holding_since(FLAT_KEY, green and not positions, now)
-    if flat_since is None or now - flat_since < ctx.thresholds.flat_grace:
+    if flat_since is None or now - flat_since < ctx.thresholds.flat_grace_seconds:
         why = (
             f"{len(positions)} position(s) open"
             if positions
             else f"gates not green ({eligible} eligible)"
             if not green
             else f"flat for {now - flat_since:.0f}s, within the "
-            f"{ctx.thresholds.flat_grace:.0f}s grace"
+            f"{ctx.thresholds.flat_grace_seconds:.0f}s grace"
             if flat_since is not None
             else ""
         )

@@ -6,7 +6,6 @@ updated, or why that cannot be told) and hands the stamps to the pure `judge_fre
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -18,7 +17,12 @@ from quantops_exporter.checks.base import (
     Status,
     Verdict,
 )
+from quantops_exporter.checks.parsing import as_object
+from quantops_exporter.checks.thresholds import SignalTimestampSource
 from quantops_exporter.checks.timestamps import TimestampError, find_timestamp, parse_timestamp
+from quantops_exporter.humanize import format_duration
+from quantops_exporter.sources.errors import BadPayload
+from quantops_exporter.sources.payloads import decode_json
 from quantops_exporter.sources.valkey import KeyRead
 
 MANIFOLD_KEY = "ws:last:manifold:{instrument}"
@@ -61,9 +65,9 @@ def judge_freshness(
         ages[label] = None if age is None else round(age, 3)
         if problem is None and age is not None:
             if age < -max_skew:
-                problem, detail = Reason.CLOCK_SKEW, f"{span(-age)} in the future"
+                problem, detail = Reason.CLOCK_SKEW, f"{format_duration(-age)} in the future"
             elif age > max_age:
-                problem, detail = Reason.STALE, f"{span(age)} old"
+                problem, detail = Reason.STALE, f"{format_duration(age)} old"
         if problem is not None:
             findings.setdefault(problem, []).append(f"{label} ({detail})" if detail else label)
     freshness = tuple(
@@ -91,15 +95,6 @@ def judge_freshness(
     )
 
 
-def span(seconds: float) -> str:
-    """A human-scale age: seconds under an hour, then hours, then days."""
-    if seconds < 3600:
-        return f"{seconds:.0f}s"
-    if seconds < 172_800:
-        return f"{seconds / 3600:.1f}h"
-    return f"{seconds / 86_400:.0f}d"
-
-
 def _worst(findings: dict[Reason, list[str]]) -> tuple[Status, Reason]:
     for reason in _FAIL_REASONS:
         if reason in findings:
@@ -115,13 +110,6 @@ def _plausible(updated_at: float | None, now: float, max_skew: float) -> float |
     if updated_at is None or updated_at > now + max_skew:
         return None
     return updated_at
-
-
-def _json_object(raw: bytes) -> dict[str, object]:
-    document = json.loads(raw)
-    if not isinstance(document, dict):
-        raise ValueError(f"expected a JSON object, got {type(document).__name__}")
-    return document
 
 
 def stamp_json_key(
@@ -142,9 +130,9 @@ def stamp_json_key(
     if read.missing:
         return Stamp(instrument, problem=Reason.MISSING, detail="key missing")
     try:
-        document = _json_object(read.value)
-    except (ValueError, UnicodeDecodeError) as err:
-        return Stamp(instrument, problem=Reason.BAD_PAYLOAD, detail=f"not JSON: {_short(err)}")
+        document = as_object(decode_json(read.value, "the value"), "the value")
+    except BadPayload as err:
+        return Stamp(instrument, problem=Reason.BAD_PAYLOAD, detail=_short(err))
     try:
         _field, updated_at = find_timestamp(document, fields)
     except TimestampError as err:
@@ -154,7 +142,7 @@ def stamp_json_key(
     return Stamp(instrument, updated_at=updated_at)
 
 
-def stamp_newest_signal(instrument: str, read: KeyRead, mode: str) -> Stamp:
+def stamp_newest_signal(instrument: str, read: KeyRead, mode: SignalTimestampSource) -> Stamp:
     """Stamp a signal index from its newest member: `sep:signal:{inst}:{ts_ns}` and its score.
 
     `mode` picks the clock: `member` (the ts_ns suffix, confirmed by the contract), `score`
@@ -167,14 +155,14 @@ def stamp_newest_signal(instrument: str, read: KeyRead, mode: str) -> Stamp:
     member, score = read.value
     member_text = member.decode("utf-8", "replace") if isinstance(member, bytes) else str(member)
     suffix = member_text.rsplit(":", 1)[-1]
-    candidates = {"member": suffix, "score": score}
-    order = ("member", "score") if mode == "auto" else (mode,)
+    candidates = {SignalTimestampSource.MEMBER: suffix, SignalTimestampSource.SCORE: score}
+    order = tuple(candidates) if mode is SignalTimestampSource.AUTO else (mode,)
     errors = []
-    for name in order:
+    for source in order:
         try:
-            return Stamp(instrument, updated_at=parse_timestamp(candidates[name]))
+            return Stamp(instrument, updated_at=parse_timestamp(candidates[source]))
         except TimestampError as err:
-            errors.append(f"{name}: {_short(err)}")
+            errors.append(f"{source.value}: {_short(err)}")
     return Stamp(instrument, problem=Reason.BAD_PAYLOAD, detail="; ".join(errors))
 
 
@@ -189,7 +177,11 @@ async def check_manifold_freshness(ctx: CheckContext) -> Verdict:
     now = ctx.clock()
     stamps = [
         stamp_json_key(
-            inst, read, ctx.thresholds.manifold_ts_fields, now=now, ttl=ctx.thresholds.manifold_ttl
+            inst,
+            read,
+            ctx.thresholds.manifold_ts_fields,
+            now=now,
+            ttl=ctx.thresholds.manifold_ttl_seconds,
         )
         for inst, read in zip(ctx.instruments, reads, strict=True)
     ]
@@ -197,8 +189,8 @@ async def check_manifold_freshness(ctx: CheckContext) -> Verdict:
         Source.WS_MANIFOLD,
         stamps,
         now=now,
-        max_age=ctx.thresholds.ws_max_age,
-        max_skew=ctx.thresholds.max_clock_skew,
+        max_age=ctx.thresholds.fresh_max_ws_age_sec,
+        max_skew=ctx.thresholds.max_clock_skew_seconds,
         what="manifold cache",
     )
 
@@ -216,8 +208,8 @@ async def check_signal_freshness(ctx: CheckContext) -> Verdict:
         Source.SIGNAL_INDEX,
         stamps,
         now=now,
-        max_age=ctx.thresholds.signal_max_age,
-        max_skew=ctx.thresholds.max_clock_skew,
+        max_age=ctx.thresholds.fresh_max_signal_age_sec,
+        max_skew=ctx.thresholds.max_clock_skew_seconds,
         what="signal index",
     )
 
@@ -231,7 +223,7 @@ async def check_gates_blob_freshness(ctx: CheckContext) -> Verdict:
         Source.GATES_BLOB,
         [stamp],
         now=now,
-        max_age=ctx.thresholds.gates_blob_max_age,
-        max_skew=ctx.thresholds.max_clock_skew,
+        max_age=ctx.thresholds.gates_blob_max_age_sec,
+        max_skew=ctx.thresholds.max_clock_skew_seconds,
         what="gates blob",
     )

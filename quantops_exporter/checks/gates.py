@@ -10,14 +10,15 @@ from quantops_exporter.checks.base import (
     Reading,
     Reason,
     Status,
-    Thresholds,
     Verdict,
     with_unconfigured,
 )
 from quantops_exporter.checks.freshness import GATES_BLOB_KEY
-from quantops_exporter.checks.parsing import decimal, json_value, obj
+from quantops_exporter.checks.parsing import as_decimal, as_object
+from quantops_exporter.checks.thresholds import Thresholds
 from quantops_exporter.sources.errors import WrongType
-from quantops_exporter.sources.stack_metrics import StackMetrics, read_stack_metrics
+from quantops_exporter.sources.payloads import decode_json
+from quantops_exporter.sources.stack_metrics import StackMetrics
 
 ROLLING_GATE = "sep_rolling_gate"
 SPAN_INTEGRITY = "sep_span_integrity_ok"
@@ -70,10 +71,10 @@ def judge_gates_sanity(blob: object, instruments: Sequence[str], t: Thresholds) 
     """In the gates blob: each eligible instrument has enough repetitions and a low enough
     hazard, every hazard is in [0, 1], and no instrument is unknown. The older hysteresis
     shape (no repetition/hazard) passes on what it has."""
-    document = obj(blob, GATES_BLOB_KEY)
-    gates = obj(document.get("gates", {}), f"{GATES_BLOB_KEY}.gates")
-    repetition = obj(document.get("repetition", {}), f"{GATES_BLOB_KEY}.repetition")
-    hazard = obj(document.get("hazard", {}), f"{GATES_BLOB_KEY}.hazard")
+    document = as_object(blob, GATES_BLOB_KEY)
+    gates = as_object(document.get("gates", {}), f"{GATES_BLOB_KEY}.gates")
+    repetition = as_object(document.get("repetition", {}), f"{GATES_BLOB_KEY}.repetition")
+    hazard = as_object(document.get("hazard", {}), f"{GATES_BLOB_KEY}.hazard")
     problems: list[str] = []
     known = set(instruments)
     unknown = {k for part in (gates, repetition, hazard) for k in part} - known
@@ -83,7 +84,7 @@ def judge_gates_sanity(blob: object, instruments: Sequence[str], t: Thresholds) 
             f"{len(unknown)} instrument(s) not in HOTBAND_PAIRS: {', '.join(sorted(unknown)[:5])}"
         )
     for inst, value in hazard.items():
-        h = decimal(value, f"hazard of {inst}")
+        h = as_decimal(value, f"hazard of {inst}")
         if not 0.0 <= h <= 1.0:
             problems.append(f"{inst} hazard {h:g} outside [0, 1]")
     echo_shape = "repetition" in document or "hazard" in document
@@ -92,8 +93,8 @@ def judge_gates_sanity(blob: object, instruments: Sequence[str], t: Thresholds) 
         for inst in eligible:
             rep = repetition.get(inst)
             count = (
-                decimal(
-                    obj(rep, f"repetition of {inst}").get("count_1h"),
+                as_decimal(
+                    as_object(rep, f"repetition of {inst}").get("count_1h"),
                     f"repetition.count_1h of {inst}",
                 )
                 if rep is not None
@@ -104,9 +105,9 @@ def judge_gates_sanity(blob: object, instruments: Sequence[str], t: Thresholds) 
                     f"{inst} eligible with count_1h {count:g} < "
                     f"ECHO_MIN_REPETITIONS {t.echo_min_repetitions:g}"
                 )
-            if inst in hazard and decimal(hazard[inst], inst) > t.echo_hazard_max:
+            if inst in hazard and as_decimal(hazard[inst], inst) > t.echo_hazard_max:
                 problems.append(
-                    f"{inst} eligible with hazard {decimal(hazard[inst], inst):g} > "
+                    f"{inst} eligible with hazard {as_decimal(hazard[inst], inst):g} > "
                     f"ECHO_HAZARD_MAX {t.echo_hazard_max:g}"
                 )
     observations = {
@@ -142,7 +143,7 @@ def judge_span_integrity(metrics: StackMetrics) -> Verdict:
 
 async def check_gates_eligible(ctx: CheckContext) -> Verdict:
     """At least QUANTOPS_MIN_ELIGIBLE `sep_rolling_gate{eligible="1"}` series."""
-    metrics = await read_stack_metrics(ctx.http, ctx.stack_metrics_url)
+    metrics = await ctx.stack_metrics.read()
     verdict = judge_gates_eligible(metrics, ctx.instruments, ctx.thresholds.min_eligible)
     seen = (s.labels.get("instrument", "") for s in metrics.series(ROLLING_GATE))
     return with_unconfigured(verdict, "gates_eligible", seen, ctx.instruments)
@@ -156,10 +157,10 @@ async def check_gates_sanity(ctx: CheckContext) -> Verdict:
     if read.missing:
         return Verdict(Status.FAIL, Reason.MISSING, f"{GATES_BLOB_KEY} is missing")
     return judge_gates_sanity(
-        json_value(read.value, GATES_BLOB_KEY), ctx.instruments, ctx.thresholds
+        decode_json(read.value, GATES_BLOB_KEY), ctx.instruments, ctx.thresholds
     )
 
 
 async def check_span_integrity(ctx: CheckContext) -> Verdict:
     """`sep_span_integrity_ok` is 1 on the stack's /metrics."""
-    return judge_span_integrity(await read_stack_metrics(ctx.http, ctx.stack_metrics_url))
+    return judge_span_integrity(await ctx.stack_metrics.read())

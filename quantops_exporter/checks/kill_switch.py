@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
-
 from quantops_exporter.checks.base import (
     CheckContext,
     Measure,
@@ -13,6 +11,7 @@ from quantops_exporter.checks.base import (
     Verdict,
     read_both,
 )
+from quantops_exporter.checks.thresholds import KillSwitchPolicy
 from quantops_exporter.sources.errors import BadPayload
 from quantops_exporter.sources.health import Dependency
 from quantops_exporter.sources.valkey import KeyRead
@@ -22,14 +21,6 @@ KILL_SWITCH_PATH = "/api/kill-switch"
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
-
-
-class KillSwitchPolicy(StrEnum):
-    """What state the switch should be in (QUANTOPS_KILL_SWITCH_POLICY)."""
-
-    MARKET = "market"  # off while the market is open, on while it is closed (runbook Weekend §2)
-    ALWAYS_OFF = "always_off"  # off at all times: a 24/7 stack
-    IGNORE = "ignore"  # report the state and any disagreement, expect nothing
 
 
 def parse_api_answer(payload: object) -> bool:
@@ -107,7 +98,12 @@ def judge_kill_switch(
             observations=observations,
         )
     if api_engaged:
-        summary = "kill switch engaged while the market is open: no new entries will be placed"
+        when = (
+            "while the market is open"
+            if policy is KillSwitchPolicy.MARKET
+            else f"(policy {policy} expects it off at all times)"
+        )
+        summary = f"kill switch engaged {when}: no new entries will be placed"
     else:
         summary = (
             "kill switch off while the market is closed: the runbook leaves it ON until "
@@ -129,5 +125,5 @@ async def check_kill_switch(ctx: CheckContext) -> Verdict:
         valkey_engaged=parse_valkey_value(read),
         valkey_missing=read.missing,
         market_open=ctx.calendar.is_open(ctx.clock()),
-        policy=KillSwitchPolicy(ctx.thresholds.kill_switch_policy),
+        policy=ctx.thresholds.kill_switch_policy,
     )

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 
 from quantops_exporter.sources.errors import BadPayload
 
 
-def decimal(value: object, what: str) -> float:
+def as_decimal(value: object, what: str) -> float:
     """An OANDA decimal: a number or a numeric string (OANDA sends strings); finite."""
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise BadPayload(f"{what} is {type(value).__name__}, not a decimal")
@@ -22,7 +21,7 @@ def decimal(value: object, what: str) -> float:
     return number
 
 
-def obj(value: object, what: str) -> dict[str, object]:
+def as_object(value: object, what: str) -> dict[str, object]:
     """A JSON object, or BadPayload naming what was expected."""
     if not isinstance(value, dict):
         raise BadPayload(f"{what} is {type(value).__name__}, expected an object")
@@ -31,16 +30,16 @@ def obj(value: object, what: str) -> dict[str, object]:
 
 def unwrap(payload: object, key: str, what: str) -> dict[str, object]:
     """`{key: {...}}` or the object itself (the stack passes some OANDA bodies through)."""
-    document = obj(payload, what)
+    document = as_object(payload, what)
     inner = document.get(key)
-    return obj(inner, what) if isinstance(inner, dict) else document
+    return as_object(inner, what) if isinstance(inner, dict) else document
 
 
-def items(payload: object, keys: tuple[str, ...], what: str) -> list[object]:
+def as_list(payload: object, keys: tuple[str, ...], what: str) -> list[object]:
     """A list, or the list under the first of `keys` in an object."""
     if isinstance(payload, list):
         return payload
-    document = obj(payload, what)
+    document = as_object(payload, what)
     for key in keys:
         found = document.get(key)
         if isinstance(found, list):
@@ -48,19 +47,13 @@ def items(payload: object, keys: tuple[str, ...], what: str) -> list[object]:
     raise BadPayload(f"{what}: expected a list or an object with {' or '.join(keys)}")
 
 
-def weights(payload: object, what: str) -> dict[str, float]:
+def as_weight_map(payload: object, what: str) -> dict[str, float]:
     """An instrument → weight map, flat or wrapped in `{"weights": …}`."""
-    document = obj(payload, what)
+    document = as_object(payload, what)
     inner = document.get("weights", document)
-    return {str(k): decimal(v, f"{what} weight of {k}") for k, v in obj(inner, what).items()}
-
-
-def json_value(raw: bytes, what: str) -> object:
-    """Decode JSON read from Valkey."""
-    try:
-        return json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise BadPayload(f"{what} is not JSON ({str(err)[:80]})") from err
+    return {
+        str(k): as_decimal(v, f"{what} weight of {k}") for k, v in as_object(inner, what).items()
+    }
 
 
 def numeric_hash(fields: Mapping[bytes | str, bytes | str], what: str) -> dict[str, float]:
@@ -70,5 +63,5 @@ def numeric_hash(fields: Mapping[bytes | str, bytes | str], what: str) -> dict[s
         # Undecodable bytes become U+FFFD and then fail as "not a decimal": a bad payload.
         name = key.decode("utf-8", "replace") if isinstance(key, bytes) else key
         text = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
-        out[name] = decimal(text, f"{what} field {name}")
+        out[name] = as_decimal(text, f"{what} field {name}")
     return out

@@ -13,7 +13,7 @@ from quantops_exporter.checks.base import (
     Verdict,
     with_unconfigured,
 )
-from quantops_exporter.checks.parsing import decimal, obj
+from quantops_exporter.checks.parsing import as_decimal, as_object
 from quantops_exporter.sources.errors import BadPayload
 from quantops_exporter.sources.health import Dependency
 
@@ -24,25 +24,28 @@ def spreads_bps(payload: object) -> dict[str, float]:
     """Spread in bps per instrument, (ask - bid) / mid x 1e4, from either shape the stack uses:
     the OANDA list `{prices: [{instrument, bids: [{price}], asks: [{price}]}]}` or the map
     `{prices: {INST: {bid, ask}}}`. Instruments without both sides are left out."""
-    prices = obj(payload, PRICING_PATH).get("prices")
+    prices = as_object(payload, PRICING_PATH).get("prices")
     quotes: dict[str, tuple[float, float]] = {}
     if isinstance(prices, list):
         for index, raw in enumerate(prices):
-            row = obj(raw, f"prices[{index}]")
+            row = as_object(raw, f"prices[{index}]")
             bids, asks = row.get("bids") or [], row.get("asks") or []
             if isinstance(bids, list) and isinstance(asks, list) and bids and asks:
-                bid = decimal(obj(bids[0], "bid").get("price"), "bid price")
-                ask = decimal(obj(asks[0], "ask").get("price"), "ask price")
+                bid = as_decimal(as_object(bids[0], "bid").get("price"), "bid price")
+                ask = as_decimal(as_object(asks[0], "ask").get("price"), "ask price")
             elif "closeoutBid" in row and "closeoutAsk" in row:
-                bid = decimal(row["closeoutBid"], "closeoutBid")
-                ask = decimal(row["closeoutAsk"], "closeoutAsk")
+                bid = as_decimal(row["closeoutBid"], "closeoutBid")
+                ask = as_decimal(row["closeoutAsk"], "closeoutAsk")
             else:
                 continue
             quotes[str(row.get("instrument", "?"))] = (bid, ask)
     elif isinstance(prices, dict):
         for inst, raw in prices.items():
-            row = obj(raw, f"prices.{inst}")
-            quotes[str(inst)] = (decimal(row.get("bid"), "bid"), decimal(row.get("ask"), "ask"))
+            row = as_object(raw, f"prices.{inst}")
+            quotes[str(inst)] = (
+                as_decimal(row.get("bid"), "bid"),
+                as_decimal(row.get("ask"), "ask"),
+            )
     else:
         raise BadPayload(f"{PRICING_PATH}: 'prices' is neither a list nor a map")
     out = {}

@@ -15,7 +15,15 @@ from quantops_exporter.checks.base import (
     read_both,
     with_unconfigured,
 )
-from quantops_exporter.checks.parsing import decimal, items, numeric_hash, obj, unwrap, weights
+from quantops_exporter.checks.parsing import (
+    as_decimal,
+    as_list,
+    as_object,
+    as_weight_map,
+    numeric_hash,
+    unwrap,
+)
+from quantops_exporter.checks.thresholds import WeightsScale
 from quantops_exporter.sources.errors import BadPayload, WrongType
 from quantops_exporter.sources.health import Dependency
 
@@ -34,8 +42,8 @@ RECOVERY = (
 def margin_utilisation(payload: object) -> float:
     """marginUsed / (marginUsed + marginAvailable) from an OANDA account body (maybe wrapped)."""
     account = unwrap(payload, "account", ACCOUNT_PATH)
-    used = decimal(account.get("marginUsed"), "account.marginUsed")
-    available = decimal(account.get("marginAvailable"), "account.marginAvailable")
+    used = as_decimal(account.get("marginUsed"), "account.marginUsed")
+    available = as_decimal(account.get("marginAvailable"), "account.marginAvailable")
     if used < 0 or available < 0:
         raise BadPayload("account margins are negative")
     return 0.0 if used + available == 0 else used / (used + available)
@@ -74,22 +82,22 @@ class Position:
 def open_positions(payload: object) -> list[Position]:
     """Positions with non-zero units from `{positions: [...]}` (or a bare list)."""
     out = []
-    for index, raw in enumerate(items(payload, ("positions",), POSITIONS_PATH)):
-        row = obj(raw, f"positions[{index}]")
+    for index, raw in enumerate(as_list(payload, ("positions",), POSITIONS_PATH)):
+        row = as_object(raw, f"positions[{index}]")
         units = 0.0
         for side in ("long", "short"):
             leg = row.get(side)
             if isinstance(leg, dict):
-                units += abs(decimal(leg.get("units", 0), f"{side}.units"))
+                units += abs(as_decimal(leg.get("units", 0), f"{side}.units"))
         if "units" in row:
-            units += abs(decimal(row["units"], "units"))
+            units += abs(as_decimal(row["units"], "units"))
         if units == 0 and not any(k in row for k in ("long", "short", "units")):
             units = 1.0  # a position row without units: present means open
         if units > 0:
             out.append(
                 Position(
                     str(row.get("instrument", "?")),
-                    decimal(row.get("marginUsed", 0), "position marginUsed"),
+                    as_decimal(row.get("marginUsed", 0), "position marginUsed"),
                 )
             )
     return out
@@ -147,10 +155,12 @@ async def read_budget(ctx: CheckContext) -> float:
         raise WrongType(f"{BUDGET_KEY} is not a HASH")
     if not read.missing:
         return budget_from(numeric_hash(read.value, BUDGET_KEY))
-    payload = obj(await ctx.http.get_json(Dependency.API, ctx.api_url + BUDGET_PATH), BUDGET_PATH)
+    payload = as_object(
+        await ctx.http.get_json(Dependency.API, ctx.api_url + BUDGET_PATH), BUDGET_PATH
+    )
     return budget_from(
         {
-            k: decimal(v, f"{BUDGET_PATH} {k}")
+            k: as_decimal(v, f"{BUDGET_PATH} {k}")
             for k, v in payload.items()
             if k in ("budget", "margin_available", "target_pct")
         }
@@ -173,10 +183,12 @@ def judge_alloc_budget(fields: dict[str, float] | None) -> Verdict:
     )
 
 
-def total_allocation(weight_map: dict[str, float], scale: str, target_pct: float) -> float:
+def total_allocation(weight_map: dict[str, float], scale: WeightsScale, target_pct: float) -> float:
     """Total allocation as a fraction of the budget, whichever way the weights are scaled."""
     total = sum(abs(w) for w in weight_map.values())
-    normalized = scale == "normalized" or (scale == "auto" and abs(total - 1.0) <= 0.01)
+    normalized = scale is WeightsScale.NORMALIZED or (
+        scale is WeightsScale.AUTO and abs(total - 1.0) <= 0.01
+    )
     return total * target_pct if normalized else total
 
 
@@ -241,7 +253,9 @@ async def check_exposure_within_cap(ctx: CheckContext) -> Verdict:
     )
     t = ctx.thresholds
     allocation = total_allocation(
-        weights(status, ALLOCATION_STATUS_PATH), t.weights_scale, t.risk_alloc_target_pct
+        as_weight_map(status, ALLOCATION_STATUS_PATH),
+        t.allocation_weights_scale,
+        t.risk_alloc_target_pct,
     )
     return judge_exposure(
         margin_utilisation(account), allocation, t.margin_hyst_high, t.risk_alloc_target_pct

@@ -9,7 +9,7 @@ from quantops_exporter.market import Session
 
 
 def judge_sessions(
-    open_now: Collection[Session], expected: Collection[str], market_open: bool
+    open_now: Collection[Session], expected: Collection[Session], market_open: bool
 ) -> Verdict:
     """ok while an intended session is open; otherwise skipped (trading is not intended now).
 
@@ -20,8 +20,11 @@ def judge_sessions(
         Reading(Measure.SESSION_OPEN, float(s in open_now), (s.value,)) for s in Session
     )
     names = ", ".join(sorted(s.value for s in open_now)) or "none"
-    observations = {"open": sorted(s.value for s in open_now), "expected": sorted(expected)}
-    if any(s.value in expected for s in open_now):
+    observations = {
+        "open": sorted(s.value for s in open_now),
+        "expected": sorted(s.value for s in expected),
+    }
+    if any(s in expected for s in open_now):
         return Verdict(
             Status.OK,
             Reason.NONE,
@@ -33,7 +36,7 @@ def judge_sessions(
     return Verdict(
         Status.SKIPPED,
         reason,
-        f"no intended session ({', '.join(sorted(expected))}) open; open: {names}",
+        f"no intended session ({', '.join(sorted(s.value for s in expected))}) open; open: {names}",
         readings=readings,
         observations=observations,
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from quantops_exporter.checks.base import CheckContext, Reason, Status, Verdict
-from quantops_exporter.checks.parsing import obj
+from quantops_exporter.checks.parsing import as_object
 from quantops_exporter.sources.errors import BadPayload
 from quantops_exporter.sources.health import Dependency
 
@@ -13,7 +13,7 @@ TRADING_MODE_PATH = "/api/trading/mode"
 def judge_trading_mode(payload: object) -> Verdict:
     """`{mode: "live", oanda_connected: true}` (runbook) or the OpenAPI variant
     `{auto_trading_enabled: true, environment: "live"}`; anything else named in the summary."""
-    document = obj(payload, TRADING_MODE_PATH)
+    document = as_object(payload, TRADING_MODE_PATH)
     if "mode" in document:
         mode, connected = document.get("mode"), document.get("oanda_connected")
         observations = {"mode": str(mode)[:20], "oanda_connected": connected is True}

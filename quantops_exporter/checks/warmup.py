@@ -12,7 +12,7 @@ from quantops_exporter.checks.base import (
     Status,
     Verdict,
 )
-from quantops_exporter.checks.parsing import items, obj
+from quantops_exporter.checks.parsing import as_list, as_object
 from quantops_exporter.checks.timestamps import TimestampError, find_timestamp
 from quantops_exporter.sources.errors import BadPayload
 from quantops_exporter.sources.health import Dependency
@@ -31,12 +31,12 @@ def judge_candles(
     max_skew: float,
 ) -> Verdict:
     """`limit` items are returned, and the newest is at most `max_age` old while open."""
-    candles = items(payload, ("items", "candles"), CANDLES_PATH)
+    candles = as_list(payload, ("items", "candles"), CANDLES_PATH)
     readings = (Reading(Measure.CANDLES, float(len(candles)), (instrument,)),)
     newest = None
     for index, raw in enumerate(candles):
         try:
-            _field, moment = find_timestamp(obj(raw, f"candle {index}"), CANDLE_TIME_FIELDS)
+            _field, moment = find_timestamp(as_object(raw, f"candle {index}"), CANDLE_TIME_FIELDS)
         except TimestampError as err:
             raise BadPayload(f"candle {index}: {err}") from err
         newest = moment if newest is None else max(newest, moment)
@@ -95,8 +95,8 @@ async def check_candles(ctx: CheckContext) -> Verdict:
         payload,
         t.candles_instrument,
         t.candles_limit,
-        t.candles_max_age,
+        t.candles_max_age_seconds,
         now,
         ctx.calendar.is_open(now),
-        t.max_clock_skew,
+        t.max_clock_skew_seconds,
     )

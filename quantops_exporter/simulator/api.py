@@ -7,24 +7,45 @@ API) switch scenarios. API fault scenarios are applied by one middleware to ever
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from quantops_exporter.simulator.scenarios import DESCRIPTIONS, Scenario
+from quantops_exporter.simulator.state import Variant
 from quantops_exporter.simulator.world import BUDGET, World
 
-if TYPE_CHECKING:
-    from quantops_exporter.simulator.stack import SepSimulator
 
-SIM_KEY: web.AppKey[SepSimulator] = web.AppKey("simulator")
+class SimulatedStack(Protocol):
+    """What the HTTP side reads of the simulated stack (stack.SepSimulator)."""
+
+    scenario: Scenario
+    instruments: tuple[str, ...]
+    variant: Variant
+    clock: Callable[[], float]
+
+    def world(self) -> World:
+        """What the stack reports right now."""
+        ...
+
+    async def kill_switch_engaged(self) -> bool | None:
+        """The kill switch as the backend reads it from Valkey (None: Valkey unreachable)."""
+        ...
+
+    async def set_scenario(self, scenario: Scenario) -> None:
+        """Switch scenario."""
+        ...
+
+
+SIM_KEY: web.AppKey[SimulatedStack] = web.AppKey("simulator")
 OVERSIZED_BYTES = 5 * 1024 * 1024
 _API_FAULTS = {Scenario.API_500, Scenario.API_GARBAGE, Scenario.API_SLOW, Scenario.API_OVERSIZED}
 
 
-def _sim(request: web.Request) -> SepSimulator:
+def _sim(request: web.Request) -> SimulatedStack:
     return request.app[SIM_KEY]
 
 
@@ -52,7 +73,7 @@ async def api_faults(request: web.Request, handler: Handler) -> web.StreamRespon
     raise AssertionError("unreachable")
 
 
-def build_backend(sim: SepSimulator) -> web.Application:
+def build_backend(sim: SimulatedStack) -> web.Application:
     """The backend REST API on the stack's :8000 (a free port here)."""
     app = web.Application(middlewares=[api_faults])
     app[SIM_KEY] = sim
@@ -75,7 +96,7 @@ def build_backend(sim: SepSimulator) -> web.Application:
     return app
 
 
-def build_allocator(sim: SepSimulator) -> web.Application:
+def build_allocator(sim: SimulatedStack) -> web.Application:
     """allocator-lite's status endpoint on the stack's :8100 (a free port here)."""
     app = web.Application()
     app[SIM_KEY] = sim

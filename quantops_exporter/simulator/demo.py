@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import signal
 import threading
 import warnings
 from collections.abc import Iterator
@@ -11,9 +9,10 @@ from contextlib import contextmanager
 
 import structlog
 
-from quantops_exporter.app import serve
-from quantops_exporter.config import MarketHours, Settings
-from quantops_exporter.context import calendar_for
+from quantops_exporter.app import run_daemon
+from quantops_exporter.config import Settings
+from quantops_exporter.generation import Generation, build_generation
+from quantops_exporter.market import MarketHours, calendar_for
 from quantops_exporter.simulator.scenarios import Scenario
 from quantops_exporter.simulator.stack import SepSimulator
 from quantops_exporter.simulator.valkey_server import (
@@ -22,7 +21,6 @@ from quantops_exporter.simulator.valkey_server import (
     find_server_binary,
     free_port,
 )
-from quantops_exporter.webconfig import WebConfig
 
 log = structlog.get_logger("quantops_exporter.demo")
 OLD_MANIFOLD = '{"ts_ms": 1700000000000}'  # 2023-11-14: far older than FRESH_MAX_WS_AGE_SEC
@@ -63,16 +61,9 @@ def valkey_for_demo() -> Iterator[tuple[str, ValkeyServer | None, str]]:
         fake.server_close()
 
 
-async def run_demo(
-    settings: Settings, *, scenario: str = "healthy", web_config: WebConfig | None = None
-) -> int:
+async def run_demo(generation: Generation, *, scenario: Scenario = Scenario.HEALTHY) -> int:
     """Run everything until Ctrl-C; print how to break a check and watch it flip."""
-    try:
-        start_in = Scenario(scenario)
-    except ValueError:
-        known = ", ".join(s.value for s in Scenario)
-        print(f"demo: unknown --scenario {scenario!r}; choose one of: {known}")
-        return 2
+    settings = generation.settings
     if "market_hours" not in settings.model_fields_set:
         # Freshness checks are skipped while the FX market is closed; a demo should show them.
         settings = settings.model_copy(update={"market_hours": MarketHours.ALWAYS})
@@ -80,9 +71,9 @@ async def run_demo(
         sim = SepSimulator(
             valkey_url,
             settings.hotband_pairs,
-            calendar=calendar_for(settings),
+            calendar=calendar_for(settings.market_hours),
             server=server,
-            scenario=start_in,
+            scenario=scenario,
         )
         await sim.start()
         settings = settings.model_copy(
@@ -93,21 +84,10 @@ async def run_demo(
             }
         )
         print(instructions(settings, sim, server_name), flush=True)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
         try:
-            await serve(settings, stop, web_config)
-        except OSError as err:
-            print(
-                f"demo: cannot listen on {settings.listen_address}: {err}; "
-                "set QUANTOPS_LISTEN_ADDRESS=:9111 (for example) and try again"
-            )
-            return 1
+            return await run_daemon(build_generation(settings, generation.web))
         finally:
             await sim.stop()
-    return 0
 
 
 def instructions(settings: Settings, sim: SepSimulator, server_name: str) -> str:

@@ -7,7 +7,6 @@ Timeouts are the runner's: a hung request is cancelled with its check.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Mapping
 
@@ -15,6 +14,7 @@ import aiohttp
 
 from quantops_exporter.sources.errors import BadPayload, HttpStatusError, TooLarge, Unreachable
 from quantops_exporter.sources.health import Dependency, DependencyHealth
+from quantops_exporter.sources.payloads import decode_json
 from quantops_exporter.trace import trace
 
 DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
@@ -29,12 +29,10 @@ class HttpReader:
         health: DependencyHealth,
         *,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-        headers: Mapping[str, str] | None = None,
     ) -> None:
         self._session = session
         self._health = health
         self._max_body = max_body_bytes
-        self._headers = dict(headers or {})
 
     async def close(self) -> None:
         """Close the client session."""
@@ -44,11 +42,7 @@ class HttpReader:
         self, dependency: Dependency, url: str, params: Mapping[str, str] | None = None
     ) -> object:
         """GET `url` and decode its JSON body."""
-        body = await self.get_bytes(dependency, url, params)
-        try:
-            return json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise BadPayload(f"GET {url}: body is not JSON ({err})") from err
+        return decode_json(await self.get_bytes(dependency, url, params), f"GET {url}: the body")
 
     async def get_text(
         self, dependency: Dependency, url: str, params: Mapping[str, str] | None = None
@@ -67,9 +61,7 @@ class HttpReader:
         started = time.perf_counter()
         async with self._health.attempt(dependency):
             try:
-                async with self._session.get(
-                    url, params=params, headers=self._headers, allow_redirects=False
-                ) as response:
+                async with self._session.get(url, params=params, allow_redirects=False) as response:
                     trace(
                         "http_response",
                         dependency=dependency.value,

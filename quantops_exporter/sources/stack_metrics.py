@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -10,6 +12,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from quantops_exporter.sources.errors import BadPayload
 from quantops_exporter.sources.health import Dependency
 from quantops_exporter.sources.http import HttpReader
+from quantops_exporter.trace import capturing
+
+# Checks whose cadences divide each other run at the same moments: a scrape this recent serves them.
+SHARE_SECONDS = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +55,60 @@ def parse_exposition(text: str) -> StackMetrics:
     return StackMetrics(samples)
 
 
-async def read_stack_metrics(http: HttpReader, url: str) -> StackMetrics:
-    """GET the stack's /metrics and parse it."""
-    return parse_exposition(await http.get_text(Dependency.STACK_METRICS, url))
+class StackMetricsReader:
+    """One GET of the stack's /metrics serves every check that asks at about the same time.
+
+    Five checks read it, and their cadences divide each other, so like a Home Assistant
+    coordinator one request answers them all: concurrent callers await the same request and its
+    result is reused for `share_for` seconds. A caller that gives up (its check timed out) leaves
+    the request to the others; the last one to leave cancels it, so a hung stack is still seen as
+    hung. A traced (debug) run makes its own request, so its trace shows it.
+    """
+
+    def __init__(
+        self,
+        http: HttpReader,
+        url: str,
+        *,
+        share_for: float = SHARE_SECONDS,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._http, self._url = http, url
+        self._share_for, self._monotonic = share_for, monotonic
+        self._latest: tuple[float, StackMetrics] | None = None
+        self._request: asyncio.Task[StackMetrics] | None = None
+        self._waiting = 0
+
+    async def read(self) -> StackMetrics:
+        """The stack's metrics, from a request made at most `share_for` seconds ago."""
+        if capturing():
+            return await self._get()
+        if self._latest is not None and self._monotonic() - self._latest[0] < self._share_for:
+            return self._latest[1]
+        if self._request is None:
+            self._request = asyncio.ensure_future(self._get_and_keep())
+        request = self._request
+        self._waiting += 1
+        try:
+            return await asyncio.shield(request)
+        finally:
+            self._waiting -= 1
+            if self._waiting == 0 and not request.done():
+                request.cancel()
+
+    async def close(self) -> None:
+        """Abandon a request still in flight."""
+        if self._request is not None:
+            self._request.cancel()
+            await asyncio.wait({self._request})
+
+    async def _get_and_keep(self) -> StackMetrics:
+        try:
+            metrics = await self._get()
+            self._latest = (self._monotonic(), metrics)
+            return metrics
+        finally:
+            self._request = None
+
+    async def _get(self) -> StackMetrics:
+        return parse_exposition(await self._http.get_text(Dependency.STACK_METRICS, self._url))

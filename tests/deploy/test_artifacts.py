@@ -6,12 +6,14 @@ import re
 import subprocess
 from pathlib import Path
 
+import pytest
 import yaml
 
-from quantops_exporter.alerting import ALERTS, Anchor, build_rules, github_slug, render
-from quantops_exporter.alerting_tests import build_tests
-from quantops_exporter.checks.catalog import CHECK_NAMES
+from quantops_exporter.checks.catalog import CHECK_NAMES, Anchor
+from quantops_exporter.deploykit.__main__ import main as deploykit
+from quantops_exporter.deploykit.rules import ALERTS
 from tests.conftest import require_program
+from tests.deploy.oracles import github_slug
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "deploy/prometheus/rules/quantops-runbook.rules.yml"
@@ -20,7 +22,6 @@ ALERTMANAGER = ROOT / "deploy/alertmanager/alertmanager.yml"
 PROMETHEUS = ROOT / "deploy/prometheus/prometheus.yml"
 PROMETHEUSRULE = ROOT / "deploy/kubernetes/prometheusrule.yaml"
 RUNBOOK = ROOT / "docs/runbook/02_Operations_Runbook.md"
-REGENERATE = "run: python -m quantops_exporter.alerting > " + str(RULES.relative_to(ROOT))
 
 
 def binary(name: str) -> str:
@@ -33,15 +34,32 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(args, cwd=ROOT, capture_output=True, text=True, check=False)
 
 
-def test_committed_rules_are_the_generated_ones() -> None:
-    """The shipped rule file is exactly what the catalog generates."""
-    assert RULES.read_text() == render(build_rules()), REGENERATE
+def test_committed_files_are_the_generated_ones(capsys: pytest.CaptureFixture[str]) -> None:
+    """Rules, promtool tests, PrometheusRule and dashboard are exactly what the catalog
+    generates (`python -m quantops_exporter.deploykit --check`, as CI runs it)."""
+    assert deploykit(["--check", "--deploy-dir", str(ROOT / "deploy")]) == 0, capsys.readouterr()
 
 
-def test_committed_promtool_tests_are_the_generated_ones() -> None:
-    """The shipped promtool tests are exactly what the generator writes."""
-    committed = yaml.safe_load(PROMTOOL_TESTS.read_text())
-    assert committed == build_tests(), "run: python -m quantops_exporter.alerting_tests > ..."
+def test_a_stale_file_is_named_and_fails_the_check(tmp_path: Path) -> None:
+    """--check fails naming a hand-edited file, and a plain run rewrites it."""
+    assert deploykit(["--deploy-dir", str(tmp_path)]) == 0
+    rules = tmp_path / "prometheus/rules/quantops-runbook.rules.yml"
+    rules.write_text(rules.read_text().replace("for: 30s", "for: 5m"))
+    assert deploykit(["--check", "--deploy-dir", str(tmp_path)]) == 1
+    assert deploykit(["--deploy-dir", str(tmp_path)]) == 0
+    assert deploykit(["--check", "--deploy-dir", str(tmp_path)]) == 0
+
+
+def test_job_and_runbook_url_reach_the_rules(tmp_path: Path) -> None:
+    """--job and --runbook-url change the exporter alerts' job and every runbook_url."""
+    url = "https://wiki.example/runbook.md"
+    assert deploykit(["--deploy-dir", str(tmp_path), "--job", "sep-ops", "--runbook-url", url]) == 0
+    rules = yaml.safe_load((tmp_path / "prometheus/rules/quantops-runbook.rules.yml").read_text())
+    alerts = [r for g in rules["groups"] for r in g["rules"] if "alert" in r]
+    assert all(a["annotations"]["runbook_url"].startswith(url + "#") for a in alerts)
+    down = next(a for a in alerts if a["alert"] == "SepRunbookExporterDown")
+    assert down["expr"] == 'up{job="sep-ops"} == 0'
+    assert not (tmp_path / "prometheus/tests").exists()  # tests are for the shipped defaults
 
 
 def test_kubernetes_prometheusrule_carries_the_same_rules() -> None:

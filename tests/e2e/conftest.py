@@ -17,7 +17,7 @@ from quantops_exporter.config import DEFAULT_PAIRS
 from quantops_exporter.market import Session
 from quantops_exporter.simulator.stack import SepSimulator
 from quantops_exporter.simulator.valkey_server import ValkeyServer, free_port
-from tests.conftest import make_settings, require_program
+from tests.conftest import make_generation, require_program
 
 
 class SwitchableCalendar:
@@ -61,15 +61,16 @@ async def exporter(stack: tuple[SepSimulator, Any]) -> AsyncIterator[int]:
     """The exporter, in-process on a real port, every check at a one-second cadence."""
     sim, calendar = stack
     assert sim.server is not None
-    settings = make_settings(
+    generation = make_generation(
         valkey_url=sim.server.url,
         sep_api_url=sim.api_url,
         allocator_url=sim.allocator_url,
         hotband_pairs=sim.instruments,
         market_hours="fx",
         checks={c.name: {"interval_seconds": 1, "timeout_seconds": 0.8} for c in CHECKS},
+        calendar=calendar,
     )
-    runner = web.AppRunner(build_exporter(settings, calendar=calendar).app)
+    runner = web.AppRunner(build_exporter(generation).app)
     await runner.setup()
     port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()

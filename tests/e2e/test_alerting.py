@@ -15,10 +15,10 @@ import pytest
 import yaml
 
 from quantops_exporter.checks.catalog import CHECKS
-from quantops_exporter.dashboard import panel_queries
 from quantops_exporter.simulator.scenarios import Scenario
 from quantops_exporter.simulator.stack import SepSimulator
 from quantops_exporter.simulator.valkey_server import free_port
+from tests.deploy.oracles import panel_queries
 from tests.e2e.conftest import binary, spawn, stop, until
 
 pytestmark = pytest.mark.e2e

@@ -10,10 +10,10 @@ import bcrypt
 import pytest
 import yaml
 
-from quantops_exporter.app import serve
+from quantops_exporter.app import build_exporter, serve
 from quantops_exporter.simulator.valkey_server import free_port
 from quantops_exporter.webconfig import load_web_config
-from tests.conftest import make_settings
+from tests.conftest import make_generation
 from tests.e2e.conftest import binary, spawn, stop, until
 from tests.tls import TestCA
 
@@ -36,11 +36,13 @@ async def test_prometheus_scrapes_over_tls_with_basic_auth(tmp_path: Path) -> No
         )
     )
     port = free_port()
-    settings = make_settings(
-        listen_address=f"127.0.0.1:{port}", valkey_url=f"redis://127.0.0.1:{free_port()}/0"
+    generation = make_generation(
+        web=load_web_config(web),
+        listen_address=f"127.0.0.1:{port}",
+        valkey_url=f"redis://127.0.0.1:{free_port()}/0",
     )
     stopping = asyncio.Event()
-    exporter = asyncio.create_task(serve(settings, stopping, load_web_config(web)))
+    exporter = asyncio.create_task(serve(build_exporter(generation), stopping))
     target = [{"targets": [f"127.0.0.1:{port}"]}]
     config = tmp_path / "prometheus.yml"
     config.write_text(

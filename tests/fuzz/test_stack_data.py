@@ -177,7 +177,7 @@ def run_all(payload: Any, text: str, value: bytes | None, wrong: bool, score: An
         valkey=FuzzValkey(value, wrong, score),
         http=FuzzHttp(payload, text),
         instruments=PAIRS,
-        flat_grace=0,
+        flat_grace_seconds=0,
     )
 
     async def every_check() -> None:

@@ -9,8 +9,9 @@ import sys
 
 import pytest
 
-from quantops_exporter.simulator.scenarios import EXPECTED_FAILURES, Scenario
+from quantops_exporter.simulator.scenarios import Scenario
 from quantops_exporter.simulator.stack import SepSimulator
+from tests.integration.scenario_expectations import EXPECTED_FAILURES
 
 pytestmark = pytest.mark.integration
 

@@ -11,10 +11,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from quantops_exporter.app import build_exporter
 from quantops_exporter.checks.catalog import CHECKS
-from quantops_exporter.config import Settings
 from quantops_exporter.simulator.scenarios import Scenario
 from quantops_exporter.simulator.stack import SepSimulator
-from tests.integration.conftest import settings_for
+from tests.integration.conftest import generation_for
 
 pytestmark = pytest.mark.integration
 
@@ -39,7 +38,7 @@ def value(text: str, name: str, **labels: str) -> float | None:
 @pytest.fixture
 async def daemon(sim: SepSimulator) -> AsyncIterator[test_utils.TestClient]:  # type: ignore[type-arg]
     """The exporter (scheduler included) against the simulator, with half-second cadences."""
-    exporter = build_exporter(settings_for(sim, checks=FAST))
+    exporter = build_exporter(generation_for(sim, checks=FAST))
     async with test_utils.TestClient(test_utils.TestServer(exporter.app)) as client:
         yield client
 
@@ -120,11 +119,12 @@ async def test_scrape_answers_while_a_check_hangs(sim: SepSimulator) -> None:
     app = web.Application()
     app.router.add_get("/api/kill-switch", hang)
     async with test_utils.TestServer(app) as api:
-        settings: Settings = settings_for(
-            sim, checks={"kill_switch": {"interval_seconds": 5, "timeout_seconds": 1}}
+        generation = generation_for(
+            sim,
+            checks={"kill_switch": {"interval_seconds": 5, "timeout_seconds": 1}},
+            sep_api_url=str(api.make_url("")).rstrip("/"),
         )
-        settings = settings.model_copy(update={"sep_api_url": str(api.make_url("")).rstrip("/")})
-        exporter = build_exporter(settings)
+        exporter = build_exporter(generation)
         async with test_utils.TestClient(test_utils.TestServer(exporter.app)) as client:
             await asyncio.wait_for(entered.wait(), 5)
             text = await scrape(client)  # the check is in flight right now
@@ -146,7 +146,7 @@ async def test_daemon_starts_with_valkey_down_and_recovers_when_it_appears(
 ) -> None:
     """Valkey absent at start: the daemon serves, reports unreachable, then recovers unaided."""
     await sim.set_scenario(Scenario.VALKEY_DOWN)
-    exporter = build_exporter(settings_for(sim, checks=FAST))
+    exporter = build_exporter(generation_for(sim, checks=FAST))
     async with test_utils.TestClient(test_utils.TestServer(exporter.app)) as client:
         text = await until(
             client,
@@ -164,15 +164,15 @@ async def test_daemon_starts_with_valkey_down_and_recovers_when_it_appears(
 async def test_api_down_does_not_mark_valkey_down(sim: SepSimulator) -> None:
     """kill_switch reads the API and Valkey together: the API refusing must not blame Valkey."""
     from quantops_exporter.checks.catalog import CHECKS
-    from quantops_exporter.context import open_context
+    from quantops_exporter.generation import open_context
     from quantops_exporter.runner import run_check
     from quantops_exporter.simulator.valkey_server import free_port
     from quantops_exporter.sources.health import Dependency, DependencyHealth
 
     health = DependencyHealth()
-    settings = settings_for(sim, sep_api_url=f"http://127.0.0.1:{free_port()}")
+    generation = generation_for(sim, sep_api_url=f"http://127.0.0.1:{free_port()}")
     kill_switch = next(c for c in CHECKS if c.name == "kill_switch")
-    async with open_context(settings, health) as ctx:
+    async with open_context(generation, health) as ctx:
         for _ in range(5):  # the race depends on which read finishes first: try a few times
             outcome = await run_check(kill_switch, ctx)
             assert outcome.reason.value == "unreachable"
@@ -240,7 +240,7 @@ async def test_a_hung_api_does_not_delay_valkey_checks(daemon, sim: SepSimulator
 
 async def test_debug_run_against_the_stack(sim: SepSimulator) -> None:
     """POST /api/v1/checks/manifold_freshness/run: the outcome, and a trace of its one pipeline."""
-    exporter = build_exporter(settings_for(sim, debug_runs=True))
+    exporter = build_exporter(generation_for(sim, debug_runs=True))
     async with test_utils.TestClient(test_utils.TestServer(exporter.app)) as client:
         response = await client.post("/api/v1/checks/manifold_freshness/run")
         assert response.status == 200

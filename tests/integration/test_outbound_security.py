@@ -13,11 +13,11 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 from quantops_exporter.config import ConfigError, load_settings
-from quantops_exporter.context import open_context
+from quantops_exporter.generation import build_generation, load_generation, open_context
 from quantops_exporter.simulator.valkey_server import ValkeyServer, free_port
 from quantops_exporter.sources import errors
 from quantops_exporter.sources.health import Dependency, DependencyHealth
-from tests.conftest import make_settings
+from tests.conftest import make_generation, make_settings
 from tests.proxy import tcp_proxy
 from tests.tls import TestCA
 
@@ -57,13 +57,13 @@ async def test_bearer_token_from_a_file_and_a_custom_ca(tmp_path: Path) -> None:
         settings = make_settings(
             sep_api_url=url, api_bearer_token_file=token_file, api_ca_file=ca.ca.cert
         )
-        async with open_context(settings, DependencyHealth()) as ctx:
+        async with open_context(build_generation(settings), DependencyHealth()) as ctx:
             assert await ctx.http.get_json(Dependency.API, url + "/api/kill-switch") == {
                 "kill_switch": False
             }
         assert seen == ["Bearer tok-123"]
         # Without the CA the API's certificate is not trusted: unreachable, not silently ok.
-        async with open_context(make_settings(sep_api_url=url), DependencyHealth()) as ctx:
+        async with open_context(make_generation(sep_api_url=url), DependencyHealth()) as ctx:
             with pytest.raises(errors.Unreachable, match="certificate"):
                 await ctx.http.get_json(Dependency.API, url + "/api/kill-switch")
 
@@ -108,7 +108,7 @@ async def test_valkey_over_tls_with_client_certificate_and_acl_password(
             valkey_cert_file=client.cert,
             valkey_key_file=client.key,
         )
-        async with open_context(settings, DependencyHealth()) as ctx:
+        async with open_context(build_generation(settings), DependencyHealth()) as ctx:
             assert await ctx.valkey.ping() > 0
         # Without the client certificate the proxy refuses the handshake.
         no_cert = make_settings(
@@ -117,7 +117,7 @@ async def test_valkey_over_tls_with_client_certificate_and_acl_password(
             valkey_password_file=password,
             valkey_ca_file=ca.ca.cert,
         )
-        async with open_context(no_cert, DependencyHealth()) as ctx:
+        async with open_context(build_generation(no_cert), DependencyHealth()) as ctx:
             with pytest.raises(errors.Unreachable):
                 await ctx.valkey.ping()
 
@@ -130,12 +130,19 @@ def test_secrets_are_masked_and_file_problems_named(
     secret.write_text("very-secret-token")
     monkeypatch.setenv("API_BEARER_TOKEN_FILE", str(secret))
     monkeypatch.setenv("VALKEY_PASSWORD", "valkey-secret")
-    shown = load_settings().masked()
-    assert shown["API_BEARER_TOKEN"] == "***" and shown["VALKEY_PASSWORD"] == "***"
+    generation = load_generation()
+    shown = generation.settings.masked()
+    assert shown["API_BEARER_TOKEN_FILE"] == str(secret) and shown["VALKEY_PASSWORD"] == "***"
     assert "very-secret-token" not in repr(shown) and "valkey-secret" not in repr(shown)
+    assert "very-secret-token" not in repr(generation)  # the secret read from the file
     monkeypatch.setenv("VALKEY_PASSWORD_FILE", str(tmp_path / "absent"))
-    with pytest.raises(ConfigError, match=r"VALKEY_PASSWORD_FILE=.*cannot read it"):
-        load_settings()
+    with pytest.raises(ConfigError, match=r"VALKEY_PASSWORD_FILE=.*absent: no such file"):
+        load_generation()
+    binary = tmp_path / "binary"
+    binary.write_bytes(b"\xff\xfe-not-text")
+    monkeypatch.setenv("VALKEY_PASSWORD_FILE", str(binary))
+    with pytest.raises(ConfigError, match=r"VALKEY_PASSWORD_FILE=.*cannot read it \(not UTF-8"):
+        load_generation()
     monkeypatch.delenv("VALKEY_PASSWORD_FILE")
     monkeypatch.setenv("QUANTOPS_VALKEY_CA_FILE", str(secret))
     with pytest.raises(ConfigError, match="need a TLS URL: VALKEY_URL=rediss://"):

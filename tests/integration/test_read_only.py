@@ -12,11 +12,11 @@ from redis.asyncio import connection as redis_connection
 from quantops_exporter.app import run_once
 from quantops_exporter.checks.base import Status
 from quantops_exporter.checks.catalog import CHECKS
-from quantops_exporter.context import open_context
+from quantops_exporter.generation import open_context
 from quantops_exporter.runner import run_check
 from quantops_exporter.simulator.stack import SepSimulator
 from quantops_exporter.sources.health import DependencyHealth
-from tests.integration.conftest import settings_for
+from tests.integration.conftest import generation_for
 
 pytestmark = pytest.mark.integration
 
@@ -40,7 +40,7 @@ async def test_monitor_sees_no_write_command(sim: SepSimulator) -> None:
     watcher = asyncio.create_task(watch())
     await started.wait()
     async with sim.writes_paused():  # the simulator's own writes must not muddy the record
-        results = await run_once(settings_for(sim))
+        results = await run_once(generation_for(sim))
         await asyncio.sleep(0.2)  # MONITOR delivers asynchronously
     watcher.cancel()
     await asyncio.gather(watcher, return_exceptions=True)
@@ -60,7 +60,7 @@ async def test_a_read_only_acl_user_is_enough(sim: SepSimulator) -> None:
     await admin.execute_command("ACL", "SETUSER", "quantops", *READ_ONLY_ACL.split())
     await admin.aclose()
     url = sim.server.url.replace("redis://", "redis://quantops:quantops-secret@")
-    results = await run_once(settings_for(sim, valkey_url=url))
+    results = await run_once(generation_for(sim, valkey_url=url))
     assert {o.check: o.status for _c, o in results} == {c.name: Status.OK for c in CHECKS}
 
 
@@ -91,7 +91,7 @@ async def test_per_instrument_keys_take_one_round_trip(
         return await original(self, command, check_health)
 
     by_name = {c.name: c for c in CHECKS}
-    async with open_context(settings_for(sim), DependencyHealth()) as ctx:
+    async with open_context(generation_for(sim), DependencyHealth()) as ctx:
         await ctx.valkey.ping()  # connect first: the handshake is not the check's round trip
         for name in ("manifold_freshness", "signal_freshness"):
             monkeypatch.setattr(

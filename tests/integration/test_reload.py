@@ -13,10 +13,11 @@ import pytest
 from aiohttp import test_utils
 
 from quantops_exporter.app import build_exporter
-from quantops_exporter.config import ConfigError, Settings
+from quantops_exporter.config import ConfigError
+from quantops_exporter.generation import Generation
 from quantops_exporter.simulator.stack import SepSimulator
 from quantops_exporter.simulator.valkey_server import free_port
-from tests.integration.conftest import settings_for
+from tests.integration.conftest import generation_for
 from tests.integration.test_daemon import FAST, until, value
 
 pytestmark = pytest.mark.integration
@@ -28,18 +29,18 @@ async def test_reload_fails_over_to_another_valkey_and_refuses_a_bad_config(
     """Point at a dead Valkey, reload onto the live one: checks recover, history is kept.
     Then a configuration that does not validate is refused and the running one stays."""
     assert sim.server is not None
-    current: dict[str, Settings | Exception] = {
-        "next": settings_for(sim, checks=FAST, valkey_url=f"redis://127.0.0.1:{free_port()}/0")
+    current: dict[str, Generation | Exception] = {
+        "next": generation_for(sim, checks=FAST, valkey_url=f"redis://127.0.0.1:{free_port()}/0")
     }
 
-    def loader() -> Settings:
+    def loader() -> Generation:
         value_ = current["next"]
         if isinstance(value_, Exception):
             raise value_
         return value_
 
     first = loader()
-    assert isinstance(first, Settings)
+    assert isinstance(first, Generation)
     exporter = build_exporter(first, loader=loader)
     async with test_utils.TestClient(test_utils.TestServer(exporter.app)) as client:
         # valkey_ping itself has failed (not just another check marking Valkey down).
@@ -51,7 +52,7 @@ async def test_reload_fails_over_to_another_valkey_and_refuses_a_bad_config(
             ),
         )
         errors_before = len(exporter.board.states["valkey_ping"].history)
-        current["next"] = settings_for(sim, checks=FAST)  # the live server: a failover
+        current["next"] = generation_for(sim, checks=FAST)  # the live server: a failover
         response = await client.post("/-/reload")
         assert response.status == 200 and "reloaded" in await response.text()
         text = await until(client, lambda t: value(t, "runbook_check_ok", check="valkey_ping") == 1)
@@ -135,3 +136,80 @@ async def test_sighup_rereads_the_env_file(sim: SepSimulator, tmp_path: Path) ->
         _out, err = await asyncio.wait_for(process.communicate(), 20)
     assert process.returncode == 0
     assert b'"event": "config_reloaded"' in err
+
+
+async def test_each_request_sees_one_generation_whole_while_reloads_swap_them(
+    sim: SepSimulator,
+) -> None:
+    """Logic, in-process (a real Valkey and a real HTTP client; the loader is a function).
+
+    Two generations differ in a response header (web config), the runbook link (settings) and
+    whether valkey_ping runs (catalog). Readers hammer the page and the API while reloads flip
+    between them: every answer is one generation whole. Once B is in force, valkey_ping never
+    runs again, so an old scheduler left running would be caught."""
+    from quantops_exporter.webconfig import HTTPServerConfig, WebConfig
+
+    def generation(tag: str, *, ping: bool) -> Generation:
+        return generation_for(
+            sim,
+            checks={**FAST, "valkey_ping": {**FAST["valkey_ping"], "enabled": ping}},
+            runbook_url=f"https://runbook.example/{tag}",
+            web=WebConfig(http_server_config=HTTPServerConfig(headers={"X-Generation": tag})),
+        )
+
+    generations = {"a": generation("a", ping=True), "b": generation("b", ping=False)}
+    loads = 0
+
+    def loader() -> Generation:
+        nonlocal loads
+        loads += 1
+        return generations["b" if loads % 2 else "a"]
+
+    exporter = build_exporter(generations["a"], loader=loader)
+    seen: dict[str, int] = {"a": 0, "b": 0}
+    async with test_utils.TestClient(test_utils.TestServer(exporter.app)) as client:
+        await until(client, lambda t: value(t, "runbook_check_ok", check="valkey_ping") == 1)
+        reloading = True
+
+        async def read_page() -> None:
+            while reloading:
+                response = await client.get("/")
+                tag = response.headers["X-Generation"]
+                assert f"https://runbook.example/{tag}#" in await response.text()
+                seen[tag] += 1
+
+        async def read_api() -> None:
+            while reloading:
+                response = await client.get("/api/v1/checks")
+                tag = response.headers["X-Generation"]
+                rows = {row["check"]: row for row in (await response.json())["checks"]}
+                assert rows["valkey_ping"]["enabled"] is (tag == "a")
+
+        readers = [asyncio.create_task(read()) for read in (read_page, read_api, read_page)]
+        for _ in range(9):  # odd: B is in force at the end
+            response = await client.post("/-/reload")
+            assert response.status == 200, await response.text()
+            await asyncio.sleep(0.05)
+        reloading = False
+        await asyncio.gather(*readers)
+        assert seen["a"] > 0 and seen["b"] > 0, seen  # both generations were really served
+        assert (await client.get("/")).headers["X-Generation"] == "b"
+
+        def ping_runs(text: str) -> float:
+            return sum(
+                value(text, "runbook_check_runs_total", check="valkey_ping", status=s) or 0
+                for s in ("ok", "fail", "error")
+            )
+
+        # The retired generation's runs end within their timeout (0.4 s); after that, none.
+        await asyncio.sleep(1.0)
+        before = ping_runs(await (await client.get("/metrics")).text())
+        await asyncio.sleep(2.0)  # four valkey_ping intervals
+        after = ping_runs(await (await client.get("/metrics")).text())
+        assert after == before
+        assert (
+            value(
+                await (await client.get("/metrics")).text(), "runbook_check_ok", check="kill_switch"
+            )
+            == 1
+        )

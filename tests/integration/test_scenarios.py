@@ -7,10 +7,11 @@ import pytest
 from quantops_exporter.app import run_once
 from quantops_exporter.checks.base import Outcome, Reason, Status
 from quantops_exporter.checks.catalog import CHECK_NAMES, CHECKS
-from quantops_exporter.simulator.scenarios import DIAGNOSIS_STEPS, EXPECTED_FAILURES, Scenario
+from quantops_exporter.simulator.scenarios import Scenario
 from quantops_exporter.simulator.stack import SepSimulator
 from quantops_exporter.simulator.state import TimeUnit, Variant
-from tests.integration.conftest import settings_for
+from tests.integration.conftest import generation_for
+from tests.integration.scenario_expectations import DIAGNOSIS_STEPS, EXPECTED_FAILURES
 
 pytestmark = pytest.mark.integration
 
@@ -41,7 +42,7 @@ async def run(sim: SepSimulator, **values: object) -> dict[str, Outcome]:
     if sim.scenario is Scenario.API_SLOW:
         # Hung endpoints end at each check's timeout: keep them short here.
         values.setdefault("checks", {c.name: {"timeout_seconds": 1.0} for c in CHECKS})
-    results = await run_once(settings_for(sim, **values))
+    results = await run_once(generation_for(sim, **values))
     return {o.check: o for _c, o in results}
 
 

@@ -11,7 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from quantops_exporter.board import Board
 from quantops_exporter.checks.catalog import CHECKS
-from quantops_exporter.context import open_context
+from quantops_exporter.generation import build_generation, open_context
 from quantops_exporter.metrics import build_registry
 from quantops_exporter.runner import run_check
 from quantops_exporter.sources.health import DependencyHealth
@@ -87,7 +87,7 @@ async def test_hostile_instruments_are_counted_never_labelled() -> None:
         board = Board(CHECKS)
         registry, _ = build_registry(board, DependencyHealth(), CHECKS)
         names = ("gates_eligible", "allocator_topk", "spread_guard", "allocation_status")
-        async with open_context(settings, DependencyHealth()) as ctx:
+        async with open_context(build_generation(settings), DependencyHealth()) as ctx:
             for check in CHECKS:
                 if check.name in names:
                     board.record(await run_check(check, ctx))

@@ -145,13 +145,14 @@ def test_missing_env_file_exits_2() -> None:
 
 def test_report_colours_only_when_asked() -> None:
     """Colour is for terminals: plain text unless asked, ANSI red for a failure when asked."""
-    from quantops_exporter.checks.base import Outcome, Reason, Status
+    from quantops_exporter.checks.base import Reason, Status
     from quantops_exporter.checks.catalog import CHECKS
-    from quantops_exporter.cli import render_table
+    from quantops_exporter.report import render_table
+    from tests.factories import outcome
 
     results = [
-        (CHECKS[0], Outcome(CHECKS[0].name, Status.OK, Reason.NONE, "fine", 1, 0, True)),
-        (CHECKS[1], Outcome(CHECKS[1].name, Status.FAIL, Reason.MISMATCH, "off/on", 1, 0, True)),
+        (CHECKS[0], outcome(CHECKS[0].name, summary="fine")),
+        (CHECKS[1], outcome(CHECKS[1].name, Status.FAIL, Reason.MISMATCH, "off/on")),
     ]
     assert "\033[" not in render_table(results)
     coloured = render_table(results, colour=True)

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from quantops_exporter.checks.catalog import build_catalog
 from quantops_exporter.config import ConfigError, load_settings, mask_url, parse_listen_address
+from quantops_exporter.generation import load_generation
 
 
 def test_defaults_match_the_contract() -> None:
@@ -50,7 +50,7 @@ def test_per_check_overrides_reach_the_catalog(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("QUANTOPS_CHECKS__manifold_freshness__INTERVAL_SECONDS", "2")
     monkeypatch.setenv("QUANTOPS_CHECKS__manifold_freshness__TIMEOUT_SECONDS", "1.5")
     monkeypatch.setenv("QUANTOPS_CHECKS__kill_switch__ENABLED", "false")
-    rows = {c.name: c for c in build_catalog(load_settings().overrides())}
+    rows = {c.name: c for c in load_generation().catalog}
     assert (rows["manifold_freshness"].interval, rows["manifold_freshness"].timeout) == (2, 1.5)
     assert rows["kill_switch"].enabled is False
     assert rows["valkey_ping"].enabled is True
@@ -86,7 +86,7 @@ def test_bad_values_name_the_variable_and_the_fix(
     """Each invalid value raises ConfigError naming the variable, the value and what is accepted."""
     monkeypatch.setenv(variable, value)
     with pytest.raises(ConfigError) as caught:
-        load_settings()
+        load_generation()
     assert expected in str(caught.value)
 
 

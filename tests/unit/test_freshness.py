@@ -13,6 +13,7 @@ from quantops_exporter.checks.freshness import (
     stamp_json_key,
     stamp_newest_signal,
 )
+from quantops_exporter.checks.thresholds import SignalTimestampSource
 from quantops_exporter.sources.valkey import KeyRead
 
 NOW = 1_800_000_000.0
@@ -38,7 +39,7 @@ def test_one_stale_instrument_fails_and_is_named() -> None:
     """An instrument past the limit fails the check with reason stale, naming it and its age."""
     verdict = judge(Stamp("EUR_USD", NOW - 600), Stamp("USD_JPY", NOW - 1))
     assert (verdict.status, verdict.reason) == (Status.FAIL, Reason.STALE)
-    assert "EUR_USD (600s old)" in verdict.summary
+    assert "EUR_USD (10m old)" in verdict.summary
     assert "USD_JPY" not in verdict.summary
 
 
@@ -132,15 +133,24 @@ def test_signal_member_suffix_is_the_clock() -> None:
     """`auto` reads ts_ns off the member name even when the score is in another unit."""
     ns = int((NOW - 20) * 1e9)
     read = KeyRead("k", (f"sep:signal:EUR_USD:{ns}".encode(), 12345.0))
-    assert stamp_newest_signal("EUR_USD", read, "auto").updated_at == pytest.approx(NOW - 20)
+    assert stamp_newest_signal(
+        "EUR_USD", read, SignalTimestampSource.AUTO
+    ).updated_at == pytest.approx(NOW - 20)
 
 
 def test_signal_score_fallback_and_modes() -> None:
     """A member without a numeric suffix falls back to the score; `member` mode refuses it."""
     read = KeyRead("k", (b"sep:signal:EUR_USD:latest", (NOW - 5) * 1000))
-    assert stamp_newest_signal("EUR_USD", read, "auto").updated_at == pytest.approx(NOW - 5)
-    assert stamp_newest_signal("EUR_USD", read, "score").updated_at == pytest.approx(NOW - 5)
-    assert stamp_newest_signal("EUR_USD", read, "member").problem is Reason.BAD_PAYLOAD
+    assert stamp_newest_signal(
+        "EUR_USD", read, SignalTimestampSource.AUTO
+    ).updated_at == pytest.approx(NOW - 5)
+    assert stamp_newest_signal(
+        "EUR_USD", read, SignalTimestampSource.SCORE
+    ).updated_at == pytest.approx(NOW - 5)
+    assert (
+        stamp_newest_signal("EUR_USD", read, SignalTimestampSource.MEMBER).problem
+        is Reason.BAD_PAYLOAD
+    )
 
 
 def test_signal_index_missing_or_wrong_type() -> None:

@@ -65,21 +65,51 @@ def judge(api: bool, valkey: bool, market_open: bool, policy: str = "market"):  
 
 
 @pytest.mark.parametrize(
-    ("api", "market_open", "policy", "status"),
+    ("api", "market_open", "policy", "status", "summary"),
     [
-        (False, True, "market", Status.OK),
-        (True, True, "market", Status.FAIL),
-        (True, False, "market", Status.OK),  # Weekend §2: leave it ON while closed
-        (False, False, "market", Status.FAIL),
-        (False, False, "always_off", Status.OK),
-        (True, False, "always_off", Status.FAIL),
-        (True, True, "ignore", Status.OK),
+        (False, True, "market", Status.OK, "kill switch off (market open, policy market)"),
+        (
+            True,
+            True,
+            "market",
+            Status.FAIL,
+            "kill switch engaged while the market is open: no new entries will be placed",
+        ),
+        # Weekend §2: leave it ON while closed
+        (True, False, "market", Status.OK, "kill switch engaged (market closed, policy market)"),
+        (
+            False,
+            False,
+            "market",
+            Status.FAIL,
+            "kill switch off while the market is closed: the runbook leaves it ON until the "
+            "first session opens and freshness checks pass",
+        ),
+        (
+            False,
+            False,
+            "always_off",
+            Status.OK,
+            "kill switch off (market closed, policy always_off)",
+        ),
+        (
+            True,
+            False,
+            "always_off",
+            Status.FAIL,
+            "kill switch engaged (policy always_off expects it off at all times): no new entries "
+            "will be placed",
+        ),
+        (True, True, "ignore", Status.OK, "kill switch engaged (market open, policy ignore)"),
     ],
 )
-def test_policy_matrix(api: bool, market_open: bool, policy: str, status: Status) -> None:
-    """What state is expected depends on the policy and whether the market is open."""
+def test_policy_matrix(
+    api: bool, market_open: bool, policy: str, status: Status, summary: str
+) -> None:
+    """What state is expected depends on the policy and whether the market is open; the summary
+    says what was seen and why it is (not) expected, never a market state that is not so."""
     verdict = judge(api, api, market_open, policy)
-    assert verdict.status is status
+    assert (verdict.status, verdict.summary) == (status, summary)
     if status is Status.FAIL:
         assert verdict.reason is Reason.UNEXPECTED_VALUE
 

@@ -8,7 +8,6 @@ from quantops_exporter.board import Board
 from quantops_exporter.checks.base import (
     Freshness,
     Measure,
-    Outcome,
     Reading,
     Reason,
     Source,
@@ -17,6 +16,7 @@ from quantops_exporter.checks.base import (
 from quantops_exporter.checks.catalog import CHECKS
 from quantops_exporter.metrics import build_registry
 from quantops_exporter.sources.health import Dependency, DependencyHealth
+from tests.factories import outcome
 
 NOW = 1_800_000_000.0
 
@@ -27,20 +27,6 @@ def setup() -> tuple[Board, DependencyHealth, CollectorRegistry]:
     health = DependencyHealth()
     registry, _ = build_registry(board, health, CHECKS)
     return board, health, registry
-
-
-def outcome(check: str, status: Status, reason: Reason = Reason.NONE, **extra: object) -> Outcome:
-    """An outcome started at NOW."""
-    return Outcome(
-        check=check,
-        status=status,
-        reason=reason,
-        summary="s",
-        started_at=NOW,
-        duration=0.02,
-        expected=extra.pop("expected", True),
-        **extra,
-    )  # type: ignore[arg-type]
 
 
 def test_every_check_has_series_before_its_first_run() -> None:
@@ -91,7 +77,7 @@ def test_last_success_survives_a_later_failure() -> None:
     board, _health, registry = setup()
     board.record(outcome("valkey_ping", Status.OK))
     board.record(
-        Outcome("valkey_ping", Status.ERROR, Reason.UNREACHABLE, "down", NOW + 5, 0.1, True)
+        outcome("valkey_ping", Status.ERROR, Reason.UNREACHABLE, "down", started_at=NOW + 5)
     )
     labels = {"check": "valkey_ping"}
     assert registry.get_sample_value("runbook_check_last_success_timestamp_seconds", labels) == NOW

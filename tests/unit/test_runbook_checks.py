@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from quantops_exporter.checks.allocation import judge_allocation_status, judge_cadence, judge_topk
-from quantops_exporter.checks.base import Measure, Reason, Status, Thresholds
+from quantops_exporter.checks.base import Measure, Reason, Status
 from quantops_exporter.checks.gates import (
     judge_gates_eligible,
     judge_gates_sanity,
@@ -27,6 +27,7 @@ from quantops_exporter.checks.risk import (
     total_allocation,
 )
 from quantops_exporter.checks.sessions import judge_sessions
+from quantops_exporter.checks.thresholds import Thresholds, WeightsScale
 from quantops_exporter.checks.trading import judge_trading_mode
 from quantops_exporter.checks.warmup import judge_candles
 from quantops_exporter.market import Session
@@ -159,7 +160,9 @@ def test_span_integrity() -> None:
 
 def test_sessions_ok_when_an_intended_one_is_open() -> None:
     """London open: ok, with a gauge for every session."""
-    verdict = judge_sessions({Session.LONDON}, ("tokyo", "london", "new_york"), True)
+    verdict = judge_sessions(
+        {Session.LONDON}, (Session.TOKYO, Session.LONDON, Session.NEW_YORK), True
+    )
     assert verdict.status is Status.OK
     assert {r.labels[0]: r.value for r in verdict.readings} == {
         "sydney": 0.0,
@@ -171,8 +174,8 @@ def test_sessions_ok_when_an_intended_one_is_open() -> None:
 
 def test_sessions_never_fail() -> None:
     """Only Sydney open, or the weekend: skipped, not failed (the calendar is not a fault)."""
-    assert judge_sessions({Session.SYDNEY}, ("london",), True).reason is Reason.SESSION_CLOSED
-    assert judge_sessions(set(), ("london",), False).reason is Reason.MARKET_CLOSED
+    assert judge_sessions({Session.SYDNEY}, (Session.LONDON,), True).reason is Reason.SESSION_CLOSED
+    assert judge_sessions(set(), (Session.LONDON,), False).reason is Reason.MARKET_CLOSED
 
 
 # --- margin, budget, positions, exposure --------------------------------------------------
@@ -219,14 +222,16 @@ def test_budget_fields() -> None:
 @pytest.mark.parametrize(
     ("weights", "scale", "total"),
     [
-        ({"A": 0.1, "B": 0.1, "C": 0.08}, "auto", 0.28),  # fractions of the budget
-        ({"A": 0.3091, "B": 0.2852, "C": 0.2220, "D": 0.1836}, "auto", 0.30 * 0.9999),
-        ({"A": 0.118, "B": 0.103, "C": 0.101}, "auto", 0.322),  # the TEL incident
-        ({"A": 0.5, "B": 0.5}, "budget", 1.0),
-        ({"A": 0.5, "B": 0.3}, "normalized", 0.24),
+        ({"A": 0.1, "B": 0.1, "C": 0.08}, WeightsScale.AUTO, 0.28),  # fractions of the budget
+        ({"A": 0.3091, "B": 0.2852, "C": 0.2220, "D": 0.1836}, WeightsScale.AUTO, 0.30 * 0.9999),
+        ({"A": 0.118, "B": 0.103, "C": 0.101}, WeightsScale.AUTO, 0.322),  # the TEL incident
+        ({"A": 0.5, "B": 0.5}, WeightsScale.BUDGET, 1.0),
+        ({"A": 0.5, "B": 0.3}, WeightsScale.NORMALIZED, 0.24),
     ],
 )
-def test_total_allocation_both_scales(weights: dict[str, float], scale: str, total: float) -> None:
+def test_total_allocation_both_scales(
+    weights: dict[str, float], scale: WeightsScale, total: float
+) -> None:
     """Weights summing to 1 are shares of the target; otherwise they are budget fractions."""
     assert total_allocation(weights, scale, 0.30) == pytest.approx(total, abs=1e-4)
 
@@ -254,11 +259,14 @@ def test_allocation_status_total_and_top_k() -> None:
     """Overcap fails threshold; a weight outside the Top-K fails mismatch; zero weights are fine."""
     top = ["EUR_USD", "USD_JPY", "GBP_USD"]
     ok = {"EUR_USD": 0.1, "USD_JPY": 0.1, "GBP_USD": 0.08, "USD_CHF": 0.0}
-    assert judge_allocation_status(ok, top, "auto", 0.30, PAIRS).status is Status.OK
+    assert judge_allocation_status(ok, top, WeightsScale.AUTO, 0.30, PAIRS).status is Status.OK
     over = {"EUR_USD": 0.14, "USD_JPY": 0.12, "GBP_USD": 0.10}
-    assert judge_allocation_status(over, top, "auto", 0.30, PAIRS).reason is Reason.THRESHOLD
+    assert (
+        judge_allocation_status(over, top, WeightsScale.AUTO, 0.30, PAIRS).reason
+        is Reason.THRESHOLD
+    )
     off = {"EUR_USD": 0.1, "USD_CHF": 0.05}
-    verdict = judge_allocation_status(off, top, "auto", 0.30, PAIRS)
+    verdict = judge_allocation_status(off, top, WeightsScale.AUTO, 0.30, PAIRS)
     assert verdict.reason is Reason.MISMATCH and "USD_CHF" in verdict.summary
 
 

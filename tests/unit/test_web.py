@@ -2,49 +2,60 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 from collections.abc import AsyncIterator
 
 import pytest
 from aiohttp import test_utils
 
+from quantops_exporter.app import build_exporter
 from quantops_exporter.board import Board
-from quantops_exporter.checks.base import CheckContext, Outcome, Reason, Status, Verdict
+from quantops_exporter.checks.base import CheckContext, Reason, Status, Verdict
 from quantops_exporter.checks.catalog import CHECKS
-from quantops_exporter.market import AlwaysOpenCalendar
+from quantops_exporter.daemon import DebugRun, ReloadResult
+from quantops_exporter.generation import Generation
 from quantops_exporter.metrics import build_registry
 from quantops_exporter.sources.health import DependencyHealth
 from quantops_exporter.trace import trace
-from quantops_exporter.web import DebugRuns, build_web_app
-from tests.factories import make_check, make_ctx
+from quantops_exporter.web import build_web_app
+from tests.conftest import make_generation
+from tests.factories import make_check, outcome
 
 NOW = 1_800_000_000.0
 
 
-@pytest.fixture
-def board() -> Board:
-    """The real catalog's board, empty."""
-    return Board(CHECKS)
+class StubDaemon:
+    """The `Daemon` protocol over a board and a generation, for the handlers alone."""
+
+    def __init__(self, generation: Generation) -> None:
+        self.board = Board(generation.catalog)
+        self.generation = generation
+
+    async def reload(self) -> ReloadResult:
+        return ReloadResult(True, "reloaded")
+
+    async def debug_run(self, name: str) -> DebugRun:
+        raise AssertionError("the handlers tested here never run a check")
 
 
 @pytest.fixture
-def debug() -> DebugRuns:
-    """Debug runs of the real catalog, off (the default)."""
-    return DebugRuns(CHECKS, enabled=False, min_interval=5)
+def daemon() -> StubDaemon:
+    """The real catalog, nothing run yet, the runbook at an example URL."""
+    return StubDaemon(make_generation(runbook_url="https://runbook.example/ops.md"))
 
 
 @pytest.fixture
-async def client(board: Board, debug: DebugRuns) -> AsyncIterator[test_utils.TestClient]:  # type: ignore[type-arg]
-    """A client of the web app over `board`."""
-    registry, _ = build_registry(board, DependencyHealth(), CHECKS)
-    app = build_web_app(
-        board,
-        registry,
-        calendar=AlwaysOpenCalendar(),
-        debug=debug,
-        runbook_url="https://runbook.example/ops.md",
-        clock=lambda: NOW,
-    )
+def board(daemon: StubDaemon) -> Board:
+    """The daemon's board."""
+    return daemon.board
+
+
+@pytest.fixture
+async def client(daemon: StubDaemon) -> AsyncIterator[test_utils.TestClient]:  # type: ignore[type-arg]
+    """A client of the web app over the stub daemon."""
+    registry, _ = build_registry(daemon.board, DependencyHealth(), CHECKS)
+    app = build_web_app(daemon, registry, clock=lambda: NOW)
     async with test_utils.TestClient(test_utils.TestServer(app)) as http:
         yield http
 
@@ -52,7 +63,7 @@ async def client(board: Board, debug: DebugRuns) -> AsyncIterator[test_utils.Tes
 def record_all(board: Board, status: Status = Status.OK) -> None:
     """Give every check an outcome."""
     for check in CHECKS:
-        board.record(Outcome(check.name, status, Reason.NONE, "fine", 1.8e9, 0.01, True))
+        board.record(outcome(check.name, status, summary="fine", started_at=1.8e9))
 
 
 async def test_metrics_text_format(client: test_utils.TestClient) -> None:  # type: ignore[type-arg]
@@ -101,11 +112,7 @@ async def test_checks_api_lists_the_board(
     board: Board,  # type: ignore[type-arg]
 ) -> None:
     """GET /api/v1/checks returns every check with its runbook step and latest outcome."""
-    board.record(
-        Outcome(
-            "kill_switch", Status.FAIL, Reason.MISMATCH, "API off, Valkey on", 1.8e9, 0.01, True
-        )
-    )
+    board.record(outcome("kill_switch", Status.FAIL, Reason.MISMATCH, "API off, Valkey on"))
     payload = await (await client.get("/api/v1/checks")).json()
     rows = {row["check"]: row for row in payload["checks"]}
     assert list(rows) == [c.name for c in CHECKS]
@@ -122,14 +129,12 @@ async def test_status_page_shows_every_check_by_section(
     """Every check has a row under its runbook section; failing rows say so in words."""
     record_all(board)
     board.record(
-        Outcome(
+        outcome(
             "manifold_freshness",
             Status.FAIL,
             Reason.STALE,
-            "manifold cache: stale: EUR_USD (600s old)",
-            NOW - 4,
-            0.01,
-            True,
+            "manifold cache: stale: EUR_USD (10m old)",
+            started_at=NOW - 4,
         )
     )
     body = await (await client.get("/")).text()
@@ -146,7 +151,7 @@ async def test_status_page_shows_every_check_by_section(
     row = body[body.index('id="check-manifold_freshness"') :]
     row = row[: row.index("</tr>")]
     assert 'data-status="fail"' in row and "✗ fail" in row and "(stale)" in row
-    assert "EUR_USD (600s old)" in row and "4s ago" in row
+    assert "EUR_USD (10m old)" in row and "4s ago" in row
     assert 'href="https://runbook.example/ops.md#pre-open-spin-up-510-minutes"' in row
     assert "1 of 22 checks failing" in body
     assert 'http-equiv="refresh"' in body and 'name="viewport"' in body
@@ -160,14 +165,11 @@ async def test_status_page_shows_sessions_and_an_active_diagnosis(
 ) -> None:
     """The sessions strip is there; a failing diagnosis is shown with its step."""
     board.record(
-        Outcome(
+        outcome(
             "no_positions_diagnosis",
             Status.FAIL,
             Reason.MISSING,
             "flat for 400s; step 3_budget: populate the budget",
-            NOW,
-            0.01,
-            True,
             observations={"step": "3_budget"},
         )
     )
@@ -181,11 +183,7 @@ async def test_status_page_escapes_what_it_shows(
     board: Board,  # type: ignore[type-arg]
 ) -> None:
     """Summaries come from the wire: they are escaped."""
-    board.record(
-        Outcome(
-            "valkey_ping", Status.ERROR, Reason.BAD_PAYLOAD, "<script>x</script>", NOW, 0.01, True
-        )
-    )
+    board.record(outcome("valkey_ping", Status.ERROR, Reason.BAD_PAYLOAD, "<script>x</script>"))
     body = await (await client.get("/")).text()
     assert "<script>x" not in body and "&lt;script&gt;" in body
 
@@ -197,14 +195,10 @@ async def test_one_check_with_history(
     """GET /api/v1/checks/{name}: the latest outcome, observations and bounded history."""
     for index in range(25):
         board.record(
-            Outcome(
+            outcome(
                 "valkey_ping",
-                Status.OK,
-                Reason.NONE,
-                "ok",
-                NOW + index,
-                0.01,
-                True,
+                summary="ok",
+                started_at=NOW + index,
                 observations={"latency_seconds": 0.001},
             )
         )
@@ -216,39 +210,34 @@ async def test_one_check_with_history(
     assert (await client.get("/api/v1/checks/nope")).status == 404
 
 
-async def test_debug_runs_are_off_by_default(client: test_utils.TestClient) -> None:  # type: ignore[type-arg]
+async def test_debug_runs_are_off_by_default() -> None:
     """Without QUANTOPS_DEBUG_RUNS the endpoint refuses and says how to enable it."""
-    response = await client.post("/api/v1/checks/valkey_ping/run")
-    assert response.status == 403
-    assert "QUANTOPS_DEBUG_RUNS=true" in (await response.json())["error"]
+    exporter = build_exporter(make_generation())
+    async with test_utils.TestClient(test_utils.TestServer(exporter.app)) as http:
+        response = await http.post("/api/v1/checks/valkey_ping/run")
+        assert response.status == 403
+        assert "QUANTOPS_DEBUG_RUNS=true" in (await response.json())["error"]
 
 
-async def test_debug_run_returns_outcome_and_trace_and_is_rate_limited(board: Board) -> None:
+async def test_debug_run_returns_outcome_and_trace_and_is_rate_limited() -> None:
     """Enabled: the run's outcome and trace come back, nothing is recorded, then 429."""
 
     async def probe(ctx: CheckContext) -> Verdict:
         trace("probe_read", key="ws:last:manifold:EUR_USD")
         return Verdict(Status.FAIL, Reason.STALE, "probe stale")
 
-    check = make_check(probe, name="valkey_ping")
-    debug = DebugRuns([check], enabled=True, min_interval=30)
-    debug.ctx = make_ctx()
-    registry, _ = build_registry(board, DependencyHealth(), CHECKS)
-    app = build_web_app(
-        board,
-        registry,
-        calendar=AlwaysOpenCalendar(),
-        debug=debug,
-        runbook_url="https://runbook.example/ops.md",
-    )
-    async with test_utils.TestClient(test_utils.TestServer(app)) as http:
-        response = await http.post("/api/v1/checks/valkey_ping/run")
+    # Disabled, so the schedule never runs it: only the debug run does.
+    check = make_check(probe, name="probe", enabled=False)
+    generation = make_generation(debug_runs=True, debug_run_min_interval_seconds=30)
+    exporter = build_exporter(dataclasses.replace(generation, catalog=(check,)))
+    async with test_utils.TestClient(test_utils.TestServer(exporter.app)) as http:
+        response = await http.post("/api/v1/checks/probe/run")
         assert response.status == 200
         payload = await response.json()
         assert payload["outcome"]["status"] == "fail"
         assert payload["recorded"] is False
         assert [e["event"] for e in payload["trace"]] == ["probe_read"]
-        assert board.states["valkey_ping"].latest is None  # the board is untouched
-        again = await http.post("/api/v1/checks/valkey_ping/run")
+        assert exporter.board.states["probe"].latest is None  # the board is untouched
+        again = await http.post("/api/v1/checks/probe/run")
         assert again.status == 429 and int(again.headers["Retry-After"]) >= 29
         assert (await http.post("/api/v1/checks/nope/run")).status == 404

@@ -14,11 +14,11 @@ import bcrypt
 import pytest
 import yaml
 
-from quantops_exporter.app import serve
+from quantops_exporter.app import build_exporter, serve
 from quantops_exporter.config import ConfigError
 from quantops_exporter.simulator.valkey_server import free_port
 from quantops_exporter.webconfig import build_ssl_context, certificate_reloader, load_web_config
-from tests.conftest import make_settings
+from tests.conftest import make_generation
 from tests.tls import TestCA
 
 HASH = bcrypt.hashpw(b"s3cret", bcrypt.gensalt(rounds=4)).decode()
@@ -125,13 +125,14 @@ async def server(tmp_path: Path) -> AsyncIterator[tuple[str, TestCA, Any]]:
         )
     )
     port = free_port()
-    settings = make_settings(
+    generation = make_generation(
+        web=config,
         listen_address=f"127.0.0.1:{port}",
         debug_runs=True,
         valkey_url=f"redis://127.0.0.1:{free_port()}/0",
     )
     stop = asyncio.Event()
-    task = asyncio.create_task(serve(settings, stop, config))
+    task = asyncio.create_task(serve(build_exporter(generation), stop))
     await asyncio.sleep(0.3)
     yield f"https://127.0.0.1:{port}", ca, config
     stop.set()

@@ -1,16 +1,11 @@
 """Alert and recording rules generated from the catalog, so they cannot drift from it.
 
-    python -m quantops_exporter.alerting [--runbook-url URL] [--format rules|prometheusrule]
-
-writes the rule file shipped as deploy/prometheus/rules/quantops-runbook.rules.yml (a test fails
-when the committed file differs from what this generates).
+`python -m quantops_exporter.deploykit` writes them to deploy/prometheus/rules/ (and, as a
+PrometheusRule, to deploy/kubernetes/); `--check` fails when the committed files differ.
 """
 
 from __future__ import annotations
 
-import argparse
-import re
-import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -19,13 +14,9 @@ from typing import Any
 import yaml
 
 from quantops_exporter.checks.base import Check
-from quantops_exporter.checks.catalog import CHECKS
+from quantops_exporter.checks.catalog import CHECKS, DEFAULT_RUNBOOK_URL, Anchor
 
-# The runbook as published with the stack's docs; anchors are GitHub heading slugs.
-DEFAULT_RUNBOOK_URL = (
-    "https://github.com/scrallex/score/blob/099b856/docs/sep-spt-impl/02_Operations_Runbook.md"
-)
-JOB = "quantops-exporter"
+DEFAULT_JOB = "quantops-exporter"
 PREFIX = "SepRunbook"
 
 
@@ -36,225 +27,191 @@ class Severity(StrEnum):
     TICKET = "ticket"
 
 
-class Anchor(StrEnum):
-    """Runbook sections as GitHub heading slugs of 02_Operations_Runbook.md."""
-
-    PRE_OPEN = "pre-open-spin-up-510-minutes"
-    DAILY = "daily-ops-snapshot-30-seconds"
-    POST_DEPLOY = "post-deploy-warmup"
-    TROUBLESHOOTING = "troubleshooting-no-positions-while-gates-are-green"
-    RECOVERY = "recovery-margin-or-exposure-beyond-30"
-    WEEKEND = "weekend--market-close"
-
-
 @dataclass(frozen=True, slots=True)
 class AlertSpec:
-    """How one check pages: its alert name, severity (and why), remedy and runbook anchor."""
+    """How one check pages: its alert name, severity (and why), summary and remedy. The
+    runbook anchor is the check's own (Check.anchor)."""
 
     alert: str
     severity: Severity
     why: str
     summary: str
     remedy: str
-    anchor: Anchor
     value: str | None = None  # PromQL for the current value shown in the description
     for_: str | None = None  # overrides the cadence-derived duration
 
 
-P, T = Severity.PAGE, Severity.TICKET
 ALERTS: dict[str, AlertSpec] = {
     "valkey_ping": AlertSpec(
         "ValkeyUnhealthy",
-        P,
+        Severity.PAGE,
         "every other check reads Valkey",
         "Valkey answers but not as the exporter needs",
         "Check the exporter's Valkey user (ACL) and the server's health.",
-        Anchor.PRE_OPEN,
         "runbook_valkey_ping_latency_seconds",
     ),
     "kill_switch": AlertSpec(
         "KillSwitch",
-        P,
+        Severity.PAGE,
         "trading is blocked, or the two sources of truth disagree",
         "Kill switch in an unexpected state",
         "Confirm /api/kill-switch is false and matches ops:kill_switch while the market is "
         "open (KILL_SWITCH_FORCE_ENV overrides Valkey at boot); leave it ON over the weekend.",
-        Anchor.PRE_OPEN,
     ),
     "trading_mode": AlertSpec(
         "TradingNotLive",
-        P,
+        Severity.PAGE,
         "the stack is not trading live",
         "Trading mode is not live or OANDA is disconnected",
         "Check LIVE_TRADING_ENABLED=1 and the backend's OANDA connection.",
-        Anchor.PRE_OPEN,
     ),
     "manifold_freshness": AlertSpec(
         "ManifoldStale",
-        P,
+        Severity.PAGE,
         "decisions are taken on stale manifolds",
         "ws:last:manifold is stale or unreadable",
         "Check ws-hydrator (it rewrites each key every ~10 s) and the warmup 'hydrate' step.",
-        Anchor.PRE_OPEN,
         'max(time() - runbook_freshness_last_update_timestamp_seconds{source="ws_manifold"})',
     ),
     "signal_freshness": AlertSpec(
         "SignalsStale",
-        P,
+        Severity.PAGE,
         "no new signals means no new entries",
         "sep:signal_index has had no insert within the limit",
         "Check manifold_generator and prime_qfh_history; the warmup primes the index on boot.",
-        Anchor.PRE_OPEN,
         'max(time() - runbook_freshness_last_update_timestamp_seconds{source="signal_index"})',
     ),
     "gates_blob_freshness": AlertSpec(
         "GatesBlobStale",
-        P,
+        Severity.PAGE,
         "allocator-lite holds previous weights while the blob is stale",
         "opt:rolling:gates_blob is stale",
         "Check the rolling evaluator; do not force entries while the blob is stale.",
-        Anchor.PRE_OPEN,
         'max(time() - runbook_freshness_last_update_timestamp_seconds{source="gates_blob"})',
     ),
     "gates_eligible": AlertSpec(
         "TooFewEligible",
-        P,
+        Severity.PAGE,
         "the stack's own rule: fewer than 3 eligibles for 10 minutes pages",
         "Fewer eligible instruments than needed during active sessions",
         "Review sep_rolling_gate rows: repetitions, hazards and cooldowns per instrument.",
-        Anchor.PRE_OPEN,
         "runbook_gates_eligible",
         for_="10m",
     ),
     "gates_sanity": AlertSpec(
         "GatesInsane",
-        T,
+        Severity.TICKET,
         "a data-quality issue in the evaluator, not an outage",
         "Gates blob repetitions or hazards are not sane",
         "Inspect gates_blob.repetition and gates_blob.hazard against ECHO_MIN_REPETITIONS and "
         "ECHO_HAZARD_MAX.",
-        Anchor.PRE_OPEN,
     ),
     "sessions_open": AlertSpec(
         "SessionsCheck",
-        T,
+        Severity.TICKET,
         "informational: the check never fails by design",
         "The sessions check reports a problem",
         "Check the exporter's calendar settings.",
-        Anchor.PRE_OPEN,
     ),
     "margin_utilisation": AlertSpec(
         "MarginHigh",
-        P,
+        Severity.PAGE,
         "at or above the limit the stack stops adding; beyond it is risk",
         "Margin utilisation at or above MARGIN_HYST_HIGH",
         "Follow the recovery procedure if it keeps rising.",
-        Anchor.RECOVERY,
         "runbook_margin_utilisation_ratio",
     ),
     "allocator_topk": AlertSpec(
         "TopKMismatch",
-        T,
+        Severity.TICKET,
         "the allocator publishes the wrong number of weights",
         "sep_allocator_selected count differs from ALLOC_TOP_K",
         "Check allocator-lite logs and ALLOC_TOP_K.",
-        Anchor.PRE_OPEN,
         "runbook_allocator_selected",
     ),
     "position_caps": AlertSpec(
         "PositionOverCap",
-        P,
+        Severity.PAGE,
         "a position beyond its cap is unplanned risk",
         "An open position exceeds min(budget/K, PM_MAX_PER_POS_PCT x budget)",
         "Reduce the position; review PM_MAX_PER_POS_PCT and the budget.",
-        Anchor.PRE_OPEN,
         "max(runbook_position_margin_cap_ratio)",
     ),
     "allocator_cadence": AlertSpec(
         "AllocatorCadence",
-        T,
+        Severity.TICKET,
         "a wrong cadence degrades allocation, it does not stop trading",
         "allocator-lite cadence differs from ALLOC_INTERVAL_SEC or its cycle is stale",
         "Check allocator-lite's ALLOC_INTERVAL_SEC and that it is cycling.",
-        Anchor.DAILY,
         "runbook_allocator_interval_seconds",
     ),
     "span_integrity": AlertSpec(
         "SpanIntegrity",
-        T,
+        Severity.TICKET,
         "a data-integrity fault to investigate, trading continues",
         "sep_span_integrity_ok is not 1",
         "Investigate strict-span monotonicity violations.",
-        Anchor.DAILY,
     ),
     "allocation_status": AlertSpec(
         "AllocationStatus",
-        T,
+        Severity.TICKET,
         "overcap pages through ExposureBeyondCap; off-Top-K is a ticket",
         "Allocation over target or off the published Top-K",
         "Compare /api/risk/allocation-status with sep_allocator_selected.",
-        Anchor.DAILY,
         "runbook_allocation_total_ratio",
     ),
     "candles": AlertSpec(
         "CandlesIncomplete",
-        T,
+        Severity.TICKET,
         "a warmup gap, visible before trading resumes",
         "Candles are short or stale",
         "Re-run the warmup backfill; check sep-candle-fetcher.",
-        Anchor.POST_DEPLOY,
     ),
     "allocator_health": AlertSpec(
         "AllocatorUnhealthy",
-        T,
+        Severity.TICKET,
         "an outage pages through DependencyDown; this is the rest",
         "allocator-lite /status or backend /health is not healthy",
         "Check allocator-lite and rolling evaluator logs before disengaging the kill switch.",
-        Anchor.POST_DEPLOY,
     ),
     "alloc_budget": AlertSpec(
         "BudgetMissing",
-        T,
+        Severity.TICKET,
         "explains no positions; the diagnosis pages if it matters",
         "risk:alloc_budget is missing or not numeric",
         "Check that allocator-lite or the backend publishes the budget.",
-        Anchor.TROUBLESHOOTING,
     ),
     "allocation_weights": AlertSpec(
         "WeightsMissing",
-        T,
+        Severity.TICKET,
         "explains no positions; the diagnosis pages if it matters",
         "risk:allocation_weights is missing or empty",
         "Check allocator-lite logs.",
-        Anchor.TROUBLESHOOTING,
     ),
     "spread_guard": AlertSpec(
         "SpreadsWide",
-        T,
+        Severity.TICKET,
         "a market condition the stack guards itself against",
         "Spreads above MAX_SPREAD_BPS",
         "Expect the spread guard to block adds until spreads "
         "narrow; review MAX_SPREAD_BPS only if it persists.",
-        Anchor.TROUBLESHOOTING,
         "max(runbook_spread_bps)",
     ),
     "no_positions_diagnosis": AlertSpec(
         "FlatWhileGatesGreen",
-        P,
+        Severity.PAGE,
         "the stack silently stopped trading during market hours",
         "No positions while gates are green",
         "Follow the diagnosis: the first failing step is in runbook_diagnosis_step and the "
         "check's summary; reconcile only when every step passes.",
-        Anchor.TROUBLESHOOTING,
     ),
     "exposure_within_cap": AlertSpec(
         "ExposureBeyondCap",
-        P,
+        Severity.PAGE,
         "margin or exposure beyond 30% is the recovery procedure",
         "Margin or exposure beyond 30%",
         "Engage the kill switch, run bin/drain_overcap_only.sh --dry-run, close with a <=3% "
         "buffer until utilisation < 0.30, then review RISK_ALLOC_TARGET_PCT and Top-K.",
-        Anchor.RECOVERY,
         "runbook_margin_utilisation_ratio",
     ),
 }
@@ -307,19 +264,19 @@ def check_alert(check: Check, spec: AlertSpec, runbook_url: str) -> dict[str, An
         "annotations": {
             "summary": f"{spec.summary} on {{{{ $labels.instance }}}}",
             "description": description,
-            "runbook_url": f"{runbook_url}#{spec.anchor.value}",
+            "runbook_url": f"{runbook_url}#{check.anchor}",
             "severity_reason": spec.why,
         },
     }
 
 
-def exporter_alerts(runbook_url: str) -> list[dict[str, Any]]:
+def exporter_alerts(runbook_url: str, job: str = DEFAULT_JOB) -> list[dict[str, Any]]:
     """Alerts about the exporter itself and the dependencies it reads."""
     url = f"{runbook_url}#{Anchor.PRE_OPEN.value}"
     return [
         {
             "alert": f"{PREFIX}ExporterDown",
-            "expr": f'up{{job="{JOB}"}} == 0',
+            "expr": f'up{{job="{job}"}} == 0',
             "for": "2m",
             "labels": {"severity": "page", "check": "exporter"},
             "annotations": {
@@ -331,12 +288,12 @@ def exporter_alerts(runbook_url: str) -> list[dict[str, Any]]:
         },
         {
             "alert": f"{PREFIX}ExporterAbsent",
-            "expr": f'absent(up{{job="{JOB}"}})',
+            "expr": f'absent(up{{job="{job}"}})',
             "for": "5m",
             "labels": {"severity": "page", "check": "exporter"},
             "annotations": {
                 "summary": "No quantops-exporter target is scraped",
-                "description": f"No target of job {JOB} exists: the runbook is not being watched.",
+                "description": f"No target of job {job} exists: the runbook is not being watched.",
                 "runbook_url": url,
             },
         },
@@ -414,7 +371,9 @@ def recording_rules() -> list[dict[str, str]]:
 
 
 def build_rules(
-    checks: Iterable[Check] = CHECKS, runbook_url: str = DEFAULT_RUNBOOK_URL
+    checks: Iterable[Check] = CHECKS,
+    runbook_url: str = DEFAULT_RUNBOOK_URL,
+    job: str = DEFAULT_JOB,
 ) -> dict[str, Any]:
     """The rule file: recording rules, one alert per check, the exporter's own alerts."""
     return {
@@ -424,47 +383,25 @@ def build_rules(
                 "name": "quantops-runbook-checks",
                 "rules": [check_alert(c, ALERTS[c.name], runbook_url) for c in checks],
             },
-            {"name": "quantops-runbook-exporter", "rules": exporter_alerts(runbook_url)},
+            {"name": "quantops-runbook-exporter", "rules": exporter_alerts(runbook_url, job)},
         ]
     }
 
 
-def github_slug(heading: str) -> str:
-    """GitHub's anchor for a Markdown heading."""
-    text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
-    return text.replace(" ", "-")
+def prometheus_rule(rules: dict[str, Any]) -> dict[str, Any]:
+    """The rule file as a prometheus-operator PrometheusRule."""
+    return {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "PrometheusRule",
+        "metadata": {"name": "quantops-runbook", "labels": {"release": "prometheus"}},
+        "spec": rules,
+    }
 
 
 def render(document: dict[str, Any]) -> str:
     """YAML as committed."""
     header = (
-        "# Generated by `python -m quantops_exporter.alerting` from the check catalog.\n"
-        "# Do not edit by hand: change quantops_exporter/alerting.py and regenerate.\n"
+        "# Generated by `python -m quantops_exporter.deploykit` from the check catalog.\n"
+        "# Do not edit by hand: change quantops_exporter/deploykit/ and regenerate.\n"
     )
     return header + yaml.safe_dump(document, sort_keys=False, width=100, allow_unicode=True)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Print the rule file (or a Kubernetes PrometheusRule) to stdout."""
-    parser = argparse.ArgumentParser(prog="python -m quantops_exporter.alerting")
-    parser.add_argument(
-        "--runbook-url",
-        default=DEFAULT_RUNBOOK_URL,
-        help="base URL of the published runbook (anchors are appended)",
-    )
-    parser.add_argument("--format", choices=("rules", "prometheusrule"), default="rules")
-    args = parser.parse_args(argv)
-    rules = build_rules(runbook_url=args.runbook_url)
-    if args.format == "prometheusrule":
-        rules = {
-            "apiVersion": "monitoring.coreos.com/v1",
-            "kind": "PrometheusRule",
-            "metadata": {"name": "quantops-runbook", "labels": {"release": "prometheus"}},
-            "spec": rules,
-        }
-    sys.stdout.write(render(rules))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

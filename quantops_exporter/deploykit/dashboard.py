@@ -1,12 +1,8 @@
-"""The Grafana dashboard, generated so that every panel query is known to the tests.
-
-python -m quantops_exporter.dashboard > deploy/grafana/dashboards/quantops-runbook.json
-"""
+"""The Grafana dashboard, generated (`python -m quantops_exporter.deploykit`) so that every panel
+query is known to the tests."""
 
 from __future__ import annotations
 
-import json
-import sys
 from typing import Any
 
 DS = {"type": "prometheus", "uid": "${datasource}"}
@@ -168,11 +164,6 @@ PANELS: list[tuple[str, str, list[tuple[str, str]], str, int, list[tuple[float |
 ]
 
 
-def panel_queries() -> list[str]:
-    """Every PromQL expression on the dashboard (the e2e test runs each one)."""
-    return [expr for _t, _k, targets, *_ in PANELS for expr, _legend in targets]
-
-
 def build_dashboard() -> dict[str, Any]:
     """The dashboard JSON model."""
     panels, x, y = [], 0, 0
@@ -235,13 +226,3 @@ def build_dashboard() -> dict[str, Any]:
         },
         "panels": panels,
     }
-
-
-def main() -> int:
-    """Print the dashboard JSON."""
-    sys.stdout.write(json.dumps(build_dashboard(), indent=2) + "\n")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

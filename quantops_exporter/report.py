@@ -1,0 +1,51 @@
+"""The `check` command's report for people: grouped like the runbook, with progress on a TTY."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from quantops_exporter.checks.base import MARKS, Check, Outcome, Status
+
+_COLOURS = {Status.OK: "32", Status.FAIL: "31", Status.ERROR: "33", Status.SKIPPED: "90"}
+
+
+class Progress:
+    """`running checks… 12/22` on stderr while checks run, on a terminal only."""
+
+    def __init__(self, total: int, *, enabled: bool) -> None:
+        self.total, self.count, self.enabled = total, 0, enabled
+        self._show()
+
+    def done(self, _outcome: Outcome) -> None:
+        """One more check finished."""
+        self.count += 1
+        self._show()
+
+    def finish(self) -> None:
+        """Erase the indicator."""
+        if self.enabled:
+            sys.stderr.write("\r\033[K")
+            sys.stderr.flush()
+
+    def _show(self) -> None:
+        if self.enabled:
+            sys.stderr.write(f"\rrunning checks\u2026 {self.count}/{self.total}")
+            sys.stderr.flush()
+
+
+def render_table(results: Sequence[tuple[Check, Outcome]], *, colour: bool = False) -> str:
+    """The report, grouped by runbook section like the runbook itself: a mark per step,
+    status/reason when it is not ok, the summary, and the runbook reference."""
+    lines: list[str] = []
+    section = None
+    for check, outcome in results:
+        if check.section != section:
+            section = check.section
+            lines.append(("\n" if lines else "") + section)
+        verdict = "" if outcome.status is Status.OK else f"{outcome.status}/{outcome.reason}  "
+        mark = MARKS[outcome.status]
+        if colour:
+            mark = f"\033[{_COLOURS[outcome.status]}m{mark}\033[0m"
+        lines.append(f"  {mark} {check.name:<24} {verdict}{outcome.summary}  [{check.runbook}]")
+    return "\n".join(lines)
