@@ -20,9 +20,11 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff check quantops_exporter tests benchmarks
 	$(BIN)/ruff format --check quantops_exporter tests benchmarks
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
+# Branch coverage of the package, subprocesses included, printed after the tests.
 test: lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --cov --cov-report=term
 
 unit: $(BIN)/.installed
 	$(BIN)/python -m pytest tests/unit
