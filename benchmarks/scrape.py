@@ -15,8 +15,9 @@ from prometheus_client import generate_latest
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 
 from quantops_exporter.board import Board
-from quantops_exporter.checks.base import Freshness, Outcome, Reason, Source, Status, Verdict
+from quantops_exporter.checks.base import Outcome
 from quantops_exporter.checks.catalog import CHECKS
+from quantops_exporter.checks.verdict import Freshness, Reason, Source, Status, Verdict
 from quantops_exporter.config import DEFAULT_PAIRS
 from quantops_exporter.log import configure_logging
 from quantops_exporter.metrics import build_registry

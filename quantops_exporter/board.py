@@ -14,7 +14,8 @@ from types import MappingProxyType
 
 import structlog
 
-from quantops_exporter.checks.base import Check, Outcome, Status
+from quantops_exporter.checks.base import Check, Outcome
+from quantops_exporter.checks.verdict import Status
 
 Listener = Callable[[Outcome], None]
 HISTORY_LENGTH = 20

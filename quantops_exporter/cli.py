@@ -15,8 +15,8 @@ from pathlib import Path
 
 from quantops_exporter import __version__
 from quantops_exporter.app import run_daemon, run_once
-from quantops_exporter.checks.base import Status
 from quantops_exporter.checks.catalog import Section
+from quantops_exporter.checks.verdict import Status
 from quantops_exporter.config import ConfigError
 from quantops_exporter.generation import Generation, load_generation
 from quantops_exporter.log import configure_logging

@@ -16,8 +16,10 @@ from prometheus_client.registry import Collector
 
 from quantops_exporter import __version__
 from quantops_exporter.board import Board
-from quantops_exporter.checks.base import Check, Measure, Outcome, Reason, Source, Status
+from quantops_exporter.checks.base import Check, Outcome
+from quantops_exporter.checks.freshness import freshness_limits
 from quantops_exporter.checks.thresholds import Thresholds
+from quantops_exporter.checks.verdict import Measure, Reason, Source, Status
 from quantops_exporter.sources.health import DependencyHealth
 
 _DEFAULTS = Thresholds()
@@ -89,16 +91,6 @@ MEASURES: Mapping[Measure, MeasureSpec] = {
         ("procedure", "step"),
     ),
 }
-
-
-def freshness_limits(t: Thresholds) -> dict[Source, float]:
-    """Each freshness source's configured limit, exported for the staleness alert."""
-    return {
-        Source.WS_MANIFOLD: t.fresh_max_ws_age_sec,
-        Source.SIGNAL_INDEX: t.fresh_max_signal_age_sec,
-        Source.GATES_BLOB: t.gates_blob_max_age_sec,
-        Source.CANDLES: t.candles_max_age_seconds,
-    }
 
 
 class BoardCollector(Collector):

@@ -5,7 +5,8 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from quantops_exporter.checks.base import MARKS, Check, Outcome, Status
+from quantops_exporter.checks.base import Check, Outcome
+from quantops_exporter.checks.verdict import MARKS, Status
 
 _COLOURS = {Status.OK: "32", Status.FAIL: "31", Status.ERROR: "33", Status.SKIPPED: "90"}
 

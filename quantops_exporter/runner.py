@@ -12,7 +12,8 @@ from collections.abc import Callable
 
 import structlog
 
-from quantops_exporter.checks.base import Check, CheckContext, Outcome, Reason, Status, Verdict
+from quantops_exporter.checks.base import Check, CheckContext, Outcome
+from quantops_exporter.checks.verdict import Reason, Status, Verdict
 from quantops_exporter.sources import errors
 
 _REASONS: tuple[tuple[type[errors.SourceError], Reason], ...] = (

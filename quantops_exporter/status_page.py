@@ -14,8 +14,9 @@ from datetime import UTC, datetime
 
 from quantops_exporter import __version__
 from quantops_exporter.board import CheckState
-from quantops_exporter.checks.base import MARKS, Outcome, Status
+from quantops_exporter.checks.base import Outcome
 from quantops_exporter.checks.catalog import DEFAULT_RUNBOOK_URL, Section
+from quantops_exporter.checks.verdict import MARKS, Status
 from quantops_exporter.humanize import format_duration
 from quantops_exporter.market import Calendar, Session
 

@@ -5,19 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from quantops_exporter.checks.base import (
-    Check,
-    CheckContext,
-    Freshness,
-    Outcome,
-    Reading,
-    Reason,
-    Run,
-    Status,
-    Verdict,
-)
+from quantops_exporter.checks.base import Check, CheckContext, Outcome, Run
 from quantops_exporter.checks.catalog import Anchor
 from quantops_exporter.checks.thresholds import Thresholds
+from quantops_exporter.checks.verdict import Freshness, Reading, Reason, Status, Verdict
 from quantops_exporter.market import AlwaysOpenCalendar, Calendar
 from quantops_exporter.sources.stack_metrics import StackMetricsReader
 

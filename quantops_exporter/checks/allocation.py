@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from quantops_exporter.checks.base import (
-    CheckContext,
+from quantops_exporter.checks.base import CheckContext, read_both, with_unconfigured
+from quantops_exporter.checks.parsing import as_decimal, as_object, as_weight_map
+from quantops_exporter.checks.risk import ALLOCATION_STATUS_PATH, total_allocation
+from quantops_exporter.checks.thresholds import WeightsScale
+from quantops_exporter.checks.timestamps import TimestampError, parse_timestamp
+from quantops_exporter.checks.verdict import (
     Freshness,
     Measure,
     Reading,
@@ -13,13 +17,9 @@ from quantops_exporter.checks.base import (
     Source,
     Status,
     Verdict,
-    read_both,
-    with_unconfigured,
+    fail,
+    ok,
 )
-from quantops_exporter.checks.parsing import as_decimal, as_object, as_weight_map
-from quantops_exporter.checks.risk import ALLOCATION_STATUS_PATH, total_allocation
-from quantops_exporter.checks.thresholds import WeightsScale
-from quantops_exporter.checks.timestamps import TimestampError, parse_timestamp
 from quantops_exporter.sources.errors import BadPayload, WrongType
 from quantops_exporter.sources.health import Dependency
 from quantops_exporter.sources.payloads import decode_json
@@ -50,8 +50,7 @@ def judge_topk(metrics: StackMetrics, top_k: int) -> Verdict:
         Reading(Measure.ALLOCATOR_TOP_K, float(top_k)),
     )
     if len(chosen) != top_k:
-        return Verdict(
-            Status.FAIL,
+        return fail(
             Reason.MISMATCH,
             f"{len(chosen)} instruments selected, ALLOC_TOP_K is {top_k}",
             readings=readings,
@@ -79,24 +78,20 @@ def judge_allocation_status(
         "weighted": sorted(i for i, w in weight_map.items() if w and i in instruments),
     }
     if total > target + 1e-9:
-        return Verdict(
-            Status.FAIL,
+        return fail(
             Reason.THRESHOLD,
             f"total allocation {total:.3f} > RISK_ALLOC_TARGET_PCT {target:.2f}",
             readings=readings,
             observations=observations,
         )
     if off:
-        return Verdict(
-            Status.FAIL,
+        return fail(
             Reason.MISMATCH,
             f"weights on instruments outside the published Top-K: {', '.join(off[:5])}",
             readings=readings,
             observations=observations,
         )
-    return Verdict(
-        Status.OK,
-        Reason.NONE,
+    return ok(
         f"total allocation {total:.3f} <= {target:.2f}, weights only on the Top-K",
         readings=readings,
         observations=observations,
@@ -115,8 +110,7 @@ def judge_cadence(
     cadence = as_decimal(raw, "allocator interval")
     readings = (Reading(Measure.ALLOCATOR_INTERVAL, cadence),)
     if cadence != interval:
-        return Verdict(
-            Status.FAIL,
+        return fail(
             Reason.MISMATCH,
             f"allocator-lite interval is {cadence:g}s, ALLOC_INTERVAL_SEC is {interval:g}s",
             readings=readings,
@@ -127,8 +121,7 @@ def judge_cadence(
         except TimestampError as err:
             raise BadPayload(f"allocator ts: {err}") from err
         if age > max_age:
-            return Verdict(
-                Status.FAIL,
+            return fail(
                 Reason.STALE,
                 f"allocator-lite last cycle {age:.0f}s ago (max {max_age:.0f}s)",
                 readings=readings,
@@ -182,7 +175,7 @@ async def check_allocator_health(ctx: CheckContext) -> Verdict:
         ctx.http.get_bytes(Dependency.API, ctx.api_url + HEALTH_PATH),
     )
     as_object(status, f"allocator {STATUS_PATH}")
-    return Verdict(Status.OK, Reason.NONE, "allocator-lite /status and backend /health answer")
+    return ok("allocator-lite /status and backend /health answer")
 
 
 async def check_allocation_weights(ctx: CheckContext) -> Verdict:
@@ -191,8 +184,7 @@ async def check_allocation_weights(ctx: CheckContext) -> Verdict:
     if read.wrong_type:
         raise WrongType(f"{WEIGHTS_KEY} is not a STRING")
     if read.missing:
-        return Verdict(
-            Status.FAIL,
+        return fail(
             Reason.MISSING,
             f"{WEIGHTS_KEY} is missing: allocator-lite has published nothing",
         )
@@ -206,9 +198,7 @@ async def check_allocation_weights(ctx: CheckContext) -> Verdict:
         return Verdict(
             Status.FAIL, Reason.MISSING, f"{WEIGHTS_KEY} holds no weights", freshness=freshness
         )
-    return Verdict(
-        Status.OK,
-        Reason.NONE,
+    return ok(
         f"{len(weight_map)} weights published"
         + ("" if changed is None else f", last changed {now - changed:.0f}s ago"),
         freshness=freshness,

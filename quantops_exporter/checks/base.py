@@ -1,4 +1,4 @@
-"""The vocabulary of a check: status, reason, verdict, outcome, and the check row itself."""
+"""A check: the row in the catalog, the context it reads through, and the outcome it records."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ import asyncio
 import dataclasses
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import TYPE_CHECKING, TypeVar
 
 from quantops_exporter.checks.memory import CheckMemory
 from quantops_exporter.checks.thresholds import Thresholds
+from quantops_exporter.checks.verdict import Freshness, Measure, Reading, Reason, Status, Verdict
 from quantops_exporter.sources.health import Dependency
 
 if TYPE_CHECKING:
@@ -18,107 +18,6 @@ if TYPE_CHECKING:
     from quantops_exporter.sources.http import HttpReader
     from quantops_exporter.sources.stack_metrics import StackMetricsReader
     from quantops_exporter.sources.valkey import ValkeyReader
-
-
-class Status(StrEnum):
-    """What a run concluded; a closed set so it can be a label value."""
-
-    OK = "ok"
-    FAIL = "fail"  # the stack is unhealthy
-    ERROR = "error"  # we could not tell: source down, timeout, bad payload
-    SKIPPED = "skipped"  # not expected now (market closed, disabled)
-
-
-# How reports mark a status: the en dash is the runbook's "not applicable".
-MARKS: dict[Status, str] = {
-    Status.OK: "\u2713",
-    Status.FAIL: "\u2717",
-    Status.ERROR: "\u2717",
-    Status.SKIPPED: "\u2013",
-}
-
-
-class Reason(StrEnum):
-    """Why a run ended as it did; a closed set so it can be a label value."""
-
-    NONE = "none"
-    STALE = "stale"
-    MISSING = "missing"
-    THRESHOLD = "threshold"
-    MISMATCH = "mismatch"
-    UNEXPECTED_VALUE = "unexpected_value"
-    UNREACHABLE = "unreachable"
-    TIMEOUT = "timeout"
-    HTTP_ERROR = "http_error"
-    BAD_PAYLOAD = "bad_payload"
-    WRONG_TYPE = "wrong_type"
-    FORBIDDEN = "forbidden"
-    TOO_LARGE = "too_large"
-    CLOCK_SKEW = "clock_skew"
-    MARKET_CLOSED = "market_closed"
-    SESSION_CLOSED = "session_closed"
-    INTERNAL_ERROR = "internal_error"
-
-
-class Source(StrEnum):
-    """Freshness sources: the `source` label of the freshness metrics."""
-
-    WS_MANIFOLD = "ws_manifold"
-    SIGNAL_INDEX = "signal_index"
-    GATES_BLOB = "gates_blob"
-    CANDLES = "candles"
-    ALLOCATION_WEIGHTS = "allocation_weights"
-
-
-class Measure(StrEnum):
-    """Domain numbers a check reports; each maps to one gauge family in metrics.py."""
-
-    VALKEY_PING_LATENCY = "valkey_ping_latency"
-    KILL_SWITCH_ENGAGED = "kill_switch_engaged"
-    GATES_ELIGIBLE = "gates_eligible"
-    GATE_BUFFER = "gate_buffer"
-    ALLOCATOR_SELECTED = "allocator_selected"
-    ALLOCATOR_TOP_K = "allocator_top_k"
-    ALLOCATOR_INTERVAL = "allocator_interval"
-    SESSION_OPEN = "session_open"
-    MARGIN_UTILISATION = "margin_utilisation"
-    ALLOCATION_TOTAL = "allocation_total"
-    POSITION_MARGIN_RATIO = "position_margin_ratio"
-    OPEN_POSITIONS = "open_positions"
-    SPREAD_BPS = "spread_bps"
-    CANDLES = "candles"
-    DIAGNOSIS_STEP = "diagnosis_step"
-    UNCONFIGURED_INSTRUMENTS = "unconfigured_instruments"
-
-
-@dataclass(frozen=True, slots=True)
-class Freshness:
-    """When one source last updated, for one configured instrument ("" for a global source)."""
-
-    source: Source
-    instrument: str
-    updated_at: float | None  # epoch seconds; None when missing or unreadable
-
-
-@dataclass(frozen=True, slots=True)
-class Reading:
-    """One domain number with its label values (label names are fixed per Measure)."""
-
-    measure: Measure
-    value: float
-    labels: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class Verdict:
-    """What a pure evaluator concluded from what a check read."""
-
-    status: Status
-    reason: Reason
-    summary: str
-    freshness: tuple[Freshness, ...] = ()
-    readings: tuple[Reading, ...] = ()
-    observations: Mapping[str, object] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

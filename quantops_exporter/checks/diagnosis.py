@@ -12,15 +12,7 @@ from collections.abc import Awaitable, Callable
 from enum import StrEnum
 
 from quantops_exporter.checks.allocation import check_allocation_weights
-from quantops_exporter.checks.base import (
-    CheckContext,
-    Measure,
-    Reading,
-    Reason,
-    Status,
-    Verdict,
-    read_both,
-)
+from quantops_exporter.checks.base import CheckContext, read_both
 from quantops_exporter.checks.freshness import (
     check_gates_blob_freshness,
     check_manifold_freshness,
@@ -36,6 +28,7 @@ from quantops_exporter.checks.risk import (
     open_positions,
 )
 from quantops_exporter.checks.trading import check_trading_mode
+from quantops_exporter.checks.verdict import Measure, Reading, Reason, Status, Verdict, fail
 from quantops_exporter.sources.health import Dependency
 
 PROCEDURE = "no_positions"
@@ -126,16 +119,14 @@ async def check_no_positions(ctx: CheckContext) -> Verdict:
         for check in checks:
             verdict = await check(ctx)
             if verdict.status in (Status.FAIL, Status.ERROR):
-                return Verdict(
-                    Status.FAIL,
+                return fail(
                     verdict.reason,
                     f"flat for {flat_for:.0f}s with {eligible} eligible; step {step.value}: "
                     f"{ADVICE[step]} ({verdict.summary})",
                     readings=_step_readings(step),
                     observations={"step": step.value},
                 )
-    return Verdict(
-        Status.FAIL,
+    return fail(
         Reason.UNEXPECTED_VALUE,
         f"flat for {flat_for:.0f}s with {eligible} eligible; steps 1-7 pass; step "
         f"{Step.RECONCILE.value}: {ADVICE[Step.RECONCILE]}",

@@ -9,17 +9,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from quantops_exporter.checks.base import (
-    CheckContext,
-    Freshness,
-    Reason,
-    Source,
-    Status,
-    Verdict,
-)
+from quantops_exporter.checks.base import CheckContext
 from quantops_exporter.checks.parsing import as_object
-from quantops_exporter.checks.thresholds import SignalTimestampSource
+from quantops_exporter.checks.thresholds import SignalTimestampSource, Thresholds
 from quantops_exporter.checks.timestamps import TimestampError, find_timestamp, parse_timestamp
+from quantops_exporter.checks.verdict import Freshness, Reason, Source, Status, Verdict, ok
 from quantops_exporter.humanize import format_duration
 from quantops_exporter.sources.errors import BadPayload
 from quantops_exporter.sources.payloads import decode_json
@@ -77,9 +71,7 @@ def judge_freshness(
     observations = {"ages_seconds": ages, "max_age_seconds": max_age}
     if not findings:
         oldest = max((a for a in ages.values() if a is not None), default=0.0)
-        return Verdict(
-            Status.OK,
-            Reason.NONE,
+        return ok(
             f"{what}: all {len(stamps)} fresh (oldest {oldest:.0f}s, max {max_age:.0f}s)",
             freshness=freshness,
             observations=observations,
@@ -185,14 +177,7 @@ async def check_manifold_freshness(ctx: CheckContext) -> Verdict:
         )
         for inst, read in zip(ctx.instruments, reads, strict=True)
     ]
-    return judge_freshness(
-        Source.WS_MANIFOLD,
-        stamps,
-        now=now,
-        max_age=ctx.thresholds.fresh_max_ws_age_sec,
-        max_skew=ctx.thresholds.max_clock_skew_seconds,
-        what="manifold cache",
-    )
+    return _judge(ctx, Source.WS_MANIFOLD, stamps, now)
 
 
 async def check_signal_freshness(ctx: CheckContext) -> Verdict:
@@ -204,14 +189,7 @@ async def check_signal_freshness(ctx: CheckContext) -> Verdict:
         stamp_newest_signal(inst, read, ctx.thresholds.signal_ts_source)
         for inst, read in zip(ctx.instruments, reads, strict=True)
     ]
-    return judge_freshness(
-        Source.SIGNAL_INDEX,
-        stamps,
-        now=now,
-        max_age=ctx.thresholds.fresh_max_signal_age_sec,
-        max_skew=ctx.thresholds.max_clock_skew_seconds,
-        what="signal index",
-    )
+    return _judge(ctx, Source.SIGNAL_INDEX, stamps, now)
 
 
 async def check_gates_blob_freshness(ctx: CheckContext) -> Verdict:
@@ -219,11 +197,33 @@ async def check_gates_blob_freshness(ctx: CheckContext) -> Verdict:
     read = await ctx.valkey.get(GATES_BLOB_KEY)
     now = ctx.clock()
     stamp = stamp_json_key("", read, GATES_BLOB_TS_FIELDS, now=now)
+    return _judge(ctx, Source.GATES_BLOB, [stamp], now)
+
+
+def freshness_limits(t: Thresholds) -> dict[Source, float]:
+    """Each freshness source's configured age limit (the checks judge by it; /metrics exports it
+    for the staleness alert)."""
+    return {
+        Source.WS_MANIFOLD: t.fresh_max_ws_age_sec,
+        Source.SIGNAL_INDEX: t.fresh_max_signal_age_sec,
+        Source.GATES_BLOB: t.gates_blob_max_age_sec,
+        Source.CANDLES: t.candles_max_age_seconds,
+    }
+
+
+_WHAT = {
+    Source.WS_MANIFOLD: "manifold cache",
+    Source.SIGNAL_INDEX: "signal index",
+    Source.GATES_BLOB: "gates blob",
+}
+
+
+def _judge(ctx: CheckContext, source: Source, stamps: Sequence[Stamp], now: float) -> Verdict:
     return judge_freshness(
-        Source.GATES_BLOB,
-        [stamp],
+        source,
+        stamps,
         now=now,
-        max_age=ctx.thresholds.gates_blob_max_age_sec,
+        max_age=freshness_limits(ctx.thresholds)[source],
         max_skew=ctx.thresholds.max_clock_skew_seconds,
-        what="gates blob",
+        what=_WHAT[source],
     )

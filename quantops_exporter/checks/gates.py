@@ -4,18 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from quantops_exporter.checks.base import (
-    CheckContext,
-    Measure,
-    Reading,
-    Reason,
-    Status,
-    Verdict,
-    with_unconfigured,
-)
+from quantops_exporter.checks.base import CheckContext, with_unconfigured
 from quantops_exporter.checks.freshness import GATES_BLOB_KEY
 from quantops_exporter.checks.parsing import as_decimal, as_object
 from quantops_exporter.checks.thresholds import Thresholds
+from quantops_exporter.checks.verdict import Measure, Reading, Reason, Status, Verdict, fail, ok
 from quantops_exporter.sources.errors import WrongType
 from quantops_exporter.sources.payloads import decode_json
 from quantops_exporter.sources.stack_metrics import StackMetrics
@@ -51,16 +44,13 @@ def judge_gates_eligible(
         "minimum": minimum,
     }
     if len(eligible) < minimum:
-        return Verdict(
-            Status.FAIL,
+        return fail(
             Reason.THRESHOLD,
             f"{len(eligible)} eligible instruments, need at least {minimum}",
             readings=tuple(readings),
             observations=observations,
         )
-    return Verdict(
-        Status.OK,
-        Reason.NONE,
+    return ok(
         f"{len(eligible)} eligible (at least {minimum}): {', '.join(eligible)}",
         readings=tuple(readings),
         observations=observations,
@@ -119,9 +109,7 @@ def judge_gates_sanity(blob: object, instruments: Sequence[str], t: Thresholds) 
             Status.FAIL, Reason.THRESHOLD, "; ".join(problems), observations=observations
         )
     shape = "" if echo_shape else " (hysteresis-era blob: no repetition/hazard to check)"
-    return Verdict(
-        Status.OK,
-        Reason.NONE,
+    return ok(
         f"{len(eligible)} eligible, repetitions and hazards sane{shape}",
         observations=observations,
     )
@@ -131,14 +119,13 @@ def judge_span_integrity(metrics: StackMetrics) -> Verdict:
     """`sep_span_integrity_ok` equals 1."""
     series = metrics.series(SPAN_INTEGRITY)
     if not series:
-        return Verdict(Status.FAIL, Reason.MISSING, f"the stack's /metrics has no {SPAN_INTEGRITY}")
+        return fail(Reason.MISSING, f"the stack's /metrics has no {SPAN_INTEGRITY}")
     if any(s.value != 1 for s in series):
-        return Verdict(
-            Status.FAIL,
+        return fail(
             Reason.UNEXPECTED_VALUE,
             f"{SPAN_INTEGRITY} is {series[0].value:g}: strict-span monotonicity broken",
         )
-    return Verdict(Status.OK, Reason.NONE, f"{SPAN_INTEGRITY} is 1")
+    return ok(f"{SPAN_INTEGRITY} is 1")
 
 
 async def check_gates_eligible(ctx: CheckContext) -> Verdict:
@@ -155,7 +142,7 @@ async def check_gates_sanity(ctx: CheckContext) -> Verdict:
     if read.wrong_type:
         raise WrongType(f"{GATES_BLOB_KEY} is not a STRING")
     if read.missing:
-        return Verdict(Status.FAIL, Reason.MISSING, f"{GATES_BLOB_KEY} is missing")
+        return fail(Reason.MISSING, f"{GATES_BLOB_KEY} is missing")
     return judge_gates_sanity(
         decode_json(read.value, GATES_BLOB_KEY), ctx.instruments, ctx.thresholds
     )

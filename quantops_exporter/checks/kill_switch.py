@@ -2,16 +2,9 @@
 
 from __future__ import annotations
 
-from quantops_exporter.checks.base import (
-    CheckContext,
-    Measure,
-    Reading,
-    Reason,
-    Status,
-    Verdict,
-    read_both,
-)
+from quantops_exporter.checks.base import CheckContext, read_both
 from quantops_exporter.checks.thresholds import KillSwitchPolicy
+from quantops_exporter.checks.verdict import Measure, Reading, Reason, Status, Verdict, fail, ok
 from quantops_exporter.sources.errors import BadPayload
 from quantops_exporter.sources.health import Dependency
 from quantops_exporter.sources.valkey import KeyRead
@@ -73,8 +66,7 @@ def judge_kill_switch(
     state = "engaged" if api_engaged else "off"
     if api_engaged != valkey_engaged:
         missing_note = " (key missing: the stack falls back to engaged)" if valkey_missing else ""
-        return Verdict(
-            Status.FAIL,
+        return fail(
             Reason.MISMATCH,
             f"API says {'engaged' if api_engaged else 'off'} but {KILL_SWITCH_KEY} says "
             f"{'engaged' if valkey_engaged else 'off'}{missing_note}; check KILL_SWITCH_FORCE_ENV",
@@ -90,9 +82,7 @@ def judge_kill_switch(
         expected = None
     if expected is None or expected == api_engaged:
         why = "market open" if market_open else "market closed"
-        return Verdict(
-            Status.OK,
-            Reason.NONE,
+        return ok(
             f"kill switch {state} ({why}, policy {policy})",
             readings=readings,
             observations=observations,

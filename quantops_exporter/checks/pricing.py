@@ -4,16 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from quantops_exporter.checks.base import (
-    CheckContext,
-    Measure,
-    Reading,
-    Reason,
-    Status,
-    Verdict,
-    with_unconfigured,
-)
+from quantops_exporter.checks.base import CheckContext, with_unconfigured
 from quantops_exporter.checks.parsing import as_decimal, as_object
+from quantops_exporter.checks.verdict import Measure, Reading, Reason, Verdict, fail, ok
 from quantops_exporter.sources.errors import BadPayload
 from quantops_exporter.sources.health import Dependency
 
@@ -65,17 +58,14 @@ def judge_spreads(spreads: dict[str, float], instruments: Sequence[str], max_bps
     wide = [f"{i} {spreads[i]:.1f}" for i in instruments if spreads.get(i, 0.0) > max_bps]
     unquoted = [i for i in instruments if i not in spreads]
     if wide:
-        return Verdict(
-            Status.FAIL,
+        return fail(
             Reason.THRESHOLD,
             f"spreads above MAX_SPREAD_BPS {max_bps:g} bps (the spread guard blocks "
             f"adds): {', '.join(wide)}",
             readings=readings,
         )
     note = f"; no quote for {', '.join(unquoted)}" if unquoted else ""
-    return Verdict(
-        Status.OK,
-        Reason.NONE,
+    return ok(
         f"{len(readings)} spreads within {max_bps:g} bps{note}",
         readings=readings,
     )

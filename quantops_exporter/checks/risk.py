@@ -5,16 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from quantops_exporter.checks.base import (
-    CheckContext,
-    Measure,
-    Reading,
-    Reason,
-    Status,
-    Verdict,
-    read_both,
-    with_unconfigured,
-)
+from quantops_exporter.checks.base import CheckContext, read_both, with_unconfigured
 from quantops_exporter.checks.parsing import (
     as_decimal,
     as_list,
@@ -24,6 +15,7 @@ from quantops_exporter.checks.parsing import (
     unwrap,
 )
 from quantops_exporter.checks.thresholds import WeightsScale
+from quantops_exporter.checks.verdict import Measure, Reading, Reason, Verdict, fail, ok
 from quantops_exporter.sources.errors import BadPayload, WrongType
 from quantops_exporter.sources.health import Dependency
 
@@ -54,17 +46,14 @@ def judge_margin(ratio: float, high: float) -> Verdict:
     readings = (Reading(Measure.MARGIN_UTILISATION, ratio),)
     observations = {"margin_utilisation": round(ratio, 6), "limit": high}
     if ratio >= high:
-        return Verdict(
-            Status.FAIL,
+        return fail(
             Reason.THRESHOLD,
             f"margin utilisation {ratio:.3f} >= MARGIN_HYST_HIGH {high:.2f}: "
             "new entries are blocked",
             readings=readings,
             observations=observations,
         )
-    return Verdict(
-        Status.OK,
-        Reason.NONE,
+    return ok(
         f"margin utilisation {ratio:.3f} < {high:.2f}",
         readings=readings,
         observations=observations,
@@ -131,17 +120,14 @@ def judge_position_caps(
     observations = {"cap": round(cap, 2), "budget": round(budget, 2), "positions": len(positions)}
     if over:
         listed = ", ".join(f"{p.instrument} {p.margin:.0f}" for p in over[:5])
-        return Verdict(
-            Status.FAIL,
+        return fail(
             Reason.THRESHOLD,
             f"over the per-position cap {cap:.0f} = min(budget/K, "
             f"PM_MAX_PER_POS_PCT x budget): {listed}",
             readings=tuple(readings),
             observations=observations,
         )
-    return Verdict(
-        Status.OK,
-        Reason.NONE,
+    return ok(
         f"{len(positions)} open position(s) within the cap {cap:.0f}",
         readings=tuple(readings),
         observations=observations,
@@ -170,14 +156,11 @@ async def read_budget(ctx: CheckContext) -> float:
 def judge_alloc_budget(fields: dict[str, float] | None) -> Verdict:
     """risk:alloc_budget exists with numeric fields."""
     if not fields:
-        return Verdict(
-            Status.FAIL,
+        return fail(
             Reason.MISSING,
             f"{BUDGET_KEY} is missing or empty: PortfolioManager has no budget",
         )
-    return Verdict(
-        Status.OK,
-        Reason.NONE,
+    return ok(
         f"{BUDGET_KEY} has {len(fields)} numeric field(s)",
         observations={"fields": sorted(fields)},
     )
@@ -202,15 +185,12 @@ def judge_exposure(ratio: float, allocation: float, high: float, target: float) 
     if allocation > target + 1e-9:
         problems.append(f"total allocation {allocation:.3f} > {target:.2f}")
     if problems:
-        return Verdict(
-            Status.FAIL,
+        return fail(
             Reason.THRESHOLD,
             "; ".join(problems) + ". " + RECOVERY,
             observations=observations,
         )
-    return Verdict(
-        Status.OK,
-        Reason.NONE,
+    return ok(
         f"margin {ratio:.3f} and allocation {allocation:.3f} within caps",
         observations=observations,
     )

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from quantops_exporter.checks.base import CheckContext, Measure, Reading, Reason, Status, Verdict
+from quantops_exporter.checks.base import CheckContext
+from quantops_exporter.checks.verdict import Measure, Reading, Reason, Status, Verdict, ok
 from quantops_exporter.market import Session
 
 
@@ -25,9 +26,7 @@ def judge_sessions(
         "expected": sorted(s.value for s in expected),
     }
     if any(s in expected for s in open_now):
-        return Verdict(
-            Status.OK,
-            Reason.NONE,
+        return ok(
             f"open sessions: {names}",
             readings=readings,
             observations=observations,

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from quantops_exporter.checks.base import CheckContext, Reason, Status, Verdict
+from quantops_exporter.checks.base import CheckContext
 from quantops_exporter.checks.parsing import as_object
+from quantops_exporter.checks.verdict import Reason, Status, Verdict, fail
 from quantops_exporter.sources.errors import BadPayload
 from quantops_exporter.sources.health import Dependency
 
@@ -36,8 +37,7 @@ def judge_trading_mode(payload: object) -> Verdict:
             "auto_trading_enabled/environment"
         )
     if problems:
-        return Verdict(
-            Status.FAIL,
+        return fail(
             Reason.UNEXPECTED_VALUE,
             "; ".join(problems) + " (check LIVE_TRADING_ENABLED=1)",
             observations=observations,

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from quantops_exporter.checks.base import (
-    CheckContext,
+from quantops_exporter.checks.base import CheckContext
+from quantops_exporter.checks.parsing import as_list, as_object
+from quantops_exporter.checks.timestamps import TimestampError, find_timestamp
+from quantops_exporter.checks.verdict import (
     Freshness,
     Measure,
     Reading,
     Reason,
     Source,
-    Status,
     Verdict,
+    error,
+    fail,
+    ok,
 )
-from quantops_exporter.checks.parsing import as_list, as_object
-from quantops_exporter.checks.timestamps import TimestampError, find_timestamp
 from quantops_exporter.sources.errors import BadPayload
 from quantops_exporter.sources.health import Dependency
 
@@ -48,8 +50,7 @@ def judge_candles(
         ),
     )
     if len(candles) < limit:
-        return Verdict(
-            Status.FAIL,
+        return fail(
             Reason.THRESHOLD,
             f"{len(candles)} {instrument} M1 candles, expected {limit}: the warmup "
             "backfill has not finished",
@@ -59,23 +60,19 @@ def judge_candles(
     if newest is not None and market_open:
         age = now - newest
         if age < -max_skew:
-            return Verdict(
-                Status.ERROR,
+            return error(
                 Reason.CLOCK_SKEW,
                 f"newest candle is {-age:.0f}s in the future",
                 readings=readings,
             )
         if age > max_age:
-            return Verdict(
-                Status.FAIL,
+            return fail(
                 Reason.STALE,
                 f"newest {instrument} candle is {age:.0f}s old (max {max_age:.0f}s)",
                 readings=readings,
                 freshness=freshness,
             )
-    return Verdict(
-        Status.OK,
-        Reason.NONE,
+    return ok(
         f"{len(candles)} {instrument} M1 candles, newest fresh",
         readings=readings,
         freshness=freshness,

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from quantops_exporter.checks.base import Reason, Status
 from quantops_exporter.checks.catalog import CHECKS
+from quantops_exporter.checks.verdict import Reason, Status
 from quantops_exporter.generation import open_context
 from quantops_exporter.runner import run_check
 from quantops_exporter.simulator.stack import SepSimulator

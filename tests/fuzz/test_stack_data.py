@@ -11,8 +11,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from quantops_exporter.checks.base import Reason, Status
 from quantops_exporter.checks.catalog import CHECKS
+from quantops_exporter.checks.verdict import Reason, Status
 from quantops_exporter.runner import run_check
 from quantops_exporter.sources.health import Dependency
 from quantops_exporter.sources.stack_metrics import parse_exposition

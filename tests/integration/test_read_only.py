@@ -10,8 +10,8 @@ from redis import exceptions as redis_errors
 from redis.asyncio import connection as redis_connection
 
 from quantops_exporter.app import run_once
-from quantops_exporter.checks.base import Status
 from quantops_exporter.checks.catalog import CHECKS
+from quantops_exporter.checks.verdict import Status
 from quantops_exporter.generation import open_context
 from quantops_exporter.runner import run_check
 from quantops_exporter.simulator.stack import SepSimulator

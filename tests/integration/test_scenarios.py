@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from quantops_exporter.app import run_once
-from quantops_exporter.checks.base import Outcome, Reason, Status
+from quantops_exporter.checks.base import Outcome
 from quantops_exporter.checks.catalog import CHECK_NAMES, CHECKS
+from quantops_exporter.checks.verdict import Reason, Status
 from quantops_exporter.simulator.scenarios import Scenario
 from quantops_exporter.simulator.stack import SepSimulator
 from quantops_exporter.simulator.state import TimeUnit, Variant

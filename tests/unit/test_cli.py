@@ -145,8 +145,8 @@ def test_missing_env_file_exits_2() -> None:
 
 def test_report_colours_only_when_asked() -> None:
     """Colour is for terminals: plain text unless asked, ANSI red for a failure when asked."""
-    from quantops_exporter.checks.base import Reason, Status
     from quantops_exporter.checks.catalog import CHECKS
+    from quantops_exporter.checks.verdict import Reason, Status
     from quantops_exporter.report import render_table
     from tests.factories import outcome
 

@@ -6,7 +6,6 @@ import json
 
 import pytest
 
-from quantops_exporter.checks.base import Reason, Source, Status
 from quantops_exporter.checks.freshness import (
     Stamp,
     judge_freshness,
@@ -14,6 +13,7 @@ from quantops_exporter.checks.freshness import (
     stamp_newest_signal,
 )
 from quantops_exporter.checks.thresholds import SignalTimestampSource
+from quantops_exporter.checks.verdict import Reason, Source, Status
 from quantops_exporter.sources.valkey import KeyRead
 
 NOW = 1_800_000_000.0

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from quantops_exporter.checks.base import Measure, Reason, Status
 from quantops_exporter.checks.kill_switch import (
     KillSwitchPolicy,
     judge_kill_switch,
     parse_api_answer,
     parse_valkey_value,
 )
+from quantops_exporter.checks.verdict import Measure, Reason, Status
 from quantops_exporter.sources.errors import BadPayload
 from quantops_exporter.sources.valkey import KeyRead
 

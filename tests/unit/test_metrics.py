@@ -5,15 +5,8 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry
 
 from quantops_exporter.board import Board
-from quantops_exporter.checks.base import (
-    Freshness,
-    Measure,
-    Reading,
-    Reason,
-    Source,
-    Status,
-)
 from quantops_exporter.checks.catalog import CHECKS
+from quantops_exporter.checks.verdict import Freshness, Measure, Reading, Reason, Source, Status
 from quantops_exporter.metrics import build_registry
 from quantops_exporter.sources.health import Dependency, DependencyHealth
 from tests.factories import outcome

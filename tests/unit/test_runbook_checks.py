@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from quantops_exporter.checks.allocation import judge_allocation_status, judge_cadence, judge_topk
-from quantops_exporter.checks.base import Measure, Reason, Status
 from quantops_exporter.checks.gates import (
     judge_gates_eligible,
     judge_gates_sanity,
@@ -29,6 +28,7 @@ from quantops_exporter.checks.risk import (
 from quantops_exporter.checks.sessions import judge_sessions
 from quantops_exporter.checks.thresholds import Thresholds, WeightsScale
 from quantops_exporter.checks.trading import judge_trading_mode
+from quantops_exporter.checks.verdict import Measure, Reason, Status
 from quantops_exporter.checks.warmup import judge_candles
 from quantops_exporter.market import Session
 from quantops_exporter.sources.errors import BadPayload

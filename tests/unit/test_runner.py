@@ -7,7 +7,8 @@ import asyncio
 import pytest
 from structlog.testing import capture_logs
 
-from quantops_exporter.checks.base import CheckContext, Reason, Status, Verdict
+from quantops_exporter.checks.base import CheckContext
+from quantops_exporter.checks.verdict import Reason, Status, Verdict
 from quantops_exporter.market import FxCalendar
 from quantops_exporter.runner import run_check
 from quantops_exporter.sources import errors

@@ -8,7 +8,8 @@ import random
 from prometheus_client import CollectorRegistry
 
 from quantops_exporter.board import Board
-from quantops_exporter.checks.base import CheckContext, Reason, Status, Verdict
+from quantops_exporter.checks.base import CheckContext
+from quantops_exporter.checks.verdict import Reason, Status, Verdict
 from quantops_exporter.metrics import SchedulerMetrics
 from quantops_exporter.scheduler import CheckScheduler
 from tests.factories import make_check, make_ctx

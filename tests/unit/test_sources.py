@@ -11,7 +11,8 @@ import fakeredis
 import pytest
 from aiohttp import test_utils, web
 
-from quantops_exporter.checks.base import CheckContext, Reason, Status, Verdict
+from quantops_exporter.checks.base import CheckContext
+from quantops_exporter.checks.verdict import Reason, Status, Verdict
 from quantops_exporter.runner import run_check
 from quantops_exporter.simulator.valkey_server import free_port
 from quantops_exporter.sources import errors

@@ -11,8 +11,9 @@ from aiohttp import test_utils
 
 from quantops_exporter.app import build_exporter
 from quantops_exporter.board import Board
-from quantops_exporter.checks.base import CheckContext, Reason, Status, Verdict
+from quantops_exporter.checks.base import CheckContext
 from quantops_exporter.checks.catalog import CHECKS
+from quantops_exporter.checks.verdict import Reason, Status, Verdict
 from quantops_exporter.daemon import DebugRun, ReloadResult
 from quantops_exporter.generation import Generation
 from quantops_exporter.metrics import build_registry
