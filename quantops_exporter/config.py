@@ -285,6 +285,11 @@ def load_settings(env_file: Path | None = None) -> Settings:
         return Settings(_env_file=env_file)
     except ValidationError as err:
         raise ConfigError(describe_validation_error(err)) from err
+    except UnicodeDecodeError as err:
+        raise ConfigError(
+            f"--env-file {env_file}: not UTF-8 text (byte 0x{err.object[err.start]:02x} at "
+            f"offset {err.start}); save it as UTF-8"
+        ) from err
 
 
 def describe_validation_error(err: ValidationError) -> str:

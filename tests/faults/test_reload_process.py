@@ -1,0 +1,176 @@
+"""Reload and start-up faults of the real daemon (process tests: a subprocess, real signals,
+real files). Issue 10, items 5, 6 and 9."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import bcrypt
+import pytest
+import yaml
+
+from quantops_exporter.simulator.stack import SepSimulator
+from tests.conftest import clean_env
+from tests.process import Daemon, daemon
+
+pytestmark = pytest.mark.integration
+RELOADED = "quantops_exporter_config_last_reload_successful"
+
+
+def stack_env(sim: SepSimulator) -> dict[str, str]:
+    """The simulated stack's addresses, valkey_ping every second."""
+    assert sim.server is not None
+    return {
+        "VALKEY_URL": sim.server.url,
+        "SEP_API_URL": sim.api_url,
+        "ALLOCATOR_URL": sim.allocator_url,
+        "QUANTOPS_MARKET_HOURS": "always",
+        "QUANTOPS_CHECKS__valkey_ping__INTERVAL_SECONDS": "1",
+        "QUANTOPS_CHECKS__valkey_ping__TIMEOUT_SECONDS": "0.5",
+    }
+
+
+async def reload_refused(running: Daemon, headers: dict[str, str] | None = None) -> None:
+    """Wait until the reload metric says the last reload was refused."""
+
+    async def refused() -> bool:
+        status, text = await running.get("/metrics", headers=headers)
+        return status == 200 and f"\n{RELOADED} 0.0" in text
+
+    await running.until(refused, 15, "the reload metric at 0")
+    assert running.events("config_reload_failed"), running.log()[-1500:]
+
+
+async def ping_keeps_running(running: Daemon, headers: dict[str, str] | None = None) -> None:
+    """valkey_ping (every second) runs at least three more times."""
+
+    async def runs() -> float:
+        status, text = await running.get("/metrics", headers=headers)
+        assert status == 200
+        key = 'runbook_check_runs_total{check="valkey_ping",status="ok"} '
+        line = next(line for line in text.splitlines() if line.startswith(key))
+        return float(line.removeprefix(key))
+
+    before = await runs()
+    await running.until(lambda: _more(runs, before + 3), 10, "three more valkey_ping runs")
+
+
+async def _more(read, at_least: float) -> bool:  # type: ignore[no-untyped-def]
+    return await read() >= at_least
+
+
+async def _status(running: Daemon, path: str, expected: int) -> bool:
+    return (await running.get(path))[0] == expected
+
+
+def basic(user: str, password: str) -> dict[str, str]:
+    """An Authorization header (aiohttp's BasicAuth is deprecated)."""
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    return {"Authorization": f"Basic {token}"}
+
+
+def hashed(password: str) -> str:
+    return bcrypt.hashpw(password.encode(), bcrypt.gensalt(4)).decode()
+
+
+async def test_sighup_rereads_the_web_config_and_refuses_a_broken_one(
+    sim: SepSimulator, tmp_path: Path
+) -> None:
+    """A user removed from the web config gets 401 after SIGHUP; a broken web config is a
+    refused reload (metric 0, config_reload_failed) and the previous users stay in force."""
+    web = tmp_path / "web.yml"
+    alice, bob = basic("alice", "a-pass"), basic("bob", "b-pass")
+    users = {"alice": hashed("a-pass"), "bob": hashed("b-pass")}
+    web.write_text(yaml.safe_dump({"basic_auth_users": users}))
+    async with daemon(tmp_path, stack_env(sim), "--web.config.file", str(web)) as running:
+        assert (await running.get("/metrics", headers=bob))[0] == 200
+        del users["bob"]
+        web.write_text(yaml.safe_dump({"basic_auth_users": users}))
+        running.signal(signal.SIGHUP)
+
+        async def bob_refused() -> bool:
+            return (await running.get("/metrics", headers=bob))[0] == 401
+
+        await running.until(bob_refused, 15, "bob refused after SIGHUP")
+        assert (await running.get("/metrics", headers=alice))[0] == 200
+        web.write_text("basic_auth_users: [this is: not a mapping\n")
+        running.signal(signal.SIGHUP)
+        await reload_refused(running, alice)
+        (failed,) = running.events("config_reload_failed")
+        assert str(web) in failed["error"]
+        assert (await running.get("/metrics", headers=alice))[0] == 200
+        assert (await running.get("/metrics", headers=bob))[0] == 401
+
+
+async def test_a_reload_that_cannot_be_opened_is_refused_and_checks_run_on(
+    sim: SepSimulator, tmp_path: Path
+) -> None:
+    """QUANTOPS_API_CA_FILE pointing at a file that is not PEM, added to the env file before
+    SIGHUP: the reload is refused (metric 0, the log names the variable), /-/ready stays 200 and
+    valkey_ping keeps its one-second cadence."""
+    env_file = tmp_path / ".env"
+    env_file.write_text("QUANTOPS_LOG_LEVEL=info\n")
+    not_pem = tmp_path / "ca.pem"
+    not_pem.write_text("this is not a certificate\n")
+    async with daemon(tmp_path, stack_env(sim), "--env-file", str(env_file)) as running:
+        await running.until(lambda: _status(running, "/-/ready", 200), 30, "ready")
+        env_file.write_text(f"QUANTOPS_API_CA_FILE={not_pem}\n")
+        running.signal(signal.SIGHUP)
+        await reload_refused(running)
+        (failed,) = running.events("config_reload_failed")
+        assert "QUANTOPS_API_CA_FILE" in failed["error"] and "PEM" in failed["error"]
+        assert (await running.get("/-/ready"))[0] == 200
+        await ping_keeps_running(running)
+
+
+def test_check_config_refuses_what_run_refuses(tmp_path: Path) -> None:
+    """check-config builds the client TLS context too: a non-PEM CA file exits 2, one line."""
+    not_pem = tmp_path / "ca.pem"
+    not_pem.write_text("this is not a certificate\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "quantops_exporter", "check-config"],
+        env=clean_env() | {"QUANTOPS_API_CA_FILE": str(not_pem)},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "QUANTOPS_API_CA_FILE" in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("command", ["run", "check-config"])
+def test_a_non_utf8_env_file_exits_2_in_one_line(tmp_path: Path, command: str) -> None:
+    """An env file in Latin-1 (a stray é): exit 2, one line naming the file and the fix."""
+    env_file = tmp_path / ".env.hotband"
+    env_file.write_bytes(b"VALKEY_URL=redis://127.0.0.1:6379/0\n# caf\xe9\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "quantops_exporter", "--env-file", str(env_file), command],
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert str(env_file) in line and "UTF-8" in line
+
+
+async def test_a_non_utf8_env_file_on_sighup_is_a_refused_reload(
+    sim: SepSimulator, tmp_path: Path
+) -> None:
+    """The same file on reload: refused (metric 0), the daemon runs on."""
+    env_file = tmp_path / ".env"
+    env_file.write_text("QUANTOPS_LOG_LEVEL=info\n")
+    async with daemon(tmp_path, stack_env(sim), "--env-file", str(env_file)) as running:
+        env_file.write_bytes(b"# caf\xe9\n")
+        running.signal(signal.SIGHUP)
+        await reload_refused(running)
+        assert "UTF-8" in running.events("config_reload_failed")[0]["error"]
+        await ping_keeps_running(running)
+        await asyncio.sleep(0)

@@ -1,0 +1,128 @@
+"""The real daemon as a subprocess, for tests of what happens to the process (signals, files,
+clocks, sockets): start it, scrape it, signal it, read its log."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from prometheus_client.parser import text_string_to_metric_families
+
+from quantops_exporter.simulator.valkey_server import free_port
+from tests.conftest import clean_env
+
+
+class Daemon:
+    """A running `quantops-exporter` process; its stderr (JSON log lines) goes to a file."""
+
+    def __init__(self, process: asyncio.subprocess.Process, port: int, log: Path) -> None:
+        self.process, self.port, self.log_path = process, port, log
+        self.url = f"http://127.0.0.1:{port}"
+
+    def log(self) -> str:
+        """Everything the daemon logged so far."""
+        return self.log_path.read_text(errors="replace")
+
+    def events(self, name: str) -> list[dict[str, Any]]:
+        """The JSON log events called `name`."""
+        found = []
+        for line in self.log().splitlines():
+            if f'"event": "{name}"' in line:
+                found.append(json.loads(line))
+        return found
+
+    async def get(self, path: str, **kwargs: Any) -> tuple[int, str]:
+        """GET `path`; (status, body)."""
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(self.url + path, timeout=aiohttp.ClientTimeout(total=5), **kwargs) as r,
+        ):
+            return r.status, await r.text()
+
+    async def metric(self, name: str, **labels: str) -> float | None:
+        """The value of one sample on /metrics (None when absent)."""
+        _status, text = await self.get("/metrics")
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == name and labels.items() <= sample.labels.items():
+                    return float(sample.value)
+        return None
+
+    async def until(self, probe: Any, limit: float, what: str) -> Any:
+        """Poll the async `probe()` until truthy; fail naming `what` (and the log's tail)."""
+        try:
+            async with asyncio.timeout(limit):
+                while True:
+                    try:
+                        result = await probe()
+                    except (aiohttp.ClientError, TimeoutError):
+                        result = None
+                    if result:
+                        return result
+                    if self.process.returncode is not None:
+                        raise AssertionError(f"the daemon exited: {self.log()[-1500:]}")
+                    await asyncio.sleep(0.2)
+        except TimeoutError:
+            raise AssertionError(f"not within {limit}s: {what}\n{self.log()[-1500:]}") from None
+
+    def signal(self, signum: int) -> None:
+        """Send `signum` to the daemon."""
+        self.process.send_signal(signum)
+
+
+@asynccontextmanager
+async def daemon(
+    tmp_path: Path,
+    env: Mapping[str, str],
+    *args: str,
+    prefix: tuple[str, ...] = (),
+    extra_env: Mapping[str, str] | None = None,
+) -> AsyncIterator[Daemon]:
+    """Start `quantops-exporter [args] run` with `env` (on a free port) and wait until it
+    listens; SIGTERM it on exit and require a clean exit 0."""
+    port = free_port()
+    log = tmp_path / f"daemon-{port}.log"
+    environment = (
+        clean_env()
+        | {"QUANTOPS_LISTEN_ADDRESS": f"127.0.0.1:{port}", "QUANTOPS_LOG_FORMAT": "json"}
+        | dict(env)
+        | dict(extra_env or {})
+    )
+    with log.open("wb") as sink:
+        process = await asyncio.create_subprocess_exec(
+            *prefix,
+            sys.executable,
+            "-m",
+            "quantops_exporter",
+            *args,
+            "run",
+            env=environment,
+            stdout=sink,
+            stderr=sink,
+        )
+    running = Daemon(process, port, log)
+    try:
+        await running.until(
+            lambda: asyncio.sleep(0, '"event": "listening"' in running.log()), 20, "listening"
+        )
+        yield running
+    finally:
+        if process.returncode is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(process.wait(), 20)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+                raise AssertionError(
+                    f"no exit 20 s after SIGTERM: {running.log()[-1500:]}"
+                ) from None
+    assert process.returncode == 0, running.log()[-2000:]
+    assert "Traceback" not in running.log(), running.log()[-3000:]
