@@ -20,9 +20,9 @@ from prometheus_client import CollectorRegistry
 
 from quantops_exporter.board import Board
 from quantops_exporter.checks.base import Check, Outcome
-from quantops_exporter.config import mask_url
 from quantops_exporter.generation import Clock, Generation, open_context
 from quantops_exporter.metrics import build_registry
+from quantops_exporter.redact import redact
 from quantops_exporter.runner import run_check
 from quantops_exporter.runtime import Loader, Runtime
 from quantops_exporter.sources.health import DependencyHealth
@@ -117,9 +117,9 @@ async def serve(exporter: Exporter, stop: asyncio.Event) -> None:
         log.info(
             "listening",
             address=str(listen),
-            valkey=mask_url(settings.valkey_url),
-            api=settings.sep_api_url,
-            allocator=settings.allocator_url,
+            valkey=redact(settings.valkey_url),
+            api=redact(settings.sep_api_url),
+            allocator=redact(settings.allocator_url),
             checks=[c.name for c in generation.enabled],
             market_hours=settings.market_hours.value,
         )

@@ -12,7 +12,7 @@ import re
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 from pydantic import (
     BaseModel,
@@ -29,6 +29,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from quantops_exporter.checks.catalog import CHECK_NAMES, DEFAULT_RUNBOOK_URL, CheckOverride
 from quantops_exporter.checks.thresholds import INSTRUMENT, Thresholds, split_csv
 from quantops_exporter.market import MarketHours
+from quantops_exporter.redact import redact
 
 DEFAULT_PAIRS = (
     "EUR_USD",
@@ -85,9 +86,17 @@ def parse_listen_address(value: str) -> ListenAddress:
 
 def _http_url(value: str) -> str:
     parts = urlsplit(value.strip())
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+    if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError("expected an http:// or https:// URL, e.g. http://localhost:8000")
+    _port(parts)
     return value.strip().rstrip("/")
+
+
+def _port(parts: SplitResult) -> None:
+    try:
+        parts.port  # noqa: B018 - parsing it is the check
+    except ValueError:
+        raise ValueError("the port is not a number from 0 to 65535") from None
 
 
 class Settings(BaseSettings, Thresholds):
@@ -179,6 +188,12 @@ class Settings(BaseSettings, Thresholds):
             raise ValueError(
                 "expected redis://[user:password@]host:port/db, rediss://… or unix://path"
             )
+        _port(parts)
+        if parts.scheme != "unix" and not parts.hostname:
+            raise ValueError("no host: expected redis://[user:password@]host:port/db")
+        db = parts.path.strip("/")
+        if parts.scheme != "unix" and db and not db.isdigit():
+            raise ValueError(f"the database {db!r} is not a number: redis://host:port/0")
         if parts.scheme.startswith("valkey"):
             # redis-py speaks the same protocol; accept the Valkey spelling too.
             return urlunsplit(parts._replace(scheme=parts.scheme.replace("valkey", "redis")))
@@ -218,6 +233,17 @@ class Settings(BaseSettings, Thresholds):
             raise ValueError("QUANTOPS_VALKEY_*_FILE need a TLS URL: VALKEY_URL=rediss://...")
         if (self.valkey_cert_file is None) != (self.valkey_key_file is None):
             raise ValueError("QUANTOPS_VALKEY_CERT_FILE and QUANTOPS_VALKEY_KEY_FILE go together")
+        token = self.api_bearer_token is not None or self.api_bearer_token_file is not None
+        for alias, url in (
+            ("SEP_API_URL", self.sep_api_url),
+            ("ALLOCATOR_URL", self.allocator_url),
+            ("SEP_METRICS_URL", self.sep_metrics_url),
+        ):
+            if token and url is not None and urlsplit(url).username is not None:
+                raise ValueError(
+                    f"{alias} carries user:password and API_BEARER_TOKEN is set: an HTTP request "
+                    "has one Authorization header; use one or the other"
+                )
         return self
 
     @property
@@ -260,17 +286,8 @@ class Settings(BaseSettings, Thresholds):
                 value = ",".join(str(item) for item in value)
             elif isinstance(value, StrEnum):
                 value = value.value
-            shown[alias] = mask_url(value) if name == "valkey_url" else value
+            shown[alias] = redact(value) if isinstance(value, str) else value
         return dict(sorted(shown.items()))
-
-
-def mask_url(url: str) -> str:
-    """Hide the password in a URL (`redis://user:***@host`)."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 class ConfigError(Exception):
@@ -292,6 +309,9 @@ def load_settings(env_file: Path | None = None) -> Settings:
         ) from err
 
 
+_SECRETS = frozenset({"VALKEY_PASSWORD", "API_BEARER_TOKEN"})
+
+
 def describe_validation_error(err: ValidationError) -> str:
     """One line per problem: the variable, the bad value, what is accepted."""
     aliases = {}
@@ -305,8 +325,13 @@ def describe_validation_error(err: ValidationError) -> str:
             variable = "__".join([CHECKS_ENV, *loc[1:2], *(p.upper() for p in loc[2:])])
         else:
             variable = head
-        message = problem["msg"].removeprefix("Value error, ")
+        message = redact(problem["msg"].removeprefix("Value error, "))
         value = problem.get("input")
-        shown = "" if isinstance(value, dict) or value is None else f"={value!r}"
+        if isinstance(value, dict) or value is None:
+            shown = ""
+        elif variable in _SECRETS:
+            shown = "=***"
+        else:
+            shown = f"={redact(str(value))!r}"
         lines.append(f"{variable}{shown}: {message}" if loc else message)
     return "invalid configuration:\n  " + "\n  ".join(lines)

@@ -8,20 +8,43 @@ import sys
 import structlog
 
 from quantops_exporter import trace
+from quantops_exporter.redact import redact
+
+
+def redact_values(
+    logger: object, method: str, event: structlog.typing.EventDict
+) -> structlog.typing.EventDict:
+    """No password in a URL reaches the log, whichever line quotes it (a safety net: the
+    callers redact what they know to be a URL too)."""
+    for key, value in event.items():
+        if isinstance(value, str):
+            event[key] = redact(value)
+        elif isinstance(value, list | tuple):
+            event[key] = [redact(item) if isinstance(item, str) else item for item in value]
+    return event
 
 
 def configure_logging(fmt: str = "json", level: str = "info") -> None:
     """Route structlog and the standard library (aiohttp, apscheduler) through one renderer."""
     renderers: list[structlog.typing.Processor] = (
-        [structlog.processors.format_exc_info, structlog.processors.JSONRenderer()]
+        [
+            structlog.processors.format_exc_info,
+            redact_values,  # the formatted traceback too
+            structlog.processors.JSONRenderer(),
+        ]
         if fmt == "json"
-        else [structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())]
+        else [
+            structlog.processors.format_exc_info,  # plain text, no locals (they hold secrets)
+            redact_values,
+            structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty()),
+        ]
     )
     shared: list[structlog.typing.Processor] = [
         structlog.contextvars.merge_contextvars,
         trace.structlog_processor,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
+        redact_values,
     ]
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],

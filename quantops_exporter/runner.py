@@ -14,6 +14,7 @@ import structlog
 
 from quantops_exporter.checks.base import Check, CheckContext, Outcome
 from quantops_exporter.checks.verdict import Reason, Status, Verdict
+from quantops_exporter.redact import redact
 from quantops_exporter.sources import errors
 
 _REASONS: tuple[tuple[type[errors.SourceError], Reason], ...] = (
@@ -79,7 +80,7 @@ def _leaf(err: BaseException) -> BaseException:
 
 
 def _one_line(err: BaseException) -> str:
-    return " ".join(str(err).split())[:300] or type(err).__name__
+    return redact(" ".join(str(err).split()))[:300] or type(err).__name__
 
 
 def _stamp(

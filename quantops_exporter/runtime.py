@@ -25,10 +25,11 @@ import structlog
 from quantops_exporter.board import Board
 from quantops_exporter.checks.base import CheckContext
 from quantops_exporter.checks.memory import CheckMemory
-from quantops_exporter.config import ConfigError, mask_url
+from quantops_exporter.config import ConfigError
 from quantops_exporter.daemon import DebugRun, Refusal, ReloadResult
 from quantops_exporter.generation import Generation, open_context
 from quantops_exporter.metrics import MetricsBundle
+from quantops_exporter.redact import redact
 from quantops_exporter.runner import run_check
 from quantops_exporter.scheduler import CheckScheduler
 from quantops_exporter.sources.health import DependencyHealth
@@ -140,8 +141,8 @@ class Runtime:
         settings = generation.settings
         log.info(
             "config_reloaded",
-            valkey=mask_url(settings.valkey_url),
-            api=settings.sep_api_url,
+            valkey=redact(settings.valkey_url),
+            api=redact(settings.sep_api_url),
             checks=[c.name for c in generation.enabled],
             notes=notes,
         )

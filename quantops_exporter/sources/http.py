@@ -12,6 +12,7 @@ from collections.abc import Mapping
 
 import aiohttp
 
+from quantops_exporter.redact import redact
 from quantops_exporter.sources.errors import BadPayload, HttpStatusError, TooLarge, Unreachable
 from quantops_exporter.sources.health import Dependency, DependencyHealth
 from quantops_exporter.sources.payloads import decode_json
@@ -42,7 +43,9 @@ class HttpReader:
         self, dependency: Dependency, url: str, params: Mapping[str, str] | None = None
     ) -> object:
         """GET `url` and decode its JSON body."""
-        return decode_json(await self.get_bytes(dependency, url, params), f"GET {url}: the body")
+        return decode_json(
+            await self.get_bytes(dependency, url, params), f"GET {redact(url)}: the body"
+        )
 
     async def get_text(
         self, dependency: Dependency, url: str, params: Mapping[str, str] | None = None
@@ -52,7 +55,7 @@ class HttpReader:
         try:
             return body.decode("utf-8")
         except UnicodeDecodeError as err:
-            raise BadPayload(f"GET {url}: body is not UTF-8 ({err})") from err
+            raise BadPayload(f"GET {redact(url)}: body is not UTF-8 ({err})") from err
 
     async def get_bytes(
         self, dependency: Dependency, url: str, params: Mapping[str, str] | None = None
@@ -65,21 +68,28 @@ class HttpReader:
                     trace(
                         "http_response",
                         dependency=dependency.value,
-                        url=str(response.url),
+                        url=redact(str(response.url)),
                         status=response.status,
                         seconds=round(time.perf_counter() - started, 6),
                     )
                     if not 200 <= response.status < 300:
-                        raise HttpStatusError(url, response.status)
+                        raise HttpStatusError(redact(url), response.status)
                     if (response.content_length or 0) > self._max_body:
                         raise TooLarge(
-                            f"GET {url}: Content-Length {response.content_length} exceeds "
+                            f"GET {redact(url)}: Content-Length {response.content_length} exceeds "
                             f"the {self._max_body}-byte cap (QUANTOPS_HTTP_MAX_BODY_BYTES)"
                         )
                     return await self._read_capped(url, response)
             except aiohttp.ClientError as err:
-                trace("http_error", dependency=dependency.value, url=url, error=type(err).__name__)
-                raise Unreachable(f"GET {url}: {type(err).__name__}: {err}") from err
+                trace(
+                    "http_error",
+                    dependency=dependency.value,
+                    url=redact(url),
+                    error=type(err).__name__,
+                )
+                raise Unreachable(
+                    f"GET {redact(url)}: {type(err).__name__}: {redact(str(err))}"
+                ) from err
 
     async def _read_capped(self, url: str, response: aiohttp.ClientResponse) -> bytes:
         chunks: list[bytes] = []
@@ -88,7 +98,7 @@ class HttpReader:
             size += len(chunk)
             if size > self._max_body:
                 raise TooLarge(
-                    f"GET {url}: body exceeds the {self._max_body}-byte cap "
+                    f"GET {redact(url)}: body exceeds the {self._max_body}-byte cap "
                     "(QUANTOPS_HTTP_MAX_BODY_BYTES)"
                 )
             chunks.append(chunk)

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from quantops_exporter.config import ConfigError, load_settings, mask_url, parse_listen_address
+from quantops_exporter.config import ConfigError, load_settings, parse_listen_address
 from quantops_exporter.generation import load_generation
+from quantops_exporter.redact import redact
 
 
 def test_defaults_match_the_contract() -> None:
@@ -129,9 +130,53 @@ def test_masked_settings_hide_the_valkey_password(monkeypatch: pytest.MonkeyPatc
     assert "s3cret" not in repr(shown)
 
 
-def test_mask_url_leaves_passwordless_urls_alone() -> None:
-    """No password, nothing to mask."""
-    assert mask_url("redis://valkey:6379/0") == "redis://valkey:6379/0"
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("redis://valkey:6379/0", "redis://valkey:6379/0"),  # nothing to hide
+        ("redis://:pw@valkey:6379/0", "redis://:***@valkey:6379/0"),
+        ("redis://user:p@ss:w0rd@valkey/0", "redis://user:***@valkey/0"),
+        ("redis://valkey:6379/0?password=pw&db=1", "redis://valkey:6379/0?password=***&db=1"),
+        ("http://user:pw@api:8000?token=t0k", "http://user:***@api:8000?token=***"),
+        ("redis://u:pw@valkey:notaport/0", "redis://u:***@valkey:notaport/0"),  # invalid: no raise
+        (
+            "GET http://u:pw@api/x failed; retry redis://:pw2@v/0",
+            "GET http://u:***@api/x failed; retry redis://:***@v/0",
+        ),
+    ],
+)
+def test_redact_hides_every_password_in_urls_and_text(text: str, shown: str) -> None:
+    """User info and secret query parameters, in a URL or in a message quoting one."""
+    assert redact(text) == shown
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("VALKEY_URL", "redis://:hunter2@valkey:notaport/0"),
+        ("VALKEY_URL", "redis://:hunter2@/0"),
+        ("VALKEY_URL", "redis://:hunter2@valkey:6379/zero"),
+        ("SEP_API_URL", "http://user:hunter2@api:99999"),
+        ("ALLOCATOR_URL", "ftp://user:hunter2@allocator"),
+    ],
+)
+def test_an_invalid_url_is_a_config_error_that_never_echoes_the_secret(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    """The variable is named, its value shown redacted."""
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError) as raised:
+        load_settings()
+    assert f"{variable}=" in str(raised.value) and "***" in str(raised.value)
+    assert "hunter2" not in str(raised.value)
+
+
+def test_a_bad_secret_value_is_never_echoed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Even a value pydantic refuses is shown as *** when the variable is a secret."""
+    monkeypatch.setenv("VALKEY_PASSWORD", "")
+    monkeypatch.setenv("VALKEY_URL", "redis://valkey:6379/0?password=hunter2")
+    shown = load_settings().masked()
+    assert shown["VALKEY_URL"] == "redis://valkey:6379/0?password=***"
 
 
 @pytest.mark.parametrize(
