@@ -140,6 +140,8 @@ def log_exposure(generation: Generation) -> None:
     endpoints = ["/metrics", "/", "/api/v1/checks", "/-/healthy", "/-/ready"]
     if settings.debug_runs:
         endpoints.append("POST /api/v1/checks/{name}/run")
+    if settings.web_enable_lifecycle:
+        endpoints.append("POST /-/reload")
     exposure = {
         "scheme": "https" if tls else "http",
         "interfaces": listen.host or "all",

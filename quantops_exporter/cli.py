@@ -52,6 +52,13 @@ def _add_file_options(parser: argparse.ArgumentParser, default: object) -> None:
         help="TLS and basic auth for every endpoint, in the Prometheus exporter-toolkit "
         "format (env QUANTOPS_WEB_CONFIG_FILE)",
     )
+    parser.add_argument(
+        "--web.enable-lifecycle",
+        dest="web_enable_lifecycle",
+        action="store_true",
+        default=default if default is not None else False,
+        help="allow POST/PUT /-/reload (env QUANTOPS_WEB_ENABLE_LIFECYCLE; SIGHUP always reloads)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -118,7 +125,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     def load() -> Generation:
         """The configuration as the command line, environment and files give it (again on
         every reload)."""
-        return load_generation(args.env_file, args.web_config_file)
+        return load_generation(
+            args.env_file, args.web_config_file, enable_lifecycle=args.web_enable_lifecycle
+        )
 
     try:
         generation = load()

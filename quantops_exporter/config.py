@@ -129,6 +129,11 @@ class Settings(BaseSettings, Thresholds):
         5.0, validation_alias="QUANTOPS_DEBUG_RUN_MIN_INTERVAL_SECONDS"
     )
     runbook_url: str = Field(DEFAULT_RUNBOOK_URL, validation_alias="QUANTOPS_RUNBOOK_URL")
+    # POST/PUT /-/reload, off by default as in Prometheus (SIGHUP always reloads).
+    web_enable_lifecycle: bool = Field(False, validation_alias="QUANTOPS_WEB_ENABLE_LIFECYCLE")
+    reload_min_interval_seconds: NonNegativeFloat = Field(
+        1.0, validation_alias="QUANTOPS_RELOAD_MIN_INTERVAL_SECONDS"
+    )
     web_config_file: Path | None = Field(None, validation_alias="QUANTOPS_WEB_CONFIG_FILE")
     checks: dict[str, CheckOverride] = Field(default_factory=dict, validation_alias=CHECKS_ENV)
 

@@ -105,15 +105,22 @@ def build_generation(
 
 
 def load_generation(
-    env_file: Path | None = None, web_config_file: Path | None = None
+    env_file: Path | None = None,
+    web_config_file: Path | None = None,
+    *,
+    enable_lifecycle: bool = False,
 ) -> Generation:
     """Read the environment, `env_file` and the web config, and build a generation from them.
 
-    `web_config_file` (the --web.config.file flag) wins over QUANTOPS_WEB_CONFIG_FILE.
+    The flags win over the environment: `web_config_file` (--web.config.file) over
+    QUANTOPS_WEB_CONFIG_FILE, `enable_lifecycle` (--web.enable-lifecycle) over
+    QUANTOPS_WEB_ENABLE_LIFECYCLE.
     """
     settings = load_settings(env_file)
     if web_config_file is not None:
         settings = settings.model_copy(update={"web_config_file": web_config_file})
+    if enable_lifecycle:
+        settings = settings.model_copy(update={"web_enable_lifecycle": True})
     path = settings.web_config_file
     return build_generation(settings, load_web_config(path) if path is not None else None)
 

@@ -11,6 +11,7 @@ import json
 import time
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -24,6 +25,7 @@ from quantops_exporter.views import outcome_json, state_json
 from quantops_exporter.webconfig import REALM
 
 DAEMON_KEY: web.AppKey[Daemon] = web.AppKey("daemon")
+RELOAD_GATE_KEY: web.AppKey[list[float]] = web.AppKey("reload_gate")  # [last request, monotonic]
 CLOCK_KEY: web.AppKey[Callable[[], float]] = web.AppKey("clock")
 GENERATION_KEY: web.RequestKey[Generation] = web.RequestKey("generation", Generation)
 _REFUSALS = {
@@ -41,10 +43,12 @@ def build_web_app(
     app = web.Application(middlewares=[generation_policy])
     app[DAEMON_KEY] = daemon
     app[CLOCK_KEY] = clock
+    app[RELOAD_GATE_KEY] = [float("-inf")]
     app.router.add_get("/metrics", make_aiohttp_handler(registry))
     app.router.add_get("/-/healthy", healthy)
     app.router.add_get("/-/ready", ready)
     app.router.add_post("/-/reload", reload_config)
+    app.router.add_put("/-/reload", reload_config)
     app.router.add_get("/api/v1/checks", list_checks)
     app.router.add_get("/api/v1/checks/{name}", one_check)
     app.router.add_post("/api/v1/checks/{name}/run", run_now)
@@ -89,9 +93,50 @@ async def ready(request: web.Request) -> web.Response:
 
 
 async def reload_config(request: web.Request) -> web.Response:
-    """Re-read the configuration (like SIGHUP); 500 with the reason when it is refused."""
+    """Re-read the configuration (like SIGHUP); 500 with the reason when it is refused.
+
+    Off unless enabled (as Prometheus's --web.enable-lifecycle); refuses what a web page in an
+    operator's browser could send (a cross-site request, a form), and more than one request per
+    QUANTOPS_RELOAD_MIN_INTERVAL_SECONDS.
+    """
+    settings = generation_of(request).settings
+    if not settings.web_enable_lifecycle:
+        return web.Response(
+            status=403,
+            text="the lifecycle API is off: start with --web.enable-lifecycle (or "
+            "QUANTOPS_WEB_ENABLE_LIFECYCLE=true), or send SIGHUP\n",
+        )
+    refusal = _cross_site(request)
+    if refusal is not None:
+        return web.Response(status=403, text=refusal + "\n")
+    if request.content_type in _FORM_TYPES and request.headers.get("Content-Type"):
+        return web.Response(status=415, text=f"{request.content_type} is refused: send no body\n")
+    now, last = time.monotonic(), request.app[RELOAD_GATE_KEY]
+    wait = settings.reload_min_interval_seconds - (now - last[0])
+    if wait > 0:
+        return web.Response(
+            status=429,
+            text=f"a reload was requested moments ago; retry in {wait:.1f}s\n",
+            headers={"Retry-After": str(max(1, round(wait)))},
+        )
+    last[0] = now
     result = await request.app[DAEMON_KEY].reload()
     return web.Response(status=200 if result.ok else 500, text=result.message + "\n")
+
+
+# What an HTML form can send without a CORS preflight.
+_FORM_TYPES = {"application/x-www-form-urlencoded", "multipart/form-data", "text/plain"}
+
+
+def _cross_site(request: web.Request) -> str | None:
+    """Why `request` looks sent by another site's page, or None."""
+    fetch_site = request.headers.get("Sec-Fetch-Site")
+    if fetch_site is not None and fetch_site not in ("same-origin", "none"):
+        return f"cross-site request refused (Sec-Fetch-Site: {fetch_site})"
+    origin = request.headers.get("Origin")
+    if origin is not None and urlsplit(origin).netloc != request.host:
+        return "cross-site request refused (Origin is not this host)"
+    return None
 
 
 async def list_checks(request: web.Request) -> web.Response:

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import aiohttp
 import bcrypt
 import pytest
 import yaml
@@ -174,3 +175,44 @@ async def test_a_non_utf8_env_file_on_sighup_is_a_refused_reload(
         assert "UTF-8" in running.events("config_reload_failed")[0]["error"]
         await ping_keeps_running(running)
         await asyncio.sleep(0)
+
+
+async def test_reload_endpoint_is_off_by_default_and_a_storm_breaks_nothing(
+    sim: SepSimulator, tmp_path: Path
+) -> None:
+    """Default: a cross-site form POST to /-/reload gets 403 and reloads nothing. With
+    --web.enable-lifecycle (unthrottled), 40 concurrent reloads while checks run: all answer
+    200, no traceback, no check records an error (old runs finish, new ones start)."""
+    env = stack_env(sim) | {"QUANTOPS_RELOAD_MIN_INTERVAL_SECONDS": "0"}
+    async with daemon(tmp_path, env) as running:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(
+                running.url + "/-/reload",
+                headers={"Origin": "http://evil.example"},
+                data={"x": "1"},
+            ) as response,
+        ):
+            assert response.status == 403
+        assert not running.events("config_reloaded")
+    async with daemon(tmp_path, env, "--web.enable-lifecycle") as running:
+        await running.until(lambda: _status(running, "/-/ready", 200), 30, "ready")
+        async with aiohttp.ClientSession() as http:
+
+            async def reload() -> int:
+                async with http.post(running.url + "/-/reload") as response:
+                    return response.status
+
+            for _ in range(4):
+                statuses = await asyncio.gather(*(reload() for _ in range(10)))
+                assert set(statuses) == {200}
+                await asyncio.sleep(0.3)
+        reloads = len(running.events("config_reloaded"))
+        assert 1 <= reloads <= 8, reloads  # concurrent requests coalesced
+        await ping_keeps_running(running)
+        errors = await running.metric(
+            "runbook_check_runs_total", check="valkey_ping", status="error"
+        )
+        assert not errors
+        assert not running.events("check_crashed")
+    assert "CancelledError" not in running.log()

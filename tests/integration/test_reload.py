@@ -21,6 +21,8 @@ from tests.integration.conftest import generation_for
 from tests.integration.test_daemon import FAST, until, value
 
 pytestmark = pytest.mark.integration
+# POST /-/reload on, unthrottled: these tests reload back to back.
+LIFECYCLE = {"web_enable_lifecycle": True, "reload_min_interval_seconds": 0}
 
 
 async def test_reload_fails_over_to_another_valkey_and_refuses_a_bad_config(
@@ -30,7 +32,9 @@ async def test_reload_fails_over_to_another_valkey_and_refuses_a_bad_config(
     Then a configuration that does not validate is refused and the running one stays."""
     assert sim.server is not None
     current: dict[str, Generation | Exception] = {
-        "next": generation_for(sim, checks=FAST, valkey_url=f"redis://127.0.0.1:{free_port()}/0")
+        "next": generation_for(
+            sim, **LIFECYCLE, checks=FAST, valkey_url=f"redis://127.0.0.1:{free_port()}/0"
+        )
     }
 
     def loader() -> Generation:
@@ -52,7 +56,9 @@ async def test_reload_fails_over_to_another_valkey_and_refuses_a_bad_config(
             ),
         )
         errors_before = len(exporter.board.states["valkey_ping"].history)
-        current["next"] = generation_for(sim, checks=FAST)  # the live server: a failover
+        current["next"] = generation_for(
+            sim, **LIFECYCLE, checks=FAST
+        )  # the live server: a failover
         response = await client.post("/-/reload")
         assert response.status == 200 and "reloaded" in await response.text()
         text = await until(client, lambda t: value(t, "runbook_check_ok", check="valkey_ping") == 1)
@@ -152,6 +158,7 @@ async def test_each_request_sees_one_generation_whole_while_reloads_swap_them(
     def generation(tag: str, *, ping: bool) -> Generation:
         return generation_for(
             sim,
+            **LIFECYCLE,
             checks={**FAST, "valkey_ping": {**FAST["valkey_ping"], "enabled": ping}},
             runbook_url=f"https://runbook.example/{tag}",
             web=WebConfig(http_server_config=HTTPServerConfig(headers={"X-Generation": tag})),

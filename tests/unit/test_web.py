@@ -242,3 +242,76 @@ async def test_debug_run_returns_outcome_and_trace_and_is_rate_limited() -> None
         again = await http.post("/api/v1/checks/probe/run")
         assert again.status == 429 and int(again.headers["Retry-After"]) >= 29
         assert (await http.post("/api/v1/checks/nope/run")).status == 404
+
+
+class CountingDaemon(StubDaemon):
+    """Counts the reloads it is asked for."""
+
+    def __init__(self, generation: Generation) -> None:
+        super().__init__(generation)
+        self.reloads = 0
+
+    async def reload(self) -> ReloadResult:
+        self.reloads += 1
+        return ReloadResult(True, "reloaded")
+
+
+async def lifecycle_client(**settings: object) -> tuple[CountingDaemon, test_utils.TestClient]:  # type: ignore[type-arg]
+    stub = CountingDaemon(make_generation(**settings))
+    registry, _ = build_registry(stub.board, DependencyHealth(), CHECKS)
+    client = test_utils.TestClient(test_utils.TestServer(build_web_app(stub, registry)))
+    await client.start_server()
+    return stub, client
+
+
+async def test_reload_endpoint_is_off_by_default() -> None:
+    """As Prometheus without --web.enable-lifecycle: 403 naming the flag; nothing reloads."""
+    stub, client = await lifecycle_client()
+    try:
+        for method in ("POST", "PUT"):
+            response = await client.request(method, "/-/reload")
+            assert response.status == 403
+            assert "--web.enable-lifecycle" in await response.text()
+        assert stub.reloads == 0
+    finally:
+        await client.close()
+
+
+@pytest.mark.parametrize(
+    ("headers", "data", "status"),
+    [
+        ({}, None, 200),  # curl -X POST
+        ({"Origin": "http://evil.example"}, None, 403),
+        ({"Origin": "null"}, None, 403),
+        ({"Sec-Fetch-Site": "cross-site"}, None, 403),
+        ({"Sec-Fetch-Site": "same-site"}, None, 403),
+        ({"Sec-Fetch-Site": "same-origin"}, None, 200),
+        ({"Content-Type": "application/x-www-form-urlencoded"}, "a=1", 415),
+        ({"Content-Type": "text/plain"}, "x", 415),
+        ({"Content-Type": "multipart/form-data; boundary=x"}, "--x--", 415),
+    ],
+)
+async def test_enabled_reload_refuses_what_a_web_page_could_send(
+    headers: dict[str, str], data: str | None, status: int
+) -> None:
+    """A page in an operator's browser can POST a form cross-site without a preflight: such
+    requests are refused; a plain POST (curl, Prometheus tooling) reloads."""
+    stub, client = await lifecycle_client(web_enable_lifecycle=True)
+    try:
+        response = await client.post("/-/reload", headers=headers, data=data)
+        assert response.status == status, await response.text()
+        assert stub.reloads == (1 if status == 200 else 0)
+    finally:
+        await client.close()
+
+
+async def test_enabled_reload_is_rate_limited() -> None:
+    """A second request within QUANTOPS_RELOAD_MIN_INTERVAL_SECONDS gets 429 and Retry-After."""
+    stub, client = await lifecycle_client(web_enable_lifecycle=True, reload_min_interval_seconds=30)
+    try:
+        assert (await client.post("/-/reload")).status == 200
+        response = await client.post("/-/reload")
+        assert response.status == 429 and response.headers["Retry-After"] == "30"
+        assert stub.reloads == 1
+    finally:
+        await client.close()
