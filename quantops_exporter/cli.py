@@ -34,6 +34,27 @@ SECTIONS = {
 }
 
 
+# Each subcommand: its name, its line in `--help`, and its own help's description.
+COMMANDS = (
+    ("run", "run the daemon (the default)", "Run every check on its schedule and serve /metrics."),
+    (
+        "check",
+        "run every check once and print a report",
+        "Run every enabled check once; exit 0 when none is fail/error, else 1.",
+    ),
+    (
+        "check-config",
+        "validate settings and print them, secrets masked",
+        "Validate the settings (files and certificates included); print them.",
+    ),
+    (
+        "demo",
+        "run the daemon against a simulated SEP stack",
+        "Start Valkey and a simulated SEP stack on loopback, then the daemon.",
+    ),
+)
+
+
 def _add_file_options(parser: argparse.ArgumentParser, default: object) -> None:
     parser.add_argument(
         "--env-file",
@@ -75,35 +96,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_file_options(common, argparse.SUPPRESS)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    sub.add_parser(
-        "run",
-        parents=[common],
-        help="run the daemon (the default)",
-        description="Run every check on its schedule and serve /metrics.",
-    )
-    check = sub.add_parser(
-        "check",
-        parents=[common],
-        help="run every check once and print a report",
-        description="Run every enabled check once; exit 0 when none is fail/error, else 1.",
-    )
+    commands = {
+        name: sub.add_parser(name, parents=[common], help=summary, description=description)
+        for name, summary, description in COMMANDS
+    }
+    check, demo = commands["check"], commands["demo"]
     check.add_argument("--json", action="store_true", help="print a JSON array instead")
     check.add_argument(
         "--section",
         choices=sorted(SECTIONS),
         help="run only one runbook section's checks (e.g. daily: the Daily Ops Snapshot)",
-    )
-    sub.add_parser(
-        "check-config",
-        parents=[common],
-        help="validate settings and print them, secrets masked",
-        description="Validate the settings (files and certificates included); print them.",
-    )
-    demo = sub.add_parser(
-        "demo",
-        parents=[common],
-        help="run the daemon against a simulated SEP stack",
-        description="Start Valkey and a simulated SEP stack on loopback, then the daemon.",
     )
     demo.add_argument(
         "--scenario",

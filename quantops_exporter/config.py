@@ -121,6 +121,16 @@ class Settings(BaseSettings, Thresholds):
 
     # The exporter's own settings.
     listen_address: str = Field(":9110", validation_alias="QUANTOPS_LISTEN_ADDRESS")
+    # HTTP server limits (server.py): a client must finish its request headers (and the TLS
+    # handshake) in time; idle keep-alive connections are closed; 0 connections = derived from
+    # the fd limit (min(1000, soft RLIMIT_NOFILE - 256), after raising it to the hard limit).
+    web_header_timeout_seconds: float = Field(
+        10.0, gt=0, le=60, validation_alias="QUANTOPS_WEB_HEADER_TIMEOUT_SECONDS"
+    )
+    web_idle_timeout_seconds: float = Field(
+        120.0, gt=0, validation_alias="QUANTOPS_WEB_IDLE_TIMEOUT_SECONDS"
+    )
+    web_max_connections: int = Field(0, ge=0, validation_alias="QUANTOPS_WEB_MAX_CONNECTIONS")
     log_format: LogFormat = Field(LogFormat.JSON, validation_alias="QUANTOPS_LOG_FORMAT")
     log_level: LogLevel = Field(LogLevel.INFO, validation_alias="QUANTOPS_LOG_LEVEL")
     market_hours: MarketHours = Field(MarketHours.FX, validation_alias="QUANTOPS_MARKET_HOURS")
@@ -150,6 +160,9 @@ class Settings(BaseSettings, Thresholds):
     api_ca_file: Path | None = Field(None, validation_alias="QUANTOPS_API_CA_FILE")
     http_max_body_bytes: PositiveInt = Field(
         4 * 1024 * 1024, validation_alias="QUANTOPS_HTTP_MAX_BODY_BYTES"
+    )
+    valkey_max_value_bytes: PositiveInt = Field(
+        1024 * 1024, validation_alias="QUANTOPS_VALKEY_MAX_VALUE_BYTES"
     )
 
     @field_validator("log_format", "log_level", "market_hours", mode="before")

@@ -199,6 +199,7 @@ async def open_context(
             key_file=_path(settings.valkey_key_file),
         ),
         health,
+        max_value_bytes=settings.valkey_max_value_bytes,
     )
     headers = {"User-Agent": "quantops-exporter"}
     if outbound.api_token is not None:

@@ -13,28 +13,11 @@ from collections.abc import Callable
 import structlog
 
 from quantops_exporter.checks.base import Check, CheckContext, Outcome
-from quantops_exporter.checks.verdict import Reason, Status, Verdict
+from quantops_exporter.checks.verdict import Reason, Status, Verdict, reason_for
 from quantops_exporter.redact import redact
 from quantops_exporter.sources import errors
 
-_REASONS: tuple[tuple[type[errors.SourceError], Reason], ...] = (
-    (errors.Unreachable, Reason.UNREACHABLE),
-    (errors.HttpStatusError, Reason.HTTP_ERROR),
-    (errors.TooLarge, Reason.TOO_LARGE),
-    (errors.BadPayload, Reason.BAD_PAYLOAD),
-    (errors.WrongType, Reason.WRONG_TYPE),
-    (errors.Forbidden, Reason.FORBIDDEN),
-)
-
 log = structlog.get_logger("quantops_exporter.runner")
-
-
-def reason_for(err: errors.SourceError) -> Reason:
-    """The closed-enum reason for a source error (the most specific class wins)."""
-    for kind, reason in _REASONS:
-        if isinstance(err, kind):
-            return reason
-    return Reason.INTERNAL_ERROR
 
 
 async def run_check(

@@ -17,6 +17,7 @@ from quantops_exporter.checks.verdict import (
     Source,
     Status,
     Verdict,
+    error,
     fail,
     ok,
 )
@@ -99,10 +100,16 @@ def judge_allocation_status(
 
 
 def judge_cadence(
-    payload: object, interval: float, max_age: float, now: float, market_open: bool
+    payload: object,
+    interval: float,
+    max_age: float,
+    now: float,
+    market_open: bool,
+    max_skew: float = 5.0,
 ) -> Verdict:
     """`interval` (or `interval_sec`) equals ALLOC_INTERVAL_SEC; `ts`, when present, is fresh
-    while the market is open (allocator-lite keeps old weights while it is closed)."""
+    while the market is open (allocator-lite keeps old weights while it is closed), and never
+    more than `max_skew` seconds in the future (a clock problem, never fresh)."""
     status = as_object(payload, f"allocator {STATUS_PATH}")
     raw = status.get("interval", status.get("interval_sec"))
     if raw is None:
@@ -124,6 +131,13 @@ def judge_cadence(
             return fail(
                 Reason.STALE,
                 f"allocator-lite last cycle {age:.0f}s ago (max {max_age:.0f}s)",
+                readings=readings,
+            )
+        if age < -max_skew:
+            return error(
+                Reason.CLOCK_SKEW,
+                f"allocator-lite ts is {-age:.0f}s in the future (more than "
+                f"QUANTOPS_MAX_CLOCK_SKEW_SECONDS {max_skew:g}): its clock or ours is wrong",
                 readings=readings,
             )
     return Verdict(
@@ -164,7 +178,12 @@ async def check_allocator_cadence(ctx: CheckContext) -> Verdict:
     now = ctx.clock()
     t = ctx.thresholds
     return judge_cadence(
-        payload, t.alloc_interval_sec, t.allocator_max_age_seconds, now, ctx.calendar.is_open(now)
+        payload,
+        t.alloc_interval_sec,
+        t.allocator_max_age_seconds,
+        now,
+        ctx.calendar.is_open(now),
+        t.max_clock_skew_seconds,
     )
 
 

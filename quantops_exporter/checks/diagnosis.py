@@ -28,7 +28,18 @@ from quantops_exporter.checks.risk import (
     open_positions,
 )
 from quantops_exporter.checks.trading import check_trading_mode
-from quantops_exporter.checks.verdict import Measure, Reading, Reason, Status, Verdict, fail
+from quantops_exporter.checks.verdict import (
+    Measure,
+    Reading,
+    Reason,
+    Status,
+    Verdict,
+    error,
+    fail,
+    reason_for,
+)
+from quantops_exporter.redact import redact
+from quantops_exporter.sources.errors import SourceError
 from quantops_exporter.sources.health import Dependency
 
 PROCEDURE = "no_positions"
@@ -83,6 +94,17 @@ STEPS: tuple[tuple[Step, tuple[Callable[[CheckContext], Awaitable[Verdict]], ...
 )
 
 
+async def _run_step(
+    run: Callable[[CheckContext], Awaitable[Verdict]], ctx: CheckContext
+) -> Verdict:
+    """A step's verdict; a step that cannot read is that step's error with its reason (the
+    procedure stops at it, as an operator would), not the whole diagnosis's."""
+    try:
+        return await run(ctx)
+    except SourceError as err:
+        return error(reason_for(err), redact(" ".join(str(err).split()))[:200])
+
+
 def _step_readings(step: Step | None) -> tuple[Reading, ...]:
     return tuple(
         Reading(Measure.DIAGNOSIS_STEP, float(s is step), (PROCEDURE, s.value)) for s in Step
@@ -117,9 +139,10 @@ async def check_no_positions(ctx: CheckContext) -> Verdict:
     flat_for = now - flat_since
     for step, checks in STEPS:
         for check in checks:
-            verdict = await check(ctx)
+            verdict = await _run_step(check, ctx)
             if verdict.status in (Status.FAIL, Status.ERROR):
-                return fail(
+                # A step that could not read leaves the diagnosis undecided: error, not fail.
+                return (error if verdict.status is Status.ERROR else fail)(
                     verdict.reason,
                     f"flat for {flat_for:.0f}s with {eligible} eligible; step {step.value}: "
                     f"{ADVICE[step]} ({verdict.summary})",

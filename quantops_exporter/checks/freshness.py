@@ -165,7 +165,7 @@ def _short(err: Exception) -> str:
 async def check_manifold_freshness(ctx: CheckContext) -> Verdict:
     """Every `ws:last:manifold:{instrument}` is JSON and at most FRESH_MAX_WS_AGE_SEC old."""
     keys = [MANIFOLD_KEY.format(instrument=inst) for inst in ctx.instruments]
-    reads = await ctx.valkey.get_many(keys, with_ttl=True)
+    reads = await ctx.valkey.get_many(keys)
     now = ctx.clock()
     stamps = [
         stamp_json_key(

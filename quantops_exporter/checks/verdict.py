@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TypedDict, Unpack
 
+from quantops_exporter.sources import errors
+
 
 class Status(StrEnum):
     """What a run concluded; a closed set so it can be a label value."""
@@ -46,6 +48,8 @@ class Reason(StrEnum):
     WRONG_TYPE = "wrong_type"
     FORBIDDEN = "forbidden"
     TOO_LARGE = "too_large"
+    VALUE_TOO_LARGE = "value_too_large"
+    REFUSED = "refused"
     CLOCK_SKEW = "clock_skew"
     MARKET_CLOSED = "market_closed"
     SESSION_CLOSED = "session_closed"
@@ -134,3 +138,23 @@ def fail(reason: Reason, summary: str, **evidence: Unpack[Evidence]) -> Verdict:
 def error(reason: Reason, summary: str, **evidence: Unpack[Evidence]) -> Verdict:
     """We could not tell, for `reason` (the data was unreadable, skewed, ...)."""
     return Verdict(Status.ERROR, reason, summary, **evidence)
+
+
+_REASONS: tuple[tuple[type[errors.SourceError], Reason], ...] = (
+    (errors.Unreachable, Reason.UNREACHABLE),
+    (errors.HttpStatusError, Reason.HTTP_ERROR),
+    (errors.ValueTooLarge, Reason.VALUE_TOO_LARGE),
+    (errors.TooLarge, Reason.TOO_LARGE),
+    (errors.BadPayload, Reason.BAD_PAYLOAD),
+    (errors.WrongType, Reason.WRONG_TYPE),
+    (errors.Forbidden, Reason.FORBIDDEN),
+    (errors.Refused, Reason.REFUSED),
+)
+
+
+def reason_for(err: errors.SourceError) -> Reason:
+    """The closed-enum reason for a source error (the most specific class wins)."""
+    for kind, reason in _REASONS:
+        if isinstance(err, kind):
+            return reason
+    return Reason.INTERNAL_ERROR

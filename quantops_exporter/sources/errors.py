@@ -3,10 +3,16 @@
     SourceError                      anything a source could not read
     ├── Unreachable                  connection refused, reset, DNS, closed pool   → unreachable
     ├── HttpStatusError              a non-2xx answer                               → http_error
-    ├── BadPayload                   not JSON, not the expected shape               → bad_payload
-    │   └── TooLarge                 a body over the size cap                       → too_large
+    ├── BadPayload                   not JSON, not RESP, not the expected shape     → bad_payload
+    │   └── TooLarge                 an HTTP body over the size cap                 → too_large
+    │       └── ValueTooLarge        a Valkey value over its cap              → value_too_large
     ├── WrongType                    Valkey WRONGTYPE: the key holds another type   → wrong_type
-    └── Forbidden                    Valkey NOPERM: the ACL user may not run it     → forbidden
+    ├── Forbidden                    Valkey NOPERM: the ACL user may not run it     → forbidden
+    └── Refused                      Valkey refused the command otherwise (LOADING, → refused
+                                     BUSY, MISCONF, an unknown command)
+
+Every error a source raises is one of the leaves above, never the bare base class; the runner
+maps each to its reason (a test walks the tree), and `internal_error` means a bug.
 
 Missing keys are not errors: readers return None and the evaluators judge it.
 """
@@ -36,6 +42,14 @@ class BadPayload(SourceError):
 
 class TooLarge(BadPayload):
     """The body exceeded the configured size cap."""
+
+
+class ValueTooLarge(TooLarge):
+    """A Valkey value exceeded the configured size cap."""
+
+
+class Refused(SourceError):
+    """Valkey refused the command for a reason other than ACL or type (LOADING, BUSY, …)."""
 
 
 class WrongType(SourceError):

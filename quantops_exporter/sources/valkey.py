@@ -1,8 +1,13 @@
 """Read-only access to Valkey: the only seam between the checks and the key space.
 
-Only read commands exist here (PING, GET, PTTL, ZREVRANGE, HGETALL), so a Valkey ACL user
+Only read commands exist here (PING, GETRANGE, PTTL, ZREVRANGE, HGETALL), so a Valkey ACL user
 limited to `+@read +ping` is enough. Per-instrument reads go out as one pipeline: one round
 trip per check run, whatever the number of instruments.
+
+A string value is read with `GETRANGE key 0 <cap>`, never `GET`: at most one byte more than the
+cap crosses the wire, so a 48 MB value where a manifold should be costs 1 MiB, and is refused
+(ValueTooLarge) instead of parsed. `PTTL` in the same pipeline tells a missing key (-2) from an
+empty string.
 """
 
 from __future__ import annotations
@@ -19,7 +24,15 @@ from redis.asyncio.client import Pipeline
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from quantops_exporter.sources.errors import Forbidden, SourceError, Unreachable, WrongType
+from quantops_exporter.sources.errors import (
+    BadPayload,
+    Forbidden,
+    Refused,
+    SourceError,
+    Unreachable,
+    ValueTooLarge,
+    WrongType,
+)
 from quantops_exporter.sources.health import Dependency, DependencyHealth
 from quantops_exporter.trace import trace
 
@@ -70,12 +83,22 @@ def connect(
     )
 
 
+DEFAULT_MAX_VALUE_BYTES = 1024 * 1024
+
+
 class ValkeyReader:
     """Pipelined, read-only Valkey reads that translate client errors into SourceErrors."""
 
-    def __init__(self, client: aioredis.Redis, health: DependencyHealth) -> None:
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        health: DependencyHealth,
+        *,
+        max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
+    ) -> None:
         self._client = client
         self._health = health
+        self._max_value = max_value_bytes
 
     async def close(self) -> None:
         """Close the connection pool."""
@@ -92,22 +115,26 @@ class ValkeyReader:
         """GET one string key."""
         return (await self.get_many([key]))[0]
 
-    async def get_many(self, keys: Sequence[str], *, with_ttl: bool = False) -> list[KeyRead]:
-        """GET (and optionally PTTL) every key in one round trip."""
+    async def get_many(self, keys: Sequence[str]) -> list[KeyRead]:
+        """Every string key's value (at most the cap) and PTTL, in one round trip."""
 
         def queue(pipe: Pipeline) -> None:
             for key in keys:
-                pipe.get(key)
-            for key in keys if with_ttl else ():
+                pipe.getrange(key, 0, self._max_value)  # inclusive: one byte past the cap
                 pipe.pttl(key)
 
         results = await self._pipeline(queue)
         reads = []
         for index, key in enumerate(keys):
-            pttl = results[len(keys) + index] if with_ttl else None
-            reads.append(
-                _key_read(key, results[index], pttl_ms=pttl if isinstance(pttl, int) else None)
-            )
+            value, pttl = results[2 * index], results[2 * index + 1]
+            if pttl == -2:  # no such key (GETRANGE answers "" for it)
+                value = None
+            elif isinstance(value, bytes) and len(value) > self._max_value:
+                raise ValueTooLarge(
+                    f"{key} holds more than the {self._max_value}-byte cap "
+                    "(QUANTOPS_VALKEY_MAX_VALUE_BYTES): not read"
+                )
+            reads.append(_key_read(key, value, pttl_ms=pttl if isinstance(pttl, int) else None))
         return reads
 
     async def newest_members(self, keys: Sequence[str]) -> list[KeyRead]:
@@ -171,10 +198,15 @@ def _is_wrong_type(value: object) -> bool:
 
 
 def _translate(err: redis_errors.RedisError) -> SourceError:
+    """Every client error as the SourceError that names it; never the bare base class."""
     if isinstance(err, redis_errors.ConnectionError | redis_errors.TimeoutError):
         return Unreachable(f"Valkey: {err}")
     if isinstance(err, redis_errors.NoPermissionError) or str(err).startswith("NOPERM"):
         return Forbidden(f"Valkey refused the command: {err}")
     if _is_wrong_type(err):
         return WrongType(str(err))
-    return SourceError(f"Valkey: {err}")
+    if isinstance(err, redis_errors.InvalidResponse | redis_errors.DataError):
+        return BadPayload(f"Valkey answered something that is not RESP: {err}")
+    if isinstance(err, redis_errors.ResponseError):  # LOADING, BUSY, MISCONF, unknown command…
+        return Refused(f"Valkey refused the command: {err}")
+    return Unreachable(f"Valkey: {type(err).__name__}: {err}")

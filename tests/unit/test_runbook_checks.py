@@ -33,6 +33,7 @@ from quantops_exporter.checks.warmup import judge_candles
 from quantops_exporter.market import Session
 from quantops_exporter.sources.errors import BadPayload
 from quantops_exporter.sources.stack_metrics import parse_exposition
+from tests.factories import make_ctx
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 PAIRS = ("EUR_USD", "USD_JPY", "GBP_USD", "EUR_JPY", "USD_CAD", "NZD_USD", "AUD_USD", "USD_CHF")
@@ -278,6 +279,8 @@ def test_allocation_status_total_and_top_k() -> None:
         ({"interval": 60}, Status.OK, Reason.NONE),
         ({"ts": 1_800_000_000, "interval": 600}, Status.FAIL, Reason.MISMATCH),
         ({"ts": 1_799_999_000, "interval": 60}, Status.FAIL, Reason.STALE),
+        ({"ts": 1_800_000_033, "interval": 60}, Status.OK, Reason.NONE),  # within the skew
+        ({"ts": 1_800_003_630, "interval": 60}, Status.ERROR, Reason.CLOCK_SKEW),  # an hour ahead
     ],
 )
 def test_allocator_cadence(payload: object, status: Status, reason: Reason) -> None:
@@ -353,3 +356,29 @@ def test_memory_holding_since_and_change_detection() -> None:
     assert memory.changed_at("w", b"a", 110) is None
     assert memory.changed_at("w", b"b", 120) == 120
     assert memory.changed_at("w", b"b", 130) == 120
+
+
+async def test_a_diagnosis_step_that_cannot_read_is_reported_as_that_step() -> None:
+    """Flat while green, and step 1 (the kill switch) cannot be read: the diagnosis is error
+    with step 1's reason, names the step, and keeps every runbook_diagnosis_step series."""
+    from quantops_exporter.checks.diagnosis import Step, check_no_positions
+    from quantops_exporter.sources import errors
+
+    class Http:
+        async def get_json(self, dependency: object, url: str, params: object = None) -> object:
+            if url.endswith("/api/kill-switch"):
+                raise errors.Unreachable(f"GET {url}: connection refused")
+            return {"positions": []}
+
+        async def get_text(self, dependency: object, url: str, params: object = None) -> str:
+            return "\n".join(
+                f'sep_rolling_gate{{instrument="{i}",eligible="1"}} 1'
+                for i in ("EUR_USD", "USD_JPY", "GBP_USD")
+            )
+
+    verdict = await check_no_positions(make_ctx(http=Http(), flat_grace_seconds=0))
+    assert (verdict.status, verdict.reason) == (Status.ERROR, Reason.UNREACHABLE)
+    assert verdict.observations["step"] == Step.KILL_SWITCH.value
+    assert "step 1_kill_switch" in verdict.summary and "connection refused" in verdict.summary
+    on = {r.labels[1]: r.value for r in verdict.readings if r.measure is Measure.DIAGNOSIS_STEP}
+    assert set(on) == {s.value for s in Step} and on[Step.KILL_SWITCH.value] == 1.0

@@ -10,14 +10,16 @@ import aiohttp
 import fakeredis
 import pytest
 from aiohttp import test_utils, web
+from redis import exceptions as redis_errors
 
 from quantops_exporter.checks.base import CheckContext
-from quantops_exporter.checks.verdict import Reason, Status, Verdict
+from quantops_exporter.checks.verdict import Reason, Status, Verdict, reason_for
 from quantops_exporter.runner import run_check
 from quantops_exporter.simulator.valkey_server import free_port
 from quantops_exporter.sources import errors
 from quantops_exporter.sources.health import Dependency, DependencyHealth
 from quantops_exporter.sources.http import HttpReader
+from quantops_exporter.sources.payloads import decode_json
 from quantops_exporter.sources.valkey import ValkeyReader, connect
 from tests.factories import make_check, make_ctx
 
@@ -172,7 +174,7 @@ async def test_valkey_reads_report_missing_and_wrong_type_per_key(fake_valkey) -
     reader, seed = fake_valkey
     await seed.set("a", json.dumps({"ts": 1}))
     await seed.hset("b", "ts", "1")
-    reads = await reader.get_many(["a", "b", "c"], with_ttl=True)
+    reads = await reader.get_many(["a", "b", "c"])
     assert reads[0].value == b'{"ts": 1}' and not reads[0].missing
     assert reads[1].wrong_type and not reads[1].missing
     assert reads[2].missing and not reads[2].wrong_type
@@ -189,7 +191,7 @@ async def test_valkey_newest_member_and_ttl(fake_valkey) -> None:  # type: ignor
     assert z.value == (b"new", 2.0)
     assert s.wrong_type
     assert missing.missing
-    (t,) = await reader.get_many(["t"], with_ttl=True)
+    (t,) = await reader.get_many(["t"])
     assert t.pttl_ms is not None and 299_000 < t.pttl_ms <= 300_000
 
 
@@ -215,3 +217,102 @@ async def test_empty_collections_read_as_missing(fake_valkey) -> None:  # type: 
     await seed.set("s", "")
     empty = await reader.get("s")
     assert not empty.missing and empty.value == b""
+
+
+async def test_a_value_over_the_cap_is_refused_without_reading_it_whole() -> None:
+    """GETRANGE 0 <cap>: one byte past the cap crosses the wire, then ValueTooLarge; a value at
+    the cap, an empty string and a missing key read as what they are."""
+    server = fakeredis.FakeServer()
+    seed = fakeredis.FakeAsyncRedis(server=server)
+    client = fakeredis.FakeAsyncRedis(server=server)
+    reader = ValkeyReader(client, DependencyHealth(), max_value_bytes=100)
+    await seed.set("at_cap", b"x" * 100)
+    await seed.set("empty", b"")
+    await seed.set("over", b"y" * 10_000)
+    try:
+        at_cap, empty, missing = await reader.get_many(["at_cap", "empty", "missing"])
+        assert len(at_cap.value) == 100
+        assert empty.value == b"" and not empty.missing
+        assert missing.missing
+        with pytest.raises(errors.ValueTooLarge, match=r"over holds more than the 100-byte cap"):
+            await reader.get_many(["at_cap", "over"])
+    finally:
+        await reader.close()
+        await seed.aclose()
+
+
+def _leaves(kind: type[errors.SourceError]) -> list[type[errors.SourceError]]:
+    subclasses = kind.__subclasses__()
+    return [kind] + [leaf for sub in subclasses for leaf in _leaves(sub)]
+
+
+@pytest.mark.parametrize(
+    "kind",
+    [k for k in _leaves(errors.SourceError) if k is not errors.SourceError],
+    ids=lambda k: k.__name__,
+)
+def test_every_source_error_has_its_own_reason(kind: type[errors.SourceError]) -> None:
+    """Walks the error tree: every class a source raises maps to a reason other than
+    internal_error (kept for bugs)."""
+    err = kind("GET http://x", 500) if kind is errors.HttpStatusError else kind("x")
+    assert reason_for(err) is not Reason.INTERNAL_ERROR
+
+
+@pytest.mark.parametrize(
+    ("raised", "kind", "reason"),
+    [
+        (
+            redis_errors.ResponseError("LOADING Valkey is loading the dataset"),
+            errors.Refused,
+            Reason.REFUSED,
+        ),
+        (
+            redis_errors.ResponseError("ERR unknown command 'GETRANGE'"),
+            errors.Refused,
+            Reason.REFUSED,
+        ),
+        (redis_errors.BusyLoadingError("LOADING"), errors.Unreachable, Reason.UNREACHABLE),
+        (redis_errors.NoPermissionError("NOPERM no"), errors.Forbidden, Reason.FORBIDDEN),
+        (
+            redis_errors.InvalidResponse("Protocol Error: b'?'"),
+            errors.BadPayload,
+            Reason.BAD_PAYLOAD,
+        ),
+        (redis_errors.ConnectionError("reset"), errors.Unreachable, Reason.UNREACHABLE),
+        (redis_errors.RedisError("anything else"), errors.Unreachable, Reason.UNREACHABLE),
+    ],
+)
+async def test_valkey_errors_map_to_specific_reasons(
+    raised: Exception, kind: type[errors.SourceError], reason: Reason
+) -> None:
+    """A refused command, garbage RESP, a lost connection: each its reason, never a bare
+    SourceError (which the runner would call internal_error)."""
+
+    class Failing:
+        async def ping(self) -> None:
+            raise raised
+
+        async def aclose(self) -> None:
+            pass
+
+    reader = ValkeyReader(Failing(), DependencyHealth())  # type: ignore[arg-type]
+    with pytest.raises(kind) as caught:
+        await reader.ping()
+    assert type(caught.value) is kind and reason_for(caught.value) is reason
+
+
+@pytest.mark.parametrize(
+    ("raw", "why"),
+    [
+        (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+        (b'{"ts": ' + b"9" * 5000 + b"}", "too large"),
+        (b'{"ts": ' + b"9" * 41 + b"}", "too large"),
+        (b"\xff\xfe", "not JSON"),
+    ],
+    ids=["deep", "huge-int", "long-int", "not-utf8"],
+)
+def test_hostile_json_is_bad_payload_not_a_crash(raw: bytes, why: str) -> None:
+    """Nesting past the recursion limit and integers no float holds are bounded refusals."""
+    with pytest.raises(errors.BadPayload, match=why):
+        decode_json(raw, "the manifold")
+    assert decode_json(b'{"ts": 1758059154076123456}', "ok") == {"ts": 1758059154076123456}
