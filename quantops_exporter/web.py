@@ -22,10 +22,11 @@ from quantops_exporter.daemon import Daemon, Refusal
 from quantops_exporter.generation import Generation
 from quantops_exporter.status_page import render_status_page
 from quantops_exporter.views import outcome_json, state_json
-from quantops_exporter.webconfig import REALM
+from quantops_exporter.webconfig import REALM, AuthBusy, FailedAttempts
 
 DAEMON_KEY: web.AppKey[Daemon] = web.AppKey("daemon")
 RELOAD_GATE_KEY: web.AppKey[list[float]] = web.AppKey("reload_gate")  # [last request, monotonic]
+ATTEMPTS_KEY: web.AppKey[FailedAttempts] = web.AppKey("failed_attempts")
 CLOCK_KEY: web.AppKey[Callable[[], float]] = web.AppKey("clock")
 GENERATION_KEY: web.RequestKey[Generation] = web.RequestKey("generation", Generation)
 _REFUSALS = {
@@ -44,6 +45,7 @@ def build_web_app(
     app[DAEMON_KEY] = daemon
     app[CLOCK_KEY] = clock
     app[RELOAD_GATE_KEY] = [float("-inf")]
+    app[ATTEMPTS_KEY] = FailedAttempts()  # kept across reloads: a new web config resets nothing
     app.router.add_get("/metrics", make_aiohttp_handler(registry))
     app.router.add_get("/-/healthy", healthy)
     app.router.add_get("/-/ready", ready)
@@ -66,16 +68,39 @@ async def generation_policy(request: web.Request, handler: Handler) -> web.Strea
     """Fix the request's generation, then apply its web config: credentials, headers."""
     generation = request.app[DAEMON_KEY].generation
     request[GENERATION_KEY] = generation
-    auth = generation.auth
-    response: web.StreamResponse
-    if auth is not None and not await auth.allowed(request.headers.get("Authorization")):
-        response = web.Response(
-            status=401, text="Unauthorized\n", headers={"WWW-Authenticate": REALM}
-        )
-    else:
-        response = await handler(request)
+    refusal = await _authenticate(request, generation)
+    response = refusal if refusal is not None else await handler(request)
     response.headers.update(generation.headers)
     return response
+
+
+async def _authenticate(request: web.Request, generation: Generation) -> web.Response | None:
+    """401 for wrong credentials, 429 for a client with too many recent failures (or when
+    password checks are queued up); None when the request may go on."""
+    auth = generation.auth
+    if auth is None:
+        return None
+    attempts, client = request.app[ATTEMPTS_KEY], request.remote or "unknown"
+    header = request.headers.get("Authorization")
+    wait = attempts.retry_after(client) if header else 0.0  # no credentials: no hashing
+    if wait > 0 and not auth.known_good(header):
+        return _too_many(f"too many failed logins from {client}", wait)
+    try:
+        if await auth.allowed(header):
+            return None
+    except AuthBusy:
+        return _too_many("too many password checks in progress", 1.0)
+    if header:
+        attempts.failed(client)
+    return web.Response(status=401, text="Unauthorized\n", headers={"WWW-Authenticate": REALM})
+
+
+def _too_many(why: str, wait: float) -> web.Response:
+    return web.Response(
+        status=429,
+        text=f"{why}; retry in {wait:.0f}s\n",
+        headers={"Retry-After": str(max(1, round(wait)))},
+    )
 
 
 async def healthy(request: web.Request) -> web.Response:

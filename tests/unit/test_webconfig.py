@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import ssl
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -13,11 +14,18 @@ import aiohttp
 import bcrypt
 import pytest
 import yaml
+from pydantic import SecretStr
 
 from quantops_exporter.app import build_exporter, serve
 from quantops_exporter.config import ConfigError
 from quantops_exporter.simulator.valkey_server import free_port
-from quantops_exporter.webconfig import build_ssl_context, certificate_reloader, load_web_config
+from quantops_exporter.webconfig import (
+    BasicAuth,
+    FailedAttempts,
+    build_ssl_context,
+    certificate_reloader,
+    load_web_config,
+)
 from tests.conftest import make_generation
 from tests.tls import TestCA
 
@@ -149,24 +157,30 @@ def client_context(ca: TestCA, *, with_cert: bool) -> ssl.SSLContext:
 
 
 async def test_every_endpoint_needs_credentials(server) -> None:  # type: ignore[no-untyped-def]
-    """No password and a wrong password get 401 everywhere; the right one gets through."""
+    """No password gets 401 everywhere; a wrong password 401 five times, then 429 for this
+    address for a minute; credentials that passed before still get through meanwhile."""
     url, ca, _config = server
     context = client_context(ca, with_cert=True)
+    good = basic("prometheus", "s3cret")
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=context)) as http:
-        for method, path in ENDPOINTS:
-            async with http.request(method, url + path) as response:
-                assert response.status == 401, path
-                assert response.headers["WWW-Authenticate"].startswith("Basic")
-            async with http.request(
-                method, url + path, headers=basic("prometheus", "wrong")
-            ) as response:
-                assert response.status == 401, path
-        good = basic("prometheus", "s3cret")
         for _ in range(2):  # the second check is served from the cache of good credentials
             async with http.get(url + "/metrics", headers=good) as response:
                 assert response.status == 200
                 assert response.headers["X-Content-Type-Options"] == "nosniff"
                 assert "runbook_check_ok" in await response.text()
+        for failures, (method, path) in enumerate(ENDPOINTS):
+            async with http.request(method, url + path) as response:
+                assert response.status == 401, path  # no credentials: not a failed login
+                assert response.headers["WWW-Authenticate"].startswith("Basic")
+            async with http.request(
+                method, url + path, headers=basic("prometheus", "wrong")
+            ) as response:
+                assert response.status == (401 if failures < 5 else 429), (path, failures)
+        assert len(ENDPOINTS) > 5
+        async with http.get(url + "/metrics", headers=basic("prometheus", "wrong")) as response:
+            assert response.status == 429 and int(response.headers["Retry-After"]) > 50
+        async with http.get(url + "/metrics", headers=good) as response:
+            assert response.status == 200
 
 
 async def test_plain_http_and_missing_client_certificates_are_refused(server) -> None:  # type: ignore[no-untyped-def]
@@ -229,3 +243,49 @@ async def test_certificates_are_reloaded_when_they_change(tmp_path: Path) -> Non
                     await asyncio.sleep(0.05)
     finally:
         await runner.cleanup()
+
+
+async def test_password_checks_run_on_their_own_threads_at_the_users_cost(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Logic: bcrypt never runs on the loop's default executor (which resolves the checks' host
+    names), and an unknown user is checked against a dummy of the configured cost."""
+    users = {"prometheus": SecretStr(bcrypt.hashpw(b"pw", bcrypt.gensalt(5)).decode())}
+    auth = BasicAuth(users)
+    threads: list[str] = []
+    real = bcrypt.checkpw
+
+    def spy(password: bytes, hashed: bytes) -> bool:
+        threads.append(threading.current_thread().name)
+        return real(password, hashed)
+
+    monkeypatch.setattr(bcrypt, "checkpw", spy)
+    assert await auth.allowed(basic("prometheus", "pw")["Authorization"])
+    assert not await auth.allowed(basic("prometheus", "nope")["Authorization"])
+    assert not await auth.allowed(basic("mallory", "pw")["Authorization"])
+    assert len(threads) == 3 and all(name.startswith("bcrypt") for name in threads), threads
+    assert auth.cost == 5 and (await auth.dummy_hash()).startswith(b"$2b$05$")
+
+
+def test_failed_attempts_throttle_one_client_for_the_window() -> None:
+    """Five failures in a minute block that address (not others) until the oldest expires."""
+    now = [1000.0]
+    attempts = FailedAttempts(limit=5, window=60, monotonic=lambda: now[0])
+    for _ in range(4):
+        attempts.failed("10.0.0.1")
+        now[0] += 1
+    assert attempts.retry_after("10.0.0.1") == 0
+    attempts.failed("10.0.0.1")
+    assert attempts.retry_after("10.0.0.1") == pytest.approx(56)
+    assert attempts.retry_after("10.0.0.2") == 0
+    now[0] += 56
+    assert attempts.retry_after("10.0.0.1") == 0  # the first failure left the window
+
+
+def test_failed_attempts_remember_a_bounded_number_of_clients() -> None:
+    """A flood from many addresses cannot grow the table without bound."""
+    attempts = FailedAttempts(limit=1, window=60, clients=100)
+    for n in range(1000):
+        attempts.failed(f"10.0.{n // 256}.{n % 256}")
+    assert attempts.retry_after("10.0.3.231") > 0  # the newest is remembered
+    assert attempts.retry_after("10.0.0.0") == 0  # the oldest were forgotten
