@@ -25,6 +25,7 @@ from quantops_exporter.simulator.scenarios import DESCRIPTIONS, Scenario
 from quantops_exporter.views import outcome_json
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
+EXIT_BROKEN_PIPE = 128 + 13  # as if killed by SIGPIPE, like other Unix tools
 SECTIONS = {
     "pre-open": Section.PRE_OPEN,
     "daily": Section.DAILY,
@@ -121,6 +122,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `quantops-exporter` command."""
+    try:
+        return _main(argv)
+    except BrokenPipeError:
+        # `check-config | head`: the reader left. Python's documented way to go quietly:
+        # point stdout at /dev/null so the interpreter's final flush cannot fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     command = args.command or "run"
 

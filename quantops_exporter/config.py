@@ -8,12 +8,16 @@ The knobs the checks judge against are declared once, in `checks.thresholds.Thre
 
 from __future__ import annotations
 
+import difflib
+import os
 import re
+from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import SplitResult, urlsplit, urlunsplit
 
+from dotenv import dotenv_values
 from pydantic import (
     BaseModel,
     Field,
@@ -317,6 +321,9 @@ def load_settings(env_file: Path | None = None) -> Settings:
     if env_file is not None and not env_file.is_file():
         raise ConfigError(f"--env-file {env_file}: no such file")
     try:
+        _refuse_unknown_variables(os.environ, "the environment")
+        if env_file is not None:
+            _refuse_unknown_variables(dotenv_values(env_file), f"--env-file {env_file}")
         return Settings(_env_file=env_file)
     except ValidationError as err:
         raise ConfigError(describe_validation_error(err)) from err
@@ -328,6 +335,51 @@ def load_settings(env_file: Path | None = None) -> Settings:
 
 
 _SECRETS = frozenset({"VALKEY_PASSWORD", "API_BEARER_TOKEN"})
+_OURS = "QUANTOPS_"
+_CHECK_KEYS = tuple(name.upper() for name in CheckOverride.model_fields)
+
+
+def known_variables() -> dict[str, str]:
+    """Every QUANTOPS_* variable a setting reads (the per-check ones spelled out), by its
+    upper-case form (names are case-insensitive)."""
+    names = [str(f.validation_alias) for f in Settings.model_fields.values()]
+    names += [f"{CHECKS_ENV}__{check}__{key}" for check in CHECK_NAMES for key in _CHECK_KEYS]
+    return {name.upper(): name for name in names if name.upper().startswith(_OURS)}
+
+
+def _judged_here(name: str) -> bool:
+    """Whether `name` is checked against the known variables: every QUANTOPS_* one, except a
+    per-check variable naming an unknown check (the settings validator lists the known checks)."""
+    upper, prefix = name.upper(), f"{CHECKS_ENV}__".upper()
+    if not upper.startswith(prefix):
+        return upper.startswith(_OURS)
+    return upper.removeprefix(prefix).partition("__")[0] in {c.upper() for c in CHECK_NAMES}
+
+
+def _refuse_unknown_variables(variables: Mapping[str, str | None], where: str) -> None:
+    """A misspelled QUANTOPS_* variable is an error naming the closest valid one: silently
+    running on the default is worse (QUANTOPS_LISTEN_ADRESS would serve on :9110)."""
+    known = known_variables()
+    unknown = sorted(name for name in variables if _judged_here(name) and name.upper() not in known)
+    if not unknown:
+        return
+    # Compared without the shared prefix, which would make every name look alike.
+    suffixes = {k.removeprefix(_OURS): k for k in known}
+    lines = []
+    for name in unknown:
+        close = [
+            suffixes[match]
+            for match in difflib.get_close_matches(
+                name.upper().removeprefix(_OURS), list(suffixes), n=1, cutoff=0.7
+            )
+        ]
+        hint = (
+            f"did you mean {known[close[0]]}?"
+            if close
+            else "see `quantops-exporter check-config` and the README's settings table"
+        )
+        lines.append(f"{name} (in {where}) is not a setting: {hint}")
+    raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines))
 
 
 def describe_validation_error(err: ValidationError) -> str:

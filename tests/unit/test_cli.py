@@ -6,11 +6,13 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from quantops_exporter.checks.catalog import CHECK_NAMES
 from quantops_exporter.simulator.valkey_server import free_port
+from tests.conftest import clean_env
 
 COMMANDS = (["run"], ["check"], ["check", "--json"], ["check-config"], ["demo"], [])
 
@@ -164,3 +166,22 @@ def test_piped_check_output_has_no_progress_or_colour() -> None:
     """Piped (cron, CI): no progress indicator on stderr and no escape codes."""
     result = cli("check", env=nothing_listening())
     assert "\033[" not in result.stdout and "running checks" not in result.stderr
+
+
+def test_a_reader_that_leaves_early_gets_no_traceback(tmp_path: Path) -> None:
+    """`check-config | head`: the pipe's reader is gone; exit quietly as SIGPIPE would."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # nobody will read: the first write fails with EPIPE
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "quantops_exporter", "check-config"],
+            env=clean_env(),
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=30,
+        )
+    finally:
+        os.close(write_end)
+    assert done.returncode == 141, done.stderr
+    assert "Traceback" not in done.stderr and "BrokenPipeError" not in done.stderr

@@ -187,3 +187,39 @@ def test_listen_address_forms(text: str, host: str, port: int) -> None:
     """Empty host (all interfaces), IPv4 and bracketed IPv6 are accepted."""
     parsed = parse_listen_address(text)
     assert (parsed.host, parsed.port) == (host, port)
+
+
+@pytest.mark.parametrize(
+    ("variable", "suggestion"),
+    [
+        ("QUANTOPS_LISTEN_ADRESS", "did you mean QUANTOPS_LISTEN_ADDRESS?"),
+        ("quantops_log_levle", "did you mean QUANTOPS_LOG_LEVEL?"),
+        (
+            "QUANTOPS_CHECKS__valkey_ping__INTERVAL_SECOND",
+            "did you mean QUANTOPS_CHECKS__valkey_ping__INTERVAL_SECONDS?",
+        ),
+        ("QUANTOPS_WHATEVER", "see `quantops-exporter check-config`"),
+    ],
+)
+def test_a_misspelled_setting_is_an_error_naming_the_closest(
+    monkeypatch: pytest.MonkeyPatch, variable: str, suggestion: str
+) -> None:
+    """QUANTOPS_LISTEN_ADRESS=:9999 used to be ignored and :9110 served."""
+    monkeypatch.setenv(variable, ":9999")
+    with pytest.raises(ConfigError, match=f"{variable} \\(in the environment\\) is not a setting"):
+        load_settings()
+    with pytest.raises(ConfigError) as raised:
+        load_settings()
+    assert suggestion in str(raised.value)
+
+
+def test_a_misspelled_setting_in_the_env_file_is_an_error_too(tmp_path: Path) -> None:
+    """The env file's keys are checked the same way; the stack's own names are not ours."""
+    env_file = tmp_path / ".env.hotband"
+    env_file.write_text(
+        "VALKEY_URL=redis://valkey:6379/0\nALLOC_TOP_K=3\nQUANTOPS_MARKET_HOUR=fx\n"
+    )
+    with pytest.raises(ConfigError, match=r"QUANTOPS_MARKET_HOUR \(in --env-file .*\) is not"):
+        load_settings(env_file)
+    env_file.write_text("VALKEY_URL=redis://valkey:6379/0\nSOME_STACK_KNOB=1\n")
+    assert load_settings(env_file).valkey_url == "redis://valkey:6379/0"
