@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import os
 import sys
@@ -15,16 +16,18 @@ from pathlib import Path
 
 from quantops_exporter import __version__
 from quantops_exporter.app import run_daemon, run_once
-from quantops_exporter.checks.catalog import Section
-from quantops_exporter.checks.verdict import Status
+from quantops_exporter.checks.catalog import Section, sections_of
+from quantops_exporter.checks.verdict import Reason, Status
 from quantops_exporter.config import ConfigError
 from quantops_exporter.generation import Generation, load_generation
 from quantops_exporter.log import configure_logging
-from quantops_exporter.report import Progress, render_table
+from quantops_exporter.market import AlwaysOpenCalendar
+from quantops_exporter.report import Progress, render_table, summary_line
 from quantops_exporter.simulator.scenarios import DESCRIPTIONS, Scenario
 from quantops_exporter.views import outcome_json
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
+EXIT_UNVERIFIED = 3  # `check`: nothing failed, but market-hours checks were skipped
 EXIT_BROKEN_PIPE = 128 + 13  # as if killed by SIGPIPE, like other Unix tools
 SECTIONS = {
     "pre-open": Section.PRE_OPEN,
@@ -104,6 +107,12 @@ def build_parser() -> argparse.ArgumentParser:
     check, demo = commands["check"], commands["demo"]
     check.add_argument("--json", action="store_true", help="print a JSON array instead")
     check.add_argument(
+        "--assume-open",
+        action="store_true",
+        help="judge as if the FX market were open (a pre-open gate run before the open); "
+        "without it, checks skipped because the market is closed make the exit code 3",
+    )
+    check.add_argument(
         "--section",
         choices=sorted(SECTIONS),
         help="run only one runbook section's checks (e.g. daily: the Daily Ops Snapshot)",
@@ -153,6 +162,8 @@ def _main(argv: Sequence[str] | None) -> int:
         return _check_config(generation)
     if command == "check":
         configure_logging("console", "error")
+        if args.assume_open:
+            generation = dataclasses.replace(generation, calendar=AlwaysOpenCalendar())
         return asyncio.run(_check(generation, as_json=args.json, section=args.section))
     configure_logging(settings.log_format.value, settings.log_level.value)
     if command == "demo":
@@ -172,7 +183,7 @@ def _check_config(generation: Generation) -> int:
 async def _check(generation: Generation, *, as_json: bool, section: str | None = None) -> int:
     only = None
     if section is not None:
-        only = frozenset(c.name for c in generation.catalog if c.section == SECTIONS[section])
+        only = frozenset(c.name for c in generation.catalog if SECTIONS[section] in sections_of(c))
     selected = [c for c in generation.enabled if only is None or c.name in only]
     progress = Progress(len(selected), enabled=sys.stderr.isatty())
     results = await run_once(generation, only=only, on_done=progress.done)
@@ -183,5 +194,15 @@ async def _check(generation: Generation, *, as_json: bool, section: str | None =
     else:
         colour = sys.stdout.isatty() and "NO_COLOR" not in os.environ
         print(render_table(results, colour=colour))
-    failed = any(o.status in (Status.FAIL, Status.ERROR) for _c, o in results)
-    return EXIT_FAILED if failed else EXIT_OK
+    closed = [c.name for c, o in results if o.reason is Reason.MARKET_CLOSED]
+    print(summary_line(results), file=sys.stderr if as_json else sys.stdout)
+    if any(o.status in (Status.FAIL, Status.ERROR) for _c, o in results):
+        return EXIT_FAILED
+    if closed:  # a gate must never pass because nothing was checked
+        print(
+            f"not verified: {len(closed)} check(s) skipped because the FX market is closed "
+            f"({', '.join(closed)}); rerun with --assume-open to judge them as if it were open",
+            file=sys.stderr,
+        )
+        return EXIT_UNVERIFIED
+    return EXIT_OK

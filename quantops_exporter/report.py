@@ -35,6 +35,15 @@ class Progress:
             sys.stderr.flush()
 
 
+def summary_line(results: Sequence[tuple[Check, Outcome]]) -> str:
+    """`22 checks: 18 ok, 2 fail, 1 error, 1 skipped` (zero counts left out)."""
+    counts = {status: 0 for status in Status}
+    for _check, outcome in results:
+        counts[outcome.status] += 1
+    parts = [f"{n} {status}" for status, n in counts.items() if n]
+    return f"{len(results)} checks: {', '.join(parts) or 'none run'}"
+
+
 def render_table(results: Sequence[tuple[Check, Outcome]], *, colour: bool = False) -> str:
     """The report, grouped by runbook section like the runbook itself: a mark per step,
     status/reason when it is not ok, the summary, and the runbook reference."""

@@ -83,7 +83,7 @@ CHECKS: tuple[Check, ...] = (
     ),
     Check(
         name="kill_switch",
-        runbook="Pre-Open Spin-Up §1; Weekend §2",
+        runbook="Pre-Open Spin-Up §1; Troubleshooting step 1; Weekend §2",
         section=Section.PRE_OPEN,
         anchor=Anchor.PRE_OPEN,
         description="/api/kill-switch and ops:kill_switch agree and match the market state",
@@ -103,7 +103,7 @@ CHECKS: tuple[Check, ...] = (
     ),
     Check(
         name="manifold_freshness",
-        runbook="Pre-Open Spin-Up §2",
+        runbook="Pre-Open Spin-Up §2; Post-Deploy Warmup §2; Troubleshooting step 5",
         section=Section.PRE_OPEN,
         anchor=Anchor.PRE_OPEN,
         description="every ws:last:manifold:{instrument} is at most FRESH_MAX_WS_AGE_SEC old",
@@ -114,7 +114,7 @@ CHECKS: tuple[Check, ...] = (
     ),
     Check(
         name="signal_freshness",
-        runbook="Pre-Open Spin-Up §2",
+        runbook="Pre-Open Spin-Up §2; Troubleshooting step 5",
         section=Section.PRE_OPEN,
         anchor=Anchor.PRE_OPEN,
         description=(
@@ -127,7 +127,7 @@ CHECKS: tuple[Check, ...] = (
     ),
     Check(
         name="gates_blob_freshness",
-        runbook="Pre-Open Spin-Up §3; Daily Ops Snapshot §4",
+        runbook="Pre-Open Spin-Up §3; Daily Ops Snapshot §4; Troubleshooting step 6",
         section=Section.PRE_OPEN,
         anchor=Anchor.PRE_OPEN,
         description="opt:rolling:gates_blob field ts is at most GATES_BLOB_MAX_AGE_SEC old",
@@ -172,7 +172,7 @@ CHECKS: tuple[Check, ...] = (
     ),
     Check(
         name="margin_utilisation",
-        runbook="Pre-Open Spin-Up §4; Recovery",
+        runbook="Pre-Open Spin-Up §4; Troubleshooting step 7; Recovery §3",
         section=Section.PRE_OPEN,
         anchor=Anchor.RECOVERY,
         description="marginUsed / (marginUsed + marginAvailable) below MARGIN_HYST_HIGH",
@@ -275,7 +275,7 @@ CHECKS: tuple[Check, ...] = (
     ),
     Check(
         name="spread_guard",
-        runbook="Troubleshooting step 7",
+        runbook="Troubleshooting step 7; Recovery §4",
         section=Section.TROUBLESHOOTING,
         anchor=Anchor.TROUBLESHOOTING,
         description="spreads from /api/oanda/pricing within MAX_SPREAD_BPS",
@@ -286,7 +286,7 @@ CHECKS: tuple[Check, ...] = (
     ),
     Check(
         name="no_positions_diagnosis",
-        runbook="Troubleshooting: No Positions While Gates Are Green",
+        runbook="Troubleshooting: No Positions While Gates Are Green; Pre-Open Spin-Up §6",
         section=Section.TROUBLESHOOTING,
         anchor=Anchor.TROUBLESHOOTING,
         description=(
@@ -323,6 +323,17 @@ class CheckOverride(BaseModel):
     interval_seconds: PositiveFloat | None = None
     timeout_seconds: PositiveFloat | None = None
     enabled: bool | None = None
+
+
+def sections_of(check: Check) -> tuple[Section, ...]:
+    """Every runbook section whose steps include `check`, read from its step reference (the
+    runbook's step table), its own section first."""
+    found = [check.section] if check.section in set(Section) else []
+    for step in check.runbook.split(";"):
+        for section in Section:
+            if step.strip().startswith(section.value) and section not in found:
+                found.append(section)
+    return tuple(Section(s) for s in found)
 
 
 def build_catalog(overrides: Mapping[str, CheckOverride]) -> tuple[Check, ...]:

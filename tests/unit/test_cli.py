@@ -76,7 +76,14 @@ def test_check_section_daily_runs_only_the_daily_snapshot() -> None:
     """--section daily lists exactly the Daily Ops Snapshot's checks."""
     result = cli("check", "--section", "daily", "--json", env=nothing_listening())
     names = {row["check"] for row in json.loads(result.stdout)}
-    assert names == {"allocator_cadence", "span_integrity", "allocation_status"}
+    assert names == {  # the runbook's six Daily Ops Snapshot steps
+        "allocator_cadence",
+        "gates_eligible",
+        "allocator_topk",
+        "gates_blob_freshness",
+        "span_integrity",
+        "allocation_status",
+    }
     assert cli("check", "--section", "weekly").returncode == 2  # argparse: not a section
 
 
