@@ -298,6 +298,11 @@ class SchedulerMetrics:
             ["check"],
             registry=registry,
         )
+        self.clock_steps = Counter(
+            "quantops_exporter_clock_steps",
+            "Wall-clock steps (of more than 0.5 s) the scheduler followed to keep check cadence",
+            registry=registry,
+        )
         self.add_checks(checks)
 
     def add_checks(self, checks: Iterable[Check]) -> None:

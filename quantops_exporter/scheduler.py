@@ -4,13 +4,19 @@ A reload hands the new schedule the runs still in flight in the old one (`start(
 a check's first new run waits for its old run, so a check never overlaps itself, not even
 across generations. Stopping lets in-flight runs finish within a grace, then drops the rest
 quietly: a run cancelled by a stop is never recorded.
+
+Cadence is kept by monotonic time across wall-clock steps (NTP, a VM resumed): APScheduler 3
+computes run times on the wall clock, so a step back of an hour would freeze every check for an
+hour and a step forward would leave the scheduler asleep past its jobs. `SteadyAsyncIOScheduler`
+notices a step (`ClockStepWatch`) and moves every job's next run time by it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 
 import structlog
@@ -33,6 +39,119 @@ log = structlog.get_logger("quantops_exporter.scheduler")
 
 # Spread the first runs over at most this long, so eight checks do not hit Valkey in one instant.
 MAX_START_JITTER = 1.0
+# A move of the wall clock against the monotonic clock larger than this is a step; NTP slewing
+# moves it by at most 0.5 ms a second.
+CLOCK_STEP_THRESHOLD = 0.5
+# How often the watchdog looks for a step while the scheduler sleeps (perhaps until a wall time
+# an hour away, after a step back).
+CLOCK_WATCH_PERIOD = 1.0
+
+
+class ClockStepWatch:
+    """Notices steps of the wall clock: `time.time() - time.monotonic()` moving by more than
+    `threshold` seconds between two looks. The baseline follows every look, so slewing, however
+    long, never adds up to a step."""
+
+    def __init__(
+        self,
+        threshold: float = CLOCK_STEP_THRESHOLD,
+        *,
+        wall: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._threshold = threshold
+        self._wall = wall
+        self._monotonic = monotonic
+        self._offset = self._read()
+
+    def _read(self) -> float:
+        # The wall clock read between two monotonic reads: a preemption cannot pass for a step.
+        before = self._monotonic()
+        wall = self._wall()
+        return wall - (before + self._monotonic()) / 2
+
+    def reset(self) -> None:
+        """Take the present offset as the baseline (times computed from now on are in it)."""
+        self._offset = self._read()
+
+    def poll(self) -> float:
+        """The step since the last look, in seconds (negative: back); 0.0 when there was none."""
+        offset = self._read()
+        step = offset - self._offset
+        self._offset = offset
+        return step if abs(step) > self._threshold else 0.0
+
+
+# APScheduler ships no type information (mypy sees Any).
+class SteadyAsyncIOScheduler(AsyncIOScheduler):  # type: ignore[misc]
+    """An AsyncIOScheduler whose jobs keep their cadence by monotonic time across clock steps.
+
+    Every job's next run time moves by the step, so a job falls due when it would have without
+    the step: no freeze after a step back, no catch-up burst (nor misfire) after a step forward.
+    Steps are looked for at the start of every `_process_jobs()` (before it reads the clock) and
+    every `period` seconds by a watchdog on the event loop's (monotonic) timer, which wakes the
+    scheduler when it finds one.
+    """
+
+    def __init__(
+        self,
+        *,
+        on_step: Callable[[float], None],
+        watch: ClockStepWatch | None = None,
+        period: float = CLOCK_WATCH_PERIOD,
+        **options: object,
+    ) -> None:
+        super().__init__(**options)
+        self.watch = watch or ClockStepWatch()
+        self._on_step = on_step
+        self._period = period
+        self._watchdog: asyncio.TimerHandle | None = None
+
+    def start(self, paused: bool = False) -> None:
+        super().start(paused)
+        self._watchdog = self._eventloop.call_later(self._period, self._look)
+
+    def shutdown(self, wait: bool = True) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
+        super().shutdown(wait)
+
+    def _look(self) -> None:
+        self._watchdog = None
+        if not self.running:
+            return
+        if self._follow_step():
+            self.wakeup()
+        self._watchdog = self._eventloop.call_later(self._period, self._look)
+
+    def _process_jobs(self) -> float | None:
+        self._follow_step()
+        wait: float | None = super()._process_jobs()
+        return wait
+
+    def _follow_step(self) -> bool:
+        """Move every scheduled job by the step, if the wall clock stepped since the last look."""
+        step = self.watch.poll()
+        if not step:
+            return False
+        shift = timedelta(seconds=step)
+        now = datetime.now(self.timezone)
+        with self._jobstores_lock:
+            for jobstore in self._jobstores.values():
+                for job in jobstore.get_all_jobs():
+                    if job.next_run_time is None:  # paused
+                        continue
+                    moved = job.next_run_time + shift
+                    if isinstance(job.trigger, IntervalTrigger):
+                        # Never more than one interval away: a job whose time was computed in
+                        # the new frame already (a step inside `_process_jobs`, after its look)
+                        # is late by at most one interval instead of frozen for the step.
+                        moved = min(moved, now + job.trigger.interval)
+                    job._modify(next_run_time=moved)
+                    jobstore.update_job(job)
+        self._on_step(step)
+        return True
 
 
 class CheckScheduler:
@@ -46,13 +165,16 @@ class CheckScheduler:
         metrics: SchedulerMetrics,
         *,
         rng: random.Random | None = None,
+        watch: ClockStepWatch | None = None,
     ) -> None:
         self._checks = tuple(check for check in checks if check.enabled)
         self._ctx = ctx
         self._board = board
         self._metrics = metrics
         self._rng = rng or random.Random()
-        self._scheduler = AsyncIOScheduler(timezone=UTC)
+        self._scheduler = SteadyAsyncIOScheduler(
+            timezone=UTC, on_step=self._on_clock_step, watch=watch
+        )
         self._in_flight: dict[str, asyncio.Task[None]] = {}
         self._after: dict[str, asyncio.Task[None]] = {}
         self._stopping = False
@@ -68,6 +190,9 @@ class CheckScheduler:
         `after`: runs of a previous schedule still going; each check's first run waits for its own.
         """
         self._after = dict(after or {})
+        # The first run times below are in the wall clock's present frame: a step since this
+        # schedule was built (a reload opens its sources first) must not move them.
+        self._scheduler.watch.reset()
         now = datetime.now(UTC)
         for check in self._checks:
             jitter = self._rng.uniform(0, min(MAX_START_JITTER, check.interval / 10))
@@ -120,6 +245,10 @@ class CheckScheduler:
         finally:
             self._in_flight.pop(check.name, None)
         self._board.record(outcome)
+
+    def _on_clock_step(self, step: float) -> None:
+        self._metrics.clock_steps.inc()
+        log.warning("clock_step_detected", step_seconds=round(step, 3))
 
     def _on_event(self, event: JobEvent) -> None:
         # EVENT_JOB_MAX_INSTANCES arrives as a JobSubmissionEvent too: dispatch on the code.

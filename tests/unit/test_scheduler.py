@@ -1,17 +1,24 @@
-"""The scheduler: first run at once, never two runs of a check at a time, overlaps counted."""
+"""The scheduler: first run at once, never two runs of a check at a time, overlaps counted,
+cadence kept across wall-clock steps."""
 
 from __future__ import annotations
 
 import asyncio
 import random
+import time
+from datetime import UTC
 
+import pytest
+from apscheduler.events import EVENT_JOB_MISSED, JobEvent
+from apscheduler.triggers.interval import IntervalTrigger
 from prometheus_client import CollectorRegistry
+from structlog.testing import capture_logs
 
 from quantops_exporter.board import Board
 from quantops_exporter.checks.base import CheckContext
 from quantops_exporter.checks.verdict import Reason, Status, Verdict
 from quantops_exporter.metrics import SchedulerMetrics
-from quantops_exporter.scheduler import CheckScheduler
+from quantops_exporter.scheduler import CheckScheduler, ClockStepWatch, SteadyAsyncIOScheduler
 from tests.factories import make_check, make_ctx
 
 
@@ -113,3 +120,105 @@ async def test_stop_cancels_runs_that_outlive_the_grace() -> None:
     await asyncio.wait_for(started.wait(), 3)
     await scheduler.stop(grace=0.05)
     assert cancelled.is_set()
+
+
+class SteppedClock:
+    """A wall clock `skew` seconds off the real one, for a ClockStepWatch: moving `skew` is a
+    step as the watch sees it (APScheduler itself keeps reading the real clock)."""
+
+    def __init__(self) -> None:
+        self.skew = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.skew
+
+
+def test_clock_step_watch_reports_steps_not_slew() -> None:
+    """Half a second of drift between two looks is slew; more is a step, reported once, signed."""
+    wall, mono = [1_000.0], [10.0]
+    watch = ClockStepWatch(wall=lambda: wall[0], monotonic=lambda: mono[0])
+    for _ in range(100):  # 0.4 s of drift a look, 40 s in all: never a step
+        wall[0] += 1.4
+        mono[0] += 1.0
+        assert watch.poll() == 0.0
+    wall[0] -= 3600
+    assert watch.poll() == pytest.approx(-3600)
+    assert watch.poll() == 0.0
+    wall[0] += 7200
+    watch.reset()
+    assert watch.poll() == 0.0
+
+
+async def test_a_step_back_found_by_the_watchdog_keeps_the_cadence() -> None:
+    """An hourly check that ran at start is due again an hour later by the wall clock; the wall
+    clock steps back 3599.5 s: the watchdog moves the run back by as much (it runs about 0.5 s
+    later, not an hour), logs `clock_step_detected` and counts the step."""
+    runs = 0
+
+    async def run(ctx: CheckContext) -> Verdict:
+        nonlocal runs
+        runs += 1
+        return Verdict(Status.OK, Reason.NONE, "ran")
+
+    check = make_check(run, name="hourly", interval=3600, timeout=5)
+    clock = SteppedClock()
+    registry = CollectorRegistry()
+    scheduler = CheckScheduler(
+        [check],
+        make_ctx(),
+        Board([check]),
+        SchedulerMetrics(registry, [check]),
+        rng=random.Random(1),
+        watch=ClockStepWatch(wall=clock),
+    )
+    scheduler.start()
+    try:
+        await wait_for(lambda: runs == 1, limit=3)
+        with capture_logs() as logs:
+            clock.skew = -3599.5
+            await wait_for(lambda: runs == 2, limit=3)
+    finally:
+        await scheduler.stop(grace=1)
+    (step,) = [entry for entry in logs if entry["event"] == "clock_step_detected"]
+    assert step["log_level"] == "warning"
+    assert step["step_seconds"] == pytest.approx(-3599.5, abs=0.1)
+    assert registry.get_sample_value("quantops_exporter_clock_steps_total") == 1
+
+
+async def test_a_step_found_by_process_jobs_neither_drops_nor_doubles_runs() -> None:
+    """No watchdog (period of an hour): the step is found when `_process_jobs` next runs, before
+    it reads the clock. Moved back an hour, the job is an hour overdue: one coalesced run, none
+    missed, then its cadence. Moved forward an hour, it is at most one interval away, not frozen
+    (the clamp: the scheduler's times may have been in the new frame already)."""
+    runs = 0
+    missed: list[JobEvent] = []
+    steps: list[float] = []
+
+    async def job() -> None:
+        nonlocal runs
+        runs += 1
+
+    clock = SteppedClock()
+    scheduler = SteadyAsyncIOScheduler(
+        timezone=UTC, on_step=steps.append, watch=ClockStepWatch(wall=clock), period=3600
+    )
+    scheduler.add_job(
+        job, IntervalTrigger(seconds=0.2, timezone=UTC), coalesce=True, misfire_grace_time=1
+    )
+    scheduler.add_listener(missed.append, EVENT_JOB_MISSED)
+    scheduler.start()
+    try:
+        await wait_for(lambda: runs >= 2)
+        clock.skew = -3600
+        before = runs
+        await asyncio.sleep(1.0)
+        assert before + 3 <= runs <= before + 6
+        clock.skew = 0
+        before = runs
+        await asyncio.sleep(1.0)
+        assert before + 3 <= runs <= before + 6
+    finally:
+        scheduler.shutdown(wait=False)
+        await asyncio.sleep(0)
+    assert steps == [pytest.approx(-3600, abs=0.1), pytest.approx(3600, abs=0.1)]
+    assert not missed
