@@ -21,8 +21,8 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis import exceptions as redis_errors
 from redis.asyncio.client import Pipeline
+from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from quantops_exporter.sources.errors import (
     BadPayload,
@@ -62,7 +62,13 @@ def connect(
     cert_file: str | None = None,
     key_file: str | None = None,
 ) -> aioredis.Redis:
-    """A client for `url` that never retries on its own: the next scheduled run is the retry.
+    """A client for `url` that retries a failed command once, on a fresh connection.
+
+    Reads are idempotent, and a connection idle in the pool may have been closed by a Valkey
+    restart: without the retry, the first burst after a restart read "Connection closed by
+    server" on every pooled connection and marked a healthy Valkey down. One retry only, with no
+    wait: a server that stays down is still unreachable at once, and the runner's timeout bounds
+    the whole read either way.
 
     No `socket_timeout`: redis-py wraps socket I/O in `asyncio.wait_for` when it is set, and on
     Python 3.11 `wait_for` can swallow a cancellation that lands as the I/O completes, so the
@@ -78,7 +84,7 @@ def connect(
     return aioredis.Redis.from_url(
         url,
         socket_connect_timeout=timeout,
-        retry=Retry(NoBackoff(), 0),
+        retry=Retry(NoBackoff(), 1),
         **options,
     )
 
