@@ -16,6 +16,7 @@ from quantops_exporter.checks.base import Check, CheckContext, Outcome
 from quantops_exporter.checks.verdict import Reason, Status, Verdict, reason_for
 from quantops_exporter.redact import redact
 from quantops_exporter.sources import errors
+from quantops_exporter.trace import awaiting
 
 log = structlog.get_logger("quantops_exporter.runner")
 
@@ -34,24 +35,29 @@ async def run_check(
         )
         return _stamp(check, verdict, started_at, 0.0, expected=False)
     began = perf()
-    try:
-        async with asyncio.timeout(check.timeout):
-            verdict = await check.run(ctx)
-    except TimeoutError:
-        verdict = Verdict(
-            Status.ERROR, Reason.TIMEOUT, f"no answer within the {check.timeout:g}s timeout"
-        )
-    except Exception as raised:
-        err = _leaf(raised)
-        if isinstance(err, errors.SourceError):
-            verdict = Verdict(Status.ERROR, reason_for(err), _one_line(err))
-        else:
-            log.error("check_crashed", check=check.name, exc_info=err)
+    with awaiting() as pending:
+        try:
+            async with asyncio.timeout(check.timeout):
+                verdict = await check.run(ctx)
+        except TimeoutError:
+            # Name what did not answer: "from GET http://api/x" tells the operator where to look.
+            what = f" from {', '.join(dict.fromkeys(pending))}" if pending else ""
             verdict = Verdict(
                 Status.ERROR,
-                Reason.INTERNAL_ERROR,
-                f"internal error: {type(err).__name__}: {_one_line(err)}",
+                Reason.TIMEOUT,
+                f"no answer{what} within the {check.timeout:g}s timeout",
             )
+        except Exception as raised:
+            err = _leaf(raised)
+            if isinstance(err, errors.SourceError):
+                verdict = Verdict(Status.ERROR, reason_for(err), _one_line(err))
+            else:
+                log.error("check_crashed", check=check.name, exc_info=err)
+                verdict = Verdict(
+                    Status.ERROR,
+                    Reason.INTERNAL_ERROR,
+                    f"internal error: {type(err).__name__}: {_one_line(err)}",
+                )
     return _stamp(check, verdict, started_at, perf() - began, expected=True)
 
 

@@ -6,6 +6,7 @@ so concurrent reads of one check land in the same trace. Outside a capture, `tra
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator, MutableMapping
 from contextlib import contextmanager
@@ -36,6 +37,40 @@ def capture() -> Iterator[list[dict[str, Any]]]:
         yield events
     finally:
         _current.reset(token)
+
+
+_awaiting: ContextVar[list[str] | None] = ContextVar("quantops_awaiting", default=None)
+
+
+@contextmanager
+def awaiting() -> Iterator[list[str]]:
+    """Collect what the block's reads are waiting on (see `waiting_on`): after a timeout, the
+    list names what did not answer."""
+    pending: list[str] = []
+    token = _awaiting.set(pending)
+    try:
+        yield pending
+    finally:
+        _awaiting.reset(token)
+
+
+@contextmanager
+def waiting_on(what: str) -> Iterator[None]:
+    """Mark `what` (e.g. `GET http://api/x`) as awaited for the block. A read cancelled by a
+    timeout stays listed: it is what did not answer in time."""
+    pending = _awaiting.get()
+    if pending is None:
+        yield
+        return
+    pending.append(what)
+    try:
+        yield
+    except asyncio.CancelledError:
+        raise
+    except BaseException:
+        pending.remove(what)
+        raise
+    pending.remove(what)
 
 
 def structlog_processor(_logger: Any, method: str, event_dict: MutableMapping[str, Any]) -> Any:

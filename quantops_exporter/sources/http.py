@@ -16,7 +16,7 @@ from quantops_exporter.redact import redact
 from quantops_exporter.sources.errors import BadPayload, HttpStatusError, TooLarge, Unreachable
 from quantops_exporter.sources.health import Dependency, DependencyHealth
 from quantops_exporter.sources.payloads import decode_json
-from quantops_exporter.trace import trace
+from quantops_exporter.trace import trace, waiting_on
 
 DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
 
@@ -62,6 +62,12 @@ class HttpReader:
     ) -> bytes:
         """GET `url`; return its body, refusing non-2xx answers and bodies over the cap."""
         started = time.perf_counter()
+        with waiting_on(f"GET {redact(url)}"):
+            return await self._get_bytes(dependency, url, params, started)
+
+    async def _get_bytes(
+        self, dependency: Dependency, url: str, params: Mapping[str, str] | None, started: float
+    ) -> bytes:
         async with self._health.attempt(dependency):
             try:
                 async with self._session.get(url, params=params, allow_redirects=False) as response:

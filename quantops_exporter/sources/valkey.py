@@ -34,7 +34,7 @@ from quantops_exporter.sources.errors import (
     WrongType,
 )
 from quantops_exporter.sources.health import Dependency, DependencyHealth
-from quantops_exporter.trace import trace
+from quantops_exporter.trace import trace, waiting_on
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +112,7 @@ class ValkeyReader:
 
     async def ping(self) -> float:
         """PING; return the round-trip time in seconds."""
-        async with self._attempt():
+        async with self._attempt("PING"):
             started = time.perf_counter()
             await self._client.ping()
             return time.perf_counter() - started
@@ -163,10 +163,12 @@ class ValkeyReader:
 
     async def _pipeline(self, queue: Callable[[Pipeline], object]) -> list[Any]:
         """Send what `queue` adds to a pipeline in one round trip; WRONGTYPE stays per key."""
-        async with self._attempt():
-            pipe = self._client.pipeline(transaction=False)
-            queue(pipe)
-            commands = [str(c[0][0]) for c in pipe.command_stack]
+        pipe = self._client.pipeline(transaction=False)
+        queue(pipe)
+        commands = [str(c[0][0]) for c in pipe.command_stack]
+        first = " ".join(str(part) for part in pipe.command_stack[0][0][:2])
+        more = f" and {len(commands) - 1} more" if len(commands) > 1 else ""
+        async with self._attempt(f"{first}{more}"):
             started = time.perf_counter()
             results: list[Any] = await pipe.execute(raise_on_error=False)
             trace(
@@ -181,12 +183,13 @@ class ValkeyReader:
         return results
 
     @asynccontextmanager
-    async def _attempt(self) -> AsyncIterator[None]:
-        async with self._health.attempt(Dependency.VALKEY):
-            try:
-                yield
-            except redis_errors.RedisError as err:
-                raise _translate(err) from err
+    async def _attempt(self, what: str) -> AsyncIterator[None]:
+        with waiting_on(f"Valkey {what}"):
+            async with self._health.attempt(Dependency.VALKEY):
+                try:
+                    yield
+                except redis_errors.RedisError as err:
+                    raise _translate(err) from err
 
 
 def _key_read(key: str, value: object, *, pttl_ms: int | None = None) -> KeyRead:
@@ -205,6 +208,10 @@ def _is_wrong_type(value: object) -> bool:
 
 def _translate(err: redis_errors.RedisError) -> SourceError:
     """Every client error as the SourceError that names it; never the bare base class."""
+    if isinstance(err, redis_errors.AuthenticationError):  # a ConnectionError subclass
+        return Forbidden(
+            f"Valkey refused the credentials ({err}): check VALKEY_USERNAME and the password"
+        )
     if isinstance(err, redis_errors.ConnectionError | redis_errors.TimeoutError):
         return Unreachable(f"Valkey: {err}")
     if isinstance(err, redis_errors.NoPermissionError) or str(err).startswith("NOPERM"):

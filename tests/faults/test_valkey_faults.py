@@ -39,6 +39,8 @@ async def test_slow_valkey_times_out_then_heals(sim: SepSimulator) -> None:
             faults.delay = 0.6
             slow = await run_check(manifold, ctx)
             assert (slow.status, slow.reason) == (Status.ERROR, Reason.TIMEOUT)
+            # The summary names what did not answer.
+            assert "from Valkey GETRANGE ws:last:manifold:EUR_USD and 15 more" in slow.summary
             assert health.state[Dependency.VALKEY] is False
             faults.delay = 0.0
             healed = await run_check(manifold, ctx)

@@ -147,3 +147,22 @@ def test_secrets_are_masked_and_file_problems_named(
     monkeypatch.setenv("QUANTOPS_VALKEY_CA_FILE", str(secret))
     with pytest.raises(ConfigError, match="need a TLS URL: VALKEY_URL=rediss://"):
         load_settings()
+
+
+async def test_a_wrong_valkey_password_reads_forbidden_not_unreachable(
+    own_valkey_server: ValkeyServer,
+) -> None:
+    """An ACL user with the wrong password: error/forbidden naming the credentials, and Valkey
+    still counts as up (it answered); it used to read as unreachable, an outage."""
+    from quantops_exporter.checks.verdict import Reason, reason_for
+
+    admin = aioredis.Redis.from_url(own_valkey_server.url)
+    await admin.execute_command("ACL", "SETUSER", "quantops", "on", ">right", "~*", "+@read")
+    await admin.aclose()
+    url = own_valkey_server.url.replace("redis://", "redis://quantops:wrong@")
+    health = DependencyHealth()
+    async with open_context(make_generation(valkey_url=url), health) as ctx:
+        with pytest.raises(errors.Forbidden, match="refused the credentials") as raised:
+            await ctx.valkey.ping()
+    assert reason_for(raised.value) is Reason.FORBIDDEN
+    assert "wrong" not in str(raised.value)

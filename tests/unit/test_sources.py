@@ -155,6 +155,7 @@ async def test_slow_drip_is_cut_by_the_runner_timeout(api: str, reader) -> None:
     outcome = await run_check(make_check(run, timeout=0.3), make_ctx())
     assert hung.is_set()
     assert (outcome.status, outcome.reason) == (Status.ERROR, Reason.TIMEOUT)
+    assert outcome.summary == f"no answer from GET {api}/drip within the 0.3s timeout"
     assert health.state[Dependency.API] is False
 
 
