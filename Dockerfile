@@ -4,9 +4,11 @@
 #   docker run -p 9110:9110 quantops-exporter demo      # the built-in simulated stack
 FROM python:3.11-slim AS build
 WORKDIR /src
-# Dependencies first, pinned, so they cache apart from the source and rebuild identically.
+# Dependencies first, pinned and hash-checked (deploy/requirements.lock, `make lock`), so they
+# cache apart from the source and rebuild identically. tests/deploy/test_image_install.py runs
+# these pip steps in throwaway venvs and starts the result.
 COPY deploy/requirements.lock ./
-RUN pip wheel --no-cache-dir --wheel-dir /wheels -r requirements.lock
+RUN pip wheel --no-cache-dir --require-hashes --wheel-dir /wheels -r requirements.lock
 COPY pyproject.toml README.md ./
 COPY quantops_exporter ./quantops_exporter
 RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .

@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint unit integration bench soak clean
+.PHONY: demo test lint unit integration bench soak clean lock
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit("Python >= 3.11 is required, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
@@ -37,6 +37,15 @@ bench: $(BIN)/.installed
 
 soak: $(BIN)/.installed
 	$(BIN)/python benchmarks/soak.py --minutes 5
+
+# The container's pinned, hashed dependencies, compiled from pyproject.toml (runtime + demo) for
+# every platform (markers kept). Existing pins are kept unless pyproject.toml needs otherwise;
+# tests/deploy/test_image_install.py fails when this file is stale.
+LOCK_COMPILE = $(BIN)/uv pip compile pyproject.toml --extra demo --universal \
+	--python-version 3.11 --generate-hashes --no-annotate --quiet \
+	--custom-compile-command "make lock"
+lock: $(BIN)/.installed
+	$(LOCK_COMPILE) -o deploy/requirements.lock
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
