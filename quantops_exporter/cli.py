@@ -78,6 +78,13 @@ def _add_file_options(parser: argparse.ArgumentParser, default: object) -> None:
         "format (env QUANTOPS_WEB_CONFIG_FILE)",
     )
     parser.add_argument(
+        "--web.listen-address",
+        dest="listen_address",
+        metavar="HOST:PORT",
+        default=default,
+        help="where to serve /metrics (env QUANTOPS_LISTEN_ADDRESS; default :9110)",
+    )
+    parser.add_argument(
         "--web.enable-lifecycle",
         dest="web_enable_lifecycle",
         action="store_true",
@@ -149,7 +156,10 @@ def _main(argv: Sequence[str] | None) -> int:
         """The configuration as the command line, environment and files give it (again on
         every reload)."""
         return load_generation(
-            args.env_file, args.web_config_file, enable_lifecycle=args.web_enable_lifecycle
+            args.env_file,
+            args.web_config_file,
+            enable_lifecycle=args.web_enable_lifecycle,
+            listen_address=args.listen_address,
         )
 
     try:

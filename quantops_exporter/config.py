@@ -52,6 +52,7 @@ class LogFormat(StrEnum):
     """How log events are written."""
 
     JSON = "json"
+    LOGFMT = "logfmt"  # key=value lines, as Prometheus and its exporters write
     CONSOLE = "console"
 
 

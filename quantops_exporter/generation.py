@@ -26,7 +26,13 @@ from quantops_exporter.checks.base import Check, CheckContext
 from quantops_exporter.checks.catalog import build_catalog
 from quantops_exporter.checks.memory import CheckMemory
 from quantops_exporter.checks.thresholds import Thresholds
-from quantops_exporter.config import CHECKS_ENV, ConfigError, Settings, load_settings
+from quantops_exporter.config import (
+    CHECKS_ENV,
+    ConfigError,
+    Settings,
+    load_settings,
+    parse_listen_address,
+)
 from quantops_exporter.market import Calendar, calendar_for
 from quantops_exporter.sources import valkey
 from quantops_exporter.sources.health import DependencyHealth
@@ -109,14 +115,22 @@ def load_generation(
     web_config_file: Path | None = None,
     *,
     enable_lifecycle: bool = False,
+    listen_address: str | None = None,
 ) -> Generation:
     """Read the environment, `env_file` and the web config, and build a generation from them.
 
-    The flags win over the environment: `web_config_file` (--web.config.file) over
+    The flags win over the environment: `listen_address` (--web.listen-address) over
+    QUANTOPS_LISTEN_ADDRESS, `web_config_file` (--web.config.file) over
     QUANTOPS_WEB_CONFIG_FILE, `enable_lifecycle` (--web.enable-lifecycle) over
     QUANTOPS_WEB_ENABLE_LIFECYCLE.
     """
     settings = load_settings(env_file)
+    if listen_address is not None:
+        try:
+            parse_listen_address(listen_address)
+        except ValueError as err:
+            raise ConfigError(f"--web.listen-address {listen_address!r}: {err}") from err
+        settings = settings.model_copy(update={"listen_address": listen_address.strip()})
     if web_config_file is not None:
         settings = settings.model_copy(update={"web_config_file": web_config_file})
     if enable_lifecycle:

@@ -24,21 +24,30 @@ def redact_values(
     return event
 
 
+def _renderers(final: structlog.typing.Processor) -> list[structlog.typing.Processor]:
+    # Tracebacks as plain text (never rich's, which prints local variables, secrets among
+    # them), then redacted, then rendered.
+    return [structlog.processors.format_exc_info, redact_values, final]
+
+
+_RENDERERS: dict[str, list[structlog.typing.Processor]] = {
+    "json": _renderers(structlog.processors.JSONRenderer()),
+    "logfmt": [
+        structlog.processors.format_exc_info,
+        redact_values,
+        lambda _logger, _method, event: {  # checks=a,b rather than a Python list's repr
+            k: ",".join(map(str, v)) if isinstance(v, list | tuple) else v
+            for k, v in event.items()
+        },
+        structlog.processors.LogfmtRenderer(key_order=["timestamp", "level", "event"]),
+    ],
+    "console": _renderers(structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())),
+}
+
+
 def configure_logging(fmt: str = "json", level: str = "info") -> None:
     """Route structlog and the standard library (aiohttp, apscheduler) through one renderer."""
-    renderers: list[structlog.typing.Processor] = (
-        [
-            structlog.processors.format_exc_info,
-            redact_values,  # the formatted traceback too
-            structlog.processors.JSONRenderer(),
-        ]
-        if fmt == "json"
-        else [
-            structlog.processors.format_exc_info,  # plain text, no locals (they hold secrets)
-            redact_values,
-            structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty()),
-        ]
-    )
+    renderers = _RENDERERS.get(fmt) or _RENDERERS["console"]
     shared: list[structlog.typing.Processor] = [
         structlog.contextvars.merge_contextvars,
         trace.structlog_processor,

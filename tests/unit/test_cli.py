@@ -192,3 +192,35 @@ def test_a_reader_that_leaves_early_gets_no_traceback(tmp_path: Path) -> None:
         os.close(write_end)
     assert done.returncode == 141, done.stderr
     assert "Traceback" not in done.stderr and "BrokenPipeError" not in done.stderr
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_web_listen_address_flag_wins_over_the_environment(where: str) -> None:
+    """As every Prometheus exporter: --web.listen-address, the variable as fallback; before or
+    after the subcommand; a bad value exits 2 naming the flag."""
+    flag = ["--web.listen-address", "127.0.0.1:9944"]
+    args = [*flag, "check-config"] if where == "before" else ["check-config", *flag]
+    result = cli(*args, env={"QUANTOPS_LISTEN_ADDRESS": ":9110"})
+    assert result.returncode == 0 and "QUANTOPS_LISTEN_ADDRESS=127.0.0.1:9944" in result.stdout
+    bad = cli("check-config", "--web.listen-address", "nope")
+    assert bad.returncode == 2 and "--web.listen-address 'nope'" in bad.stderr
+
+
+def test_logfmt_lines(capsys: pytest.CaptureFixture[str]) -> None:
+    """QUANTOPS_LOG_FORMAT=logfmt: key=value lines, timestamp, level and event first, lists
+    joined with commas, secrets redacted."""
+    import logging
+
+    import structlog
+
+    from quantops_exporter.log import configure_logging
+
+    configure_logging("logfmt", "info")
+    try:
+        structlog.get_logger("t").info("listening", checks=["a", "b"], api="http://u:pw@api:8000")
+        line = capsys.readouterr().err.strip().splitlines()[-1]
+    finally:  # leave logging as other tests expect it
+        structlog.reset_defaults()
+        logging.getLogger().handlers.clear()
+    assert line.startswith("timestamp=") and " level=info event=listening " in line
+    assert "checks=a,b" in line and "api=http://u:***@api:8000" in line

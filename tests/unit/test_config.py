@@ -63,7 +63,7 @@ def test_per_check_overrides_reach_the_catalog(monkeypatch: pytest.MonkeyPatch) 
         ("QUANTOPS_LISTEN_ADDRESS", "9110", "QUANTOPS_LISTEN_ADDRESS='9110': expected host:port"),
         ("QUANTOPS_LISTEN_ADDRESS", ":99999", "port from 1 to 65535"),
         ("QUANTOPS_MARKET_HOURS", "weekdays", "QUANTOPS_MARKET_HOURS='weekdays': Input should be"),
-        ("QUANTOPS_LOG_FORMAT", "xml", "'json' or 'console'"),
+        ("QUANTOPS_LOG_FORMAT", "xml", "'json', 'logfmt' or 'console'"),
         ("HOTBAND_PAIRS", "EURUSD", "HOTBAND_PAIRS"),
         ("FRESH_MAX_WS_AGE_SEC", "-1", "FRESH_MAX_WS_AGE_SEC='-1': Input should be greater than 0"),
         ("VALKEY_URL", "http://valkey:6379", "VALKEY_URL='http://valkey:6379': expected redis://"),
