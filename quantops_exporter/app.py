@@ -13,6 +13,7 @@ import signal
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
 from aiohttp import web
@@ -25,6 +26,16 @@ from quantops_exporter.metrics import build_registry
 from quantops_exporter.redact import redact
 from quantops_exporter.runner import run_check
 from quantops_exporter.runtime import Loader, Runtime
+from quantops_exporter.server import (
+    AcceptErrors,
+    Connections,
+    FdLimit,
+    LimitedSite,
+    ServerLimits,
+    connection_cap,
+    raise_fd_limit,
+    server_metrics,
+)
 from quantops_exporter.sources.health import DependencyHealth
 from quantops_exporter.web import build_web_app
 from quantops_exporter.webconfig import certificate_reloader
@@ -106,14 +117,29 @@ async def serve(exporter: Exporter, stop: asyncio.Event) -> None:
     """Serve the exporter until `stop` is set; the checks run on their schedule meanwhile."""
     generation = exporter.runtime.generation
     settings = generation.settings
-    runner = web.AppRunner(exporter.app, access_log=None, handle_signals=False)
+    limits = ServerLimits(
+        header_timeout=settings.web_header_timeout_seconds,
+        idle_timeout=settings.web_idle_timeout_seconds,
+        max_connections=settings.web_max_connections,
+    )
+    fd_limit = raise_fd_limit()
+    cap = connection_cap(limits.max_connections, fd_limit.soft)
+    handler: dict[str, Any] = {"access_log": None, "keepalive_timeout": limits.idle_timeout}
+    runner = web.AppRunner(exporter.app, handle_signals=False, **handler)
     await runner.setup()
+    assert runner.server is not None  # set by setup()
+    metrics = server_metrics(exporter.registry)
+    connections = Connections(runner.server, limits, cap, metrics, **handler)
+    loop = asyncio.get_running_loop()
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(AcceptErrors(metrics, connections, fd_limit, previous))
     listen = settings.listen
     try:
-        site = web.TCPSite(
-            runner, listen.host or None, listen.port, ssl_context=generation.server_tls
+        site = LimitedSite(
+            runner, listen.host or None, listen.port, connections, ssl_context=generation.server_tls
         )
         await site.start()
+        log_limits(limits, fd_limit, cap)
         log.info(
             "listening",
             address=str(listen),
@@ -130,6 +156,28 @@ async def serve(exporter: Exporter, stop: asyncio.Event) -> None:
         log.info("stopping")
     finally:
         await runner.cleanup()
+        loop.set_exception_handler(previous)
+
+
+def log_limits(limits: ServerLimits, fd_limit: FdLimit, cap: int) -> None:
+    """The HTTP server limits in force; a warning when the fd limit lowered the cap asked for."""
+    fields = {
+        "header_timeout_seconds": limits.header_timeout,
+        "idle_timeout_seconds": limits.idle_timeout,
+        "max_connections": cap,
+        "fd_limit": fd_limit.soft,
+        "fd_limit_at_start": fd_limit.before,
+        "fd_hard_limit": fd_limit.hard,
+    }
+    log.info("http_limits", **fields)
+    if limits.max_connections > cap:
+        log.warning(
+            "http_max_connections_lowered",
+            requested=limits.max_connections,
+            max_connections=cap,
+            fd_limit=fd_limit.soft,
+            hint=f"the fd limit leaves room for {cap} connections; raise LimitNOFILE",
+        )
 
 
 def log_exposure(generation: Generation) -> None:

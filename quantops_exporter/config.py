@@ -128,7 +128,7 @@ class Settings(BaseSettings, Thresholds):
     listen_address: str = Field(":9110", validation_alias="QUANTOPS_LISTEN_ADDRESS")
     # HTTP server limits (server.py): a client must finish its request headers (and the TLS
     # handshake) in time; idle keep-alive connections are closed; 0 connections = derived from
-    # the fd limit (min(1000, soft RLIMIT_NOFILE - 256), after raising it to the hard limit).
+    # the fd limit (min(1000, soft RLIMIT_NOFILE - 512), after raising it to the hard limit).
     web_header_timeout_seconds: float = Field(
         10.0, gt=0, le=60, validation_alias="QUANTOPS_WEB_HEADER_TIMEOUT_SECONDS"
     )

@@ -38,7 +38,13 @@ from quantops_exporter.trace import capture
 log = structlog.get_logger("quantops_exporter.runtime")
 Loader = Callable[[], Generation]
 # Bound at start-up (the listening socket, its TLS): a change needs a restart.
-_RESTART_ONLY = ("listen_address", "web_config_file")
+_RESTART_ONLY = (
+    "listen_address",
+    "web_config_file",
+    "web_header_timeout_seconds",
+    "web_idle_timeout_seconds",
+    "web_max_connections",
+)
 
 
 @dataclass(frozen=True, slots=True)
