@@ -24,7 +24,9 @@ EXPOSE 9110
 ENV QUANTOPS_LISTEN_ADDRESS=:9110 \
     QUANTOPS_LOG_FORMAT=json \
     PYTHONUNBUFFERED=1
-HEALTHCHECK --interval=30s --timeout=3s --start-period=10s --retries=3 \
-  CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:9110/-/healthy', timeout=2)"]
+# The daemon's own settings say where and how to probe (port, HTTPS when the web config sets
+# TLS); /-/healthy needs no credentials (QUANTOPS_WEB_PROBES_NEED_AUTH=false).
+HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
+  CMD ["quantops-exporter", "healthcheck"]
 ENTRYPOINT ["quantops-exporter"]
 CMD ["run"]

@@ -10,7 +10,10 @@ import asyncio
 import dataclasses
 import json
 import os
+import ssl
 import sys
+import urllib.error
+import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -50,6 +53,12 @@ COMMANDS = (
         "check-config",
         "validate settings and print them, secrets masked",
         "Validate the settings (files and certificates included); print them.",
+    ),
+    (
+        "healthcheck",
+        "probe the running daemon's /-/healthy (for Docker HEALTHCHECK, exec probes)",
+        "GET /-/healthy (or --path) of the daemon these settings describe, on loopback, over "
+        "HTTPS when the web config sets TLS; exit 0 on 200, 1 otherwise.",
     ),
     (
         "demo",
@@ -112,6 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
         for name, summary, description in COMMANDS
     }
     check, demo = commands["check"], commands["demo"]
+    commands["healthcheck"].add_argument(
+        "--path", choices=["/-/healthy", "/-/ready"], default="/-/healthy", help="what to probe"
+    )
     check.add_argument("--json", action="store_true", help="print a JSON array instead")
     check.add_argument(
         "--assume-open",
@@ -170,6 +182,8 @@ def _main(argv: Sequence[str] | None) -> int:
     settings = generation.settings
     if command == "check-config":
         return _check_config(generation)
+    if command == "healthcheck":
+        return _healthcheck(generation, args.path)
     if command == "check":
         configure_logging("console", "error")
         if args.assume_open:
@@ -181,6 +195,31 @@ def _main(argv: Sequence[str] | None) -> int:
 
         return asyncio.run(run_demo(generation, scenario=args.scenario))
     return asyncio.run(run_daemon(generation, load))
+
+
+def _healthcheck(generation: Generation, path: str) -> int:
+    listen = generation.settings.listen
+    host = listen.host or "127.0.0.1"
+    host = f"[{host}]" if ":" in host else host
+    context = None
+    if generation.server_tls is not None:
+        # Our own port on loopback: the certificate names the public host, not 127.0.0.1.
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    url = f"{'https' if context else 'http'}://{host}:{listen.port}{path}"
+    try:
+        with urllib.request.urlopen(url, timeout=3, context=context) as response:
+            status = response.status
+    except urllib.error.HTTPError as err:
+        status = err.code
+    except OSError as err:
+        print(f"quantops-exporter: {url}: {err}", file=sys.stderr)
+        return EXIT_FAILED
+    if status != 200:
+        print(f"quantops-exporter: {url} answered {status}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
 
 
 def _check_config(generation: Generation) -> int:

@@ -144,6 +144,9 @@ class Settings(BaseSettings, Thresholds):
         5.0, validation_alias="QUANTOPS_DEBUG_RUN_MIN_INTERVAL_SECONDS"
     )
     runbook_url: str = Field(DEFAULT_RUNBOOK_URL, validation_alias="QUANTOPS_RUNBOOK_URL")
+    # /-/healthy and /-/ready answer without credentials: probes (kubelet, Docker) cannot
+    # send a password without writing it into a manifest; they reveal only up/ready.
+    web_probes_need_auth: bool = Field(False, validation_alias="QUANTOPS_WEB_PROBES_NEED_AUTH")
     # POST/PUT /-/reload, off by default as in Prometheus (SIGHUP always reloads).
     web_enable_lifecycle: bool = Field(False, validation_alias="QUANTOPS_WEB_ENABLE_LIFECYCLE")
     reload_min_interval_seconds: NonNegativeFloat = Field(

@@ -25,6 +25,7 @@ from quantops_exporter.views import outcome_json, state_json
 from quantops_exporter.webconfig import REALM, AuthBusy, FailedAttempts
 
 DAEMON_KEY: web.AppKey[Daemon] = web.AppKey("daemon")
+PROBES = frozenset({"/-/healthy", "/-/ready"})
 RELOAD_GATE_KEY: web.AppKey[list[float]] = web.AppKey("reload_gate")  # [last request, monotonic]
 ATTEMPTS_KEY: web.AppKey[FailedAttempts] = web.AppKey("failed_attempts")
 CLOCK_KEY: web.AppKey[Callable[[], float]] = web.AppKey("clock")
@@ -80,6 +81,8 @@ async def _authenticate(request: web.Request, generation: Generation) -> web.Res
     auth = generation.auth
     if auth is None:
         return None
+    if request.path in PROBES and not generation.settings.web_probes_need_auth:
+        return None
     attempts, client = request.app[ATTEMPTS_KEY], request.remote or "unknown"
     header = request.headers.get("Authorization")
     wait = attempts.retry_after(client) if header else 0.0  # no credentials: no hashing
@@ -109,11 +112,15 @@ async def healthy(request: web.Request) -> web.Response:
 
 
 async def ready(request: web.Request) -> web.Response:
-    """200 once every enabled check has run once; 503 before."""
+    """200 once every enabled check has run once; 503 before (naming the checks only to an
+    authenticated client: the probes may be open to anyone)."""
     board = request.app[DAEMON_KEY].board
     if board.ready():
         return web.Response(text="Ready\n")
     waiting = [n for n, s in board.states.items() if s.check.enabled and s.latest is None]
+    generation = generation_of(request)
+    if generation.auth is not None and not generation.settings.web_probes_need_auth:
+        return web.Response(status=503, text=f"Not ready: waiting for {len(waiting)} checks\n")
     return web.Response(status=503, text=f"Not ready: waiting for {', '.join(waiting)}\n")
 
 

@@ -4,6 +4,7 @@ own pip steps run in throwaway venvs, then the result starts. And the lock is no
 from __future__ import annotations
 
 import glob
+import json
 import os
 import re
 import shlex
@@ -37,6 +38,15 @@ def dockerfile_pip_steps() -> list[list[list[str]]]:
                 if words and words[0] == "pip":
                     stages[-1].append(words)
     return stages
+
+
+def dockerfile_healthcheck() -> list[str]:
+    """The exec-form command of the Dockerfile's HEALTHCHECK."""
+    text = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
+    found = re.search(r"^HEALTHCHECK .*?CMD (\[.*\])\s*$", text, re.M)
+    assert found is not None, "the Dockerfile has no exec-form HEALTHCHECK"
+    command: list[str] = json.loads(found.group(1))
+    return command
 
 
 def localised(words: list[str], wheels: Path) -> list[str]:
@@ -79,6 +89,7 @@ def test_the_dockerfile_install_builds_and_starts(tmp_path: Path) -> None:
     venv, stage 2's offline install in a fresh one; then `--version` and the demo until
     /-/ready answers 200, as `docker run … demo` would."""
     build, final = dockerfile_pip_steps()
+    healthcheck = dockerfile_healthcheck()
     assert build and final, "the Dockerfile has no pip steps"
     wheels = tmp_path / "wheels"
     builder = venv(tmp_path / "build")
@@ -116,6 +127,15 @@ def test_the_dockerfile_install_builds_and_starts(tmp_path: Path) -> None:
     )
     try:
         _until_ready(f"http://127.0.0.1:{port}/-/ready", demo)
+        # The image's HEALTHCHECK command, as Docker runs it in the container.
+        probe = subprocess.run(
+            [str(image / healthcheck[0]), *healthcheck[1:]],
+            env=clean_env() | {"QUANTOPS_LISTEN_ADDRESS": f"127.0.0.1:{port}"},
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert probe.returncode == 0, probe.stderr
     finally:
         demo.terminate()
         _out, err = demo.communicate(timeout=30)

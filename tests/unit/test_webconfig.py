@@ -35,10 +35,10 @@ ENDPOINTS = [
     ("GET", "/"),
     ("GET", "/api/v1/checks"),
     ("GET", "/api/v1/checks/valkey_ping"),
-    ("GET", "/-/healthy"),
-    ("GET", "/-/ready"),
     ("POST", "/api/v1/checks/valkey_ping/run"),
+    ("POST", "/-/reload"),
 ]
+PROBES = ["/-/healthy", "/-/ready"]  # open to probes unless QUANTOPS_WEB_PROBES_NEED_AUTH
 
 
 def basic(user: str, password: str) -> dict[str, str]:
@@ -177,6 +177,10 @@ async def test_every_endpoint_needs_credentials(server) -> None:  # type: ignore
             ) as response:
                 assert response.status == (401 if failures < 5 else 429), (path, failures)
         assert len(ENDPOINTS) > 5
+        for path in PROBES:  # no credentials needed, whatever the failed logins
+            async with http.get(url + path) as response:
+                assert response.status in (200, 503), path
+                assert "valkey_ping" not in await response.text()  # no check names
         async with http.get(url + "/metrics", headers=basic("prometheus", "wrong")) as response:
             assert response.status == 429 and int(response.headers["Retry-After"]) > 50
         async with http.get(url + "/metrics", headers=good) as response:
