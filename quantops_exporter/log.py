@@ -6,6 +6,7 @@ import logging
 import sys
 
 import structlog
+from aiohttp.http_exceptions import HttpProcessingError
 
 from quantops_exporter import trace
 from quantops_exporter.redact import redact
@@ -22,6 +23,20 @@ def redact_values(
         elif isinstance(value, list | tuple):
             event[key] = [redact(item) if isinstance(item, str) else item for item in value]
     return event
+
+
+class _MalformedRequests(logging.Filter):
+    """A malformed HTTP request is the client's problem, not ours: aiohttp logs each one as an
+    ERROR with a traceback (a scanner's noise would page); it becomes a DEBUG line. Errors in
+    our handlers stay ERROR."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, HttpProcessingError):
+            record.levelno, record.levelname, record.exc_info = logging.DEBUG, "DEBUG", None
+            record.msg = f"{record.msg}: {type(error).__name__}"
+            return logging.getLogger().isEnabledFor(logging.DEBUG)
+        return True
 
 
 def _renderers(final: structlog.typing.Processor) -> list[structlog.typing.Processor]:
@@ -76,5 +91,8 @@ def configure_logging(fmt: str = "json", level: str = "info") -> None:
     root.setLevel(level.upper())
     # APScheduler logs every job start at INFO; the scheduler counts and logs misses itself.
     logging.getLogger("apscheduler").setLevel(logging.ERROR)
+    server = logging.getLogger("aiohttp.server")
+    server.filters[:] = [f for f in server.filters if not isinstance(f, _MalformedRequests)]
+    server.addFilter(_MalformedRequests())
     # One access line per scrape is noise for a daemon scraped every 15 s.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)

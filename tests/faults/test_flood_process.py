@@ -23,6 +23,7 @@ import aiohttp
 import pytest
 
 from quantops_exporter.simulator.stack import SepSimulator
+from quantops_exporter.simulator.valkey_server import free_port
 from tests.faults.test_reload_process import stack_env
 from tests.process import Daemon, daemon
 
@@ -234,3 +235,30 @@ async def test_accept_errors_are_counted_and_logged_once(
         assert (await shed(running))["header_timeout"]
         assert len(running.log().splitlines()) < 100
         assert (await running.get("/metrics"))[0] == 200
+
+
+MALFORMED = [
+    b"GARBAGE\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",
+    b"GET /" + b"a" * 20_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+    b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + b"\x00" * 64,  # TLS to the HTTP port
+    b"GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+]
+
+
+async def test_malformed_requests_are_answered_400_and_logged_quietly(tmp_path: Path) -> None:
+    """Scanners send garbage: each gets 400 and no ERROR line or traceback in the log (they
+    were 'Error handling request' ERRORs); the daemon keeps serving."""
+    env = {"VALKEY_URL": f"redis://127.0.0.1:{free_port()}/0", "QUANTOPS_MARKET_HOURS": "always"}
+    async with daemon(tmp_path, env) as running:
+        for payload in MALFORMED:
+            reader, writer = await asyncio.open_connection("127.0.0.1", running.port)
+            writer.write(payload)
+            await writer.drain()
+            answer = await asyncio.wait_for(reader.read(64), 5)
+            writer.close()
+            assert answer.startswith(b"HTTP/1.") and b" 400 " in answer, (payload[:20], answer)
+        assert (await running.get("/-/healthy"))[0] == 200
+        errors = [line for line in running.log().splitlines() if '"level": "error"' in line]
+        errors = [line for line in errors if '"event": "check_status"' not in line]
+        assert not errors, errors
