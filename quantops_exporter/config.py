@@ -144,6 +144,9 @@ class Settings(BaseSettings, Thresholds):
         5.0, validation_alias="QUANTOPS_DEBUG_RUN_MIN_INTERVAL_SECONDS"
     )
     runbook_url: str = Field(DEFAULT_RUNBOOK_URL, validation_alias="QUANTOPS_RUNBOOK_URL")
+    # Settings a deployment must give explicitly (a default would silently point at
+    # localhost): the Kubernetes, compose and systemd examples set VALKEY_URL,SEP_API_URL,...
+    required: Annotated[tuple[str, ...], NoDecode] = Field((), validation_alias="QUANTOPS_REQUIRE")
     # /-/healthy and /-/ready answer without credentials: probes (kubelet, Docker) cannot
     # send a password without writing it into a manifest; they reveal only up/ready.
     web_probes_need_auth: bool = Field(False, validation_alias="QUANTOPS_WEB_PROBES_NEED_AUTH")
@@ -182,6 +185,21 @@ class Settings(BaseSettings, Thresholds):
     @classmethod
     def _pairs_csv(cls, value: object) -> object:
         return split_csv(value)
+
+    @field_validator("required", mode="before")
+    @classmethod
+    def _required_csv(cls, value: object) -> object:
+        return split_csv(value)
+
+    @field_validator("required")
+    @classmethod
+    def _known_required(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        names = tuple(name.upper() for name in value)
+        known = {str(f.validation_alias).upper() for f in cls.model_fields.values()}
+        unknown = [name for name in names if name not in known]
+        if unknown:
+            raise ValueError(f"{', '.join(unknown)} is not a setting")
+        return names
 
     @field_validator("hotband_pairs")
     @classmethod
@@ -325,10 +343,13 @@ def load_settings(env_file: Path | None = None) -> Settings:
     if env_file is not None and not env_file.is_file():
         raise ConfigError(f"--env-file {env_file}: no such file")
     try:
+        given = {name.upper() for name in os.environ}
         _refuse_unknown_variables(os.environ, "the environment")
         if env_file is not None:
-            _refuse_unknown_variables(dotenv_values(env_file), f"--env-file {env_file}")
-        return Settings(_env_file=env_file)
+            from_file = dotenv_values(env_file)
+            _refuse_unknown_variables(from_file, f"--env-file {env_file}")
+            given |= {name.upper() for name, value in from_file.items() if value is not None}
+        settings = Settings(_env_file=env_file)
     except ValidationError as err:
         raise ConfigError(describe_validation_error(err)) from err
     except UnicodeDecodeError as err:
@@ -336,6 +357,13 @@ def load_settings(env_file: Path | None = None) -> Settings:
             f"--env-file {env_file}: not UTF-8 text (byte 0x{err.object[err.start]:02x} at "
             f"offset {err.start}); save it as UTF-8"
         ) from err
+    missing = [name for name in settings.required if name not in given]
+    if missing:
+        raise ConfigError(
+            f"{', '.join(missing)} not set, and QUANTOPS_REQUIRE says this deployment needs "
+            "it: set it (its default would point at localhost)"
+        )
+    return settings
 
 
 _SECRETS = frozenset({"VALKEY_PASSWORD", "API_BEARER_TOKEN"})

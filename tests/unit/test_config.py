@@ -223,3 +223,20 @@ def test_a_misspelled_setting_in_the_env_file_is_an_error_too(tmp_path: Path) ->
         load_settings(env_file)
     env_file.write_text("VALKEY_URL=redis://valkey:6379/0\nSOME_STACK_KNOB=1\n")
     assert load_settings(env_file).valkey_url == "redis://valkey:6379/0"
+
+
+def test_required_settings_must_be_given_in_the_environment_or_the_env_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """QUANTOPS_REQUIRE: a listed setting left to its default is an error naming it; given in
+    the env file it counts; a name that is not a setting is refused."""
+    monkeypatch.setenv("QUANTOPS_REQUIRE", "valkey_url, SEP_API_URL")
+    with pytest.raises(ConfigError, match="VALKEY_URL, SEP_API_URL not set"):
+        load_settings()
+    env_file = tmp_path / ".env"
+    env_file.write_text("VALKEY_URL=redis://valkey:6379/0\n")
+    monkeypatch.setenv("SEP_API_URL", "http://sep-backend:8000")
+    assert load_settings(env_file).required == ("VALKEY_URL", "SEP_API_URL")
+    monkeypatch.setenv("QUANTOPS_REQUIRE", "VALKEY_URI")
+    with pytest.raises(ConfigError, match="VALKEY_URI is not a setting"):
+        load_settings(env_file)

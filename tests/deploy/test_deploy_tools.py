@@ -1,0 +1,120 @@
+"""The systemd unit and the Kubernetes manifests, checked by the tools that consume them
+(systemd-analyze, kubectl kustomize) and by starting the exporter's configuration the way the
+pod and the unit would. Issue 13, item 3."""
+
+from __future__ import annotations
+
+import configparser
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import clean_env, require_program
+
+ROOT = Path(__file__).resolve().parents[2]
+UNIT = ROOT / "deploy/systemd/quantops-exporter.service"
+INSTALL = Path("/opt/quantops-exporter/bin/quantops-exporter")  # the unit's ExecStart
+pytestmark = pytest.mark.deploy
+
+
+def check_config(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`quantops-exporter check-config` with exactly `env` (plus PATH and the like)."""
+    return subprocess.run(
+        [sys.executable, "-m", "quantops_exporter", "check-config"],
+        env=clean_env() | env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+@pytest.fixture
+def installed() -> Iterator[Path]:
+    """The exporter where the unit's header says to install it (a link to this venv's), as a
+    user would have it; removed afterwards if this test made it."""
+    if INSTALL.exists():
+        yield INSTALL
+        return
+    if not os.access("/opt", os.W_OK):
+        reason = "cannot create /opt/quantops-exporter (not root)"
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must run this test: {reason}")
+        pytest.skip(reason)
+    INSTALL.parent.mkdir(parents=True)
+    INSTALL.symlink_to(Path(sys.executable).parent / "quantops-exporter")
+    try:
+        yield INSTALL
+    finally:
+        shutil.rmtree(INSTALL.parents[1])
+
+
+def test_the_systemd_unit_verifies(installed: Path, tmp_path: Path) -> None:
+    """`systemd-analyze verify` passes with the exporter installed where the unit says: it
+    failed on a man page that does not exist."""
+    analyze = require_program("systemd-analyze", "apt-get install systemd")
+    unit = tmp_path / UNIT.name
+    shutil.copy(UNIT, unit)
+    done = subprocess.run([analyze, "verify", str(unit)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "quantops-exporter" not in done.stderr, done.stderr
+
+
+def unit_settings() -> configparser.SectionProxy:
+    parser = configparser.ConfigParser(strict=False, interpolation=None)
+    parser.optionxform = str  # type: ignore[assignment,method-assign]
+    parser.read_string(UNIT.read_text())
+    return parser["Service"]
+
+
+def test_the_unit_reloads_with_sighup_and_requires_its_settings() -> None:
+    """ExecReload sends SIGHUP (the daemon's reload); the unit's Environment= makes a missing
+    VALKEY_URL in its env file a start-up error (exit 2, no restart loop), not localhost."""
+    service = unit_settings()
+    assert service["ExecReload"] == "/bin/kill -HUP $MAINPID"
+    assert service["RestartPreventExitStatus"] == "2"
+    name, _, value = service["Environment"].partition("=")
+    env_file = {"SEP_API_URL": "http://sep-backend:8000", "ALLOCATOR_URL": "http://a:8100"}
+    done = check_config({name: value} | env_file)
+    assert done.returncode == 2 and "VALKEY_URL not set" in done.stderr, done.stderr
+    done = check_config({name: value} | env_file | {"VALKEY_URL": "redis://valkey:6379/0"})
+    assert done.returncode == 0, done.stderr
+
+
+def kustomized() -> list[dict[str, object]]:
+    kubectl = require_program("kubectl", "apt-get install kubernetes-client")
+    done = subprocess.run(
+        [kubectl, "kustomize", str(ROOT / "deploy/kubernetes")], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    return list(yaml.safe_load_all(done.stdout))
+
+
+def test_kustomize_builds_the_image_the_readme_builds_and_requires_the_secret() -> None:
+    """`kubectl kustomize`: the Deployment runs the image `docker build` in the README tags,
+    with a Secret that must exist (an optional one silently targeted localhost)."""
+    documents = {(d["kind"], d["metadata"]["name"]): d for d in kustomized()}  # type: ignore[index]
+    deployment = documents[("Deployment", "quantops-exporter")]
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]  # type: ignore[index]
+    assert f"docker build -t {container['image']} ." in (ROOT / "README.md").read_text()
+    secret = next(s["secretRef"] for s in container["envFrom"] if "secretRef" in s)
+    assert secret.get("optional", False) is False
+    assert {
+        probe["httpGet"]["path"]
+        for probe in (container["readinessProbe"], container["livenessProbe"])
+    } == {"/-/ready", "/-/healthy"}
+
+
+def test_the_pods_configuration_without_the_secret_refuses_to_start() -> None:
+    """The ConfigMap's settings alone (the Secret's VALKEY_URL missing): exit 2 naming it."""
+    documents = {(d["kind"], d["metadata"]["name"]): d for d in kustomized()}  # type: ignore[index]
+    config = documents[("ConfigMap", "quantops-exporter")]["data"]  # type: ignore[index]
+    done = check_config(dict(config))
+    assert done.returncode == 2 and "VALKEY_URL not set" in done.stderr, done.stderr
+    done = check_config(dict(config) | {"VALKEY_URL": "redis://u:p@valkey:6379/0"})
+    assert done.returncode == 0, done.stderr
