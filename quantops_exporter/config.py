@@ -32,7 +32,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from quantops_exporter.checks.catalog import CHECK_NAMES, DEFAULT_RUNBOOK_URL, CheckOverride
 from quantops_exporter.checks.thresholds import INSTRUMENT, Thresholds, split_csv
-from quantops_exporter.market import MarketHours
+from quantops_exporter.market import DEFAULT_CLOSURES, Closure, MarketHours
 from quantops_exporter.redact import redact
 
 DEFAULT_PAIRS = (
@@ -139,6 +139,10 @@ class Settings(BaseSettings, Thresholds):
     log_format: LogFormat = Field(LogFormat.JSON, validation_alias="QUANTOPS_LOG_FORMAT")
     log_level: LogLevel = Field(LogLevel.INFO, validation_alias="QUANTOPS_LOG_LEVEL")
     market_hours: MarketHours = Field(MarketHours.FX, validation_alias="QUANTOPS_MARKET_HOURS")
+    market_closures: Annotated[tuple[Closure, ...], NoDecode] = Field(
+        tuple(Closure.parse(text) for text in DEFAULT_CLOSURES),
+        validation_alias="QUANTOPS_MARKET_CLOSURES",
+    )
     debug_runs: bool = Field(False, validation_alias="QUANTOPS_DEBUG_RUNS")
     debug_run_min_interval_seconds: NonNegativeFloat = Field(
         5.0, validation_alias="QUANTOPS_DEBUG_RUN_MIN_INTERVAL_SECONDS"
@@ -185,6 +189,13 @@ class Settings(BaseSettings, Thresholds):
     @classmethod
     def _pairs_csv(cls, value: object) -> object:
         return split_csv(value)
+
+    @field_validator("market_closures", mode="before")
+    @classmethod
+    def _closures(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(Closure.parse(item) for item in value.split(",") if item.strip())
+        return value
 
     @field_validator("required", mode="before")
     @classmethod

@@ -102,7 +102,7 @@ def build_generation(
         settings=settings,
         catalog=catalog,
         thresholds=settings.thresholds,
-        calendar=calendar or calendar_for(settings.market_hours),
+        calendar=calendar or calendar_for(settings.market_hours, settings.market_closures),
         outbound=_outbound(settings),
         web=web,
         auth=BasicAuth(users) if users else None,

@@ -3,12 +3,17 @@
 Sessions follow local business hours, so DST moves them in UTC the way the real market moves
 (sep-stack-contract.md §5 gives only approximate UTC hours; local hours stay right across DST).
 The weekly close is Friday 17:00 to Sunday 17:00 America/New_York, the FX convention.
+
+Holidays (QUANTOPS_MARKET_CLOSURES) close whole FX trading days. Trading day D runs from 17:00
+New York on the day before to 17:00 on D, as the weekly close does, so closing Dec 25 closes
+Dec 24 17:00 to Dec 25 17:00 New York: the stack rests as on a weekend.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, time
+from datetime import date, datetime, time, timedelta
 from enum import StrEnum
 from typing import Protocol
 from zoneinfo import ZoneInfo
@@ -63,12 +68,70 @@ class Calendar(Protocol):
         ...
 
 
+DEFAULT_CLOSURES = ("12-25", "01-01")  # Christmas and New Year's Day: no FX liquidity
+
+
+@dataclass(frozen=True, slots=True)
+class Closure:
+    """Closed FX trading days: `12-25` every year, `2026-12-24`, or a range
+    `2026-12-24..2026-12-26` (New York dates, inclusive)."""
+
+    first: date | tuple[int, int]  # a date, or (month, day) every year
+    last: date | tuple[int, int]
+
+    @classmethod
+    def parse(cls, text: str) -> Closure:
+        """Parse one closure; ValueError says what is accepted."""
+        first, _, last = text.strip().partition("..")
+        try:
+            start, end = _day(first), _day(last or first)
+        except ValueError:
+            raise ValueError(
+                f"{text.strip()!r} is not a closure: use MM-DD (every year), YYYY-MM-DD or "
+                "YYYY-MM-DD..YYYY-MM-DD"
+            ) from None
+        if type(start) is not type(end) or start > end:  # type: ignore[operator]
+            raise ValueError(f"{text.strip()!r}: a range runs from an earlier to a later date")
+        return cls(start, end)
+
+    def __str__(self) -> str:
+        first, last = _show(self.first), _show(self.last)
+        return first if first == last else f"{first}..{last}"
+
+    def covers(self, day: date) -> bool:
+        """Whether trading day `day` is closed."""
+        if isinstance(self.first, date) and isinstance(self.last, date):
+            return self.first <= day <= self.last
+        return self.first <= (day.month, day.day) <= self.last  # type: ignore[operator]
+
+
+def _show(day: date | tuple[int, int]) -> str:
+    return day.isoformat() if isinstance(day, date) else f"{day[0]:02d}-{day[1]:02d}"
+
+
+def _day(text: str) -> date | tuple[int, int]:
+    parts = text.strip().split("-")
+    if len(parts) == 2:
+        month, day = int(parts[0]), int(parts[1])
+        date(2000, month, day)  # a leap year: validates Feb 29 too
+        return (month, day)
+    return date.fromisoformat(text.strip())
+
+
 class FxCalendar:
-    """The real FX week: closed from Friday 17:00 to Sunday 17:00 New York time."""
+    """The real FX week: closed from Friday 17:00 to Sunday 17:00 New York time, and on the
+    trading days `closures` name."""
+
+    def __init__(self, closures: Iterable[Closure] = ()) -> None:
+        self.closures = tuple(closures)
 
     def is_open(self, at: float) -> bool:
         """Whether the FX market is open at epoch second `at`."""
         local = datetime.fromtimestamp(at, _NEW_YORK)
+        if self.closures:
+            trading_day = local.date() + timedelta(days=local.time() >= _WEEKLY_CLOSE)
+            if any(closure.covers(trading_day) for closure in self.closures):
+                return False
         weekday = local.weekday()  # Monday is 0
         if weekday == 5:
             return False
@@ -104,6 +167,6 @@ def _within(hours: SessionHours, at: float) -> bool:
     return hours.opens <= local.time() < hours.closes
 
 
-def calendar_for(hours: MarketHours) -> Calendar:
-    """The calendar QUANTOPS_MARKET_HOURS names."""
-    return AlwaysOpenCalendar() if hours is MarketHours.ALWAYS else FxCalendar()
+def calendar_for(hours: MarketHours, closures: Iterable[Closure] = ()) -> Calendar:
+    """The calendar QUANTOPS_MARKET_HOURS names, closed on `closures` (FX hours only)."""
+    return AlwaysOpenCalendar() if hours is MarketHours.ALWAYS else FxCalendar(closures)

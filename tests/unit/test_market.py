@@ -7,7 +7,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from quantops_exporter.market import AlwaysOpenCalendar, FxCalendar, Session
+from quantops_exporter.market import (
+    DEFAULT_CLOSURES,
+    AlwaysOpenCalendar,
+    Closure,
+    FxCalendar,
+    Session,
+)
 
 NY = ZoneInfo("America/New_York")
 UTC = ZoneInfo("UTC")
@@ -92,3 +98,51 @@ def test_always_open_calendar() -> None:
     saturday = at(2026, 1, 10, 12, 0)
     assert always.is_open(saturday)
     assert always.open_sessions(saturday) == frozenset(Session)
+
+
+def ny(text: str) -> float:
+    """Epoch seconds of a New York wall time."""
+    return datetime.fromisoformat(text).replace(tzinfo=ZoneInfo("America/New_York")).timestamp()
+
+
+@pytest.mark.parametrize(
+    ("moment", "open_"),
+    [
+        ("2026-12-24 16:59", True),  # Thursday: trading day Dec 24 still open
+        ("2026-12-24 17:00", False),  # trading day Dec 25 begins: closed
+        ("2026-12-25 12:00", False),
+        ("2026-12-25 17:00", False),  # a Friday: 17:00 is the weekly close
+        ("2026-12-31 17:00", False),  # trading day Jan 1 (a Friday) closed
+        ("2027-01-01 17:00", False),  # Friday 17:00: the weekend
+        ("2027-01-03 17:00", True),  # Sunday open
+    ],
+)
+def test_default_closures_rest_the_stack_on_christmas_and_new_year(
+    moment: str, open_: bool
+) -> None:
+    """Dec 25 and Jan 1 close their FX trading day (17:00 the day before to 17:00 New York)."""
+    calendar = FxCalendar(Closure.parse(text) for text in DEFAULT_CLOSURES)
+    assert calendar.is_open(ny(moment)) is open_
+    if not open_:
+        assert calendar.open_sessions(ny(moment)) == frozenset()
+    assert FxCalendar().is_open(ny("2026-12-25 12:00"))  # without closures: a trading day
+
+
+def test_a_dated_range_closes_only_those_days() -> None:
+    """YYYY-MM-DD..YYYY-MM-DD closes each trading day in it, that year only."""
+    calendar = FxCalendar([Closure.parse("2027-04-01..2027-04-02")])
+    assert not calendar.is_open(ny("2027-04-01 10:00"))
+    assert not calendar.is_open(ny("2027-04-02 10:00"))
+    assert calendar.is_open(ny("2027-03-31 16:00"))
+    assert FxCalendar().is_open(ny("2027-04-01 10:00"))
+    assert calendar.is_open(ny("2028-04-03 10:00"))  # another year: open (a Monday)
+
+
+@pytest.mark.parametrize(
+    "bad", ["13-01", "2026-02-30", "12-25..2026-12-26", "2026-12-26..2026-12-24"]
+)
+def test_bad_closures_are_refused_with_what_is_accepted(bad: str) -> None:
+    """An impossible date, a mixed or backwards range: ValueError saying the forms."""
+    with pytest.raises(ValueError, match=r"is not a closure|earlier to a later"):
+        Closure.parse(bad)
+    assert str(Closure.parse("2026-12-24..2026-12-26")) == "2026-12-24..2026-12-26"
