@@ -45,15 +45,21 @@ def _renderers(final: structlog.typing.Processor) -> list[structlog.typing.Proce
     return [structlog.processors.format_exc_info, redact_values, final]
 
 
+def _join_lists(
+    logger: object, method: str, event: structlog.typing.EventDict
+) -> structlog.typing.EventDict:
+    """logfmt has no lists: `checks=a,b` rather than a Python list's repr."""
+    return {
+        k: ",".join(map(str, v)) if isinstance(v, list | tuple) else v for k, v in event.items()
+    }
+
+
 _RENDERERS: dict[str, list[structlog.typing.Processor]] = {
     "json": _renderers(structlog.processors.JSONRenderer()),
     "logfmt": [
         structlog.processors.format_exc_info,
         redact_values,
-        lambda _logger, _method, event: {  # checks=a,b rather than a Python list's repr
-            k: ",".join(map(str, v)) if isinstance(v, list | tuple) else v
-            for k, v in event.items()
-        },
+        _join_lists,
         structlog.processors.LogfmtRenderer(key_order=["timestamp", "level", "event"]),
     ],
     "console": _renderers(structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())),
