@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from quantops_exporter.checks.base import CheckContext, read_both
 from quantops_exporter.checks.thresholds import KillSwitchPolicy
 from quantops_exporter.checks.verdict import Measure, Reading, Reason, Status, Verdict, fail, ok
+from quantops_exporter.market import Calendar, Session
 from quantops_exporter.sources.errors import BadPayload
 from quantops_exporter.sources.health import Dependency
 from quantops_exporter.sources.valkey import KeyRead
@@ -50,8 +53,12 @@ def judge_kill_switch(
     valkey_missing: bool,
     market_open: bool,
     policy: KillSwitchPolicy,
+    changing: str | None = None,
 ) -> Verdict:
-    """Compare both readings with each other and with what the policy expects now."""
+    """Compare both readings with each other and with what the policy expects now.
+
+    `changing` names a transition during which either state is right under the `market`
+    policy (see `transition`); None outside them."""
     readings = (
         Reading(Measure.KILL_SWITCH_ENGAGED, float(api_engaged), ("api",)),
         Reading(Measure.KILL_SWITCH_ENGAGED, float(valkey_engaged), ("valkey",)),
@@ -74,6 +81,12 @@ def judge_kill_switch(
             observations=observations,
         )
     expected: bool | None
+    if policy is KillSwitchPolicy.MARKET and changing is not None:
+        return ok(
+            f"kill switch {state} ({changing}: either state is right)",
+            readings=readings,
+            observations=observations | {"transition": changing},
+        )
     if policy is KillSwitchPolicy.MARKET:
         expected = not market_open
     elif policy is KillSwitchPolicy.ALWAYS_OFF:
@@ -104,16 +117,39 @@ def judge_kill_switch(
     )
 
 
+def transition(
+    calendar: Calendar, at: float, grace: float, intended: Iterable[Session]
+) -> str | None:
+    """Whether `at` falls in a time the runbook lets the switch be either ON or OFF, and which:
+
+    - after the weekly open, until an intended session opens (Weekend §2: leave it ON until the
+      first session opens and freshness checks pass), and for `grace` after that session
+      opened, for the pre-open checks and the operator's hand;
+    - for `grace` after the market closes (the switch goes ON, but not at 17:00:00 sharp).
+    """
+    intended = frozenset(intended)
+    if not calendar.is_open(at):
+        return "just after the close" if calendar.is_open(at - grace) else None
+    if not calendar.open_sessions(at) & intended:
+        return "market open, no intended session yet"
+    earlier = at - grace
+    if not calendar.is_open(earlier) or not calendar.open_sessions(earlier) & intended:
+        return "warm-up after the first intended session opened"
+    return None
+
+
 async def check_kill_switch(ctx: CheckContext) -> Verdict:
     """`GET /api/kill-switch` and `ops:kill_switch` agree and match the policy for now."""
     payload, read = await read_both(
         ctx.http.get_json(Dependency.API, ctx.api_url + KILL_SWITCH_PATH),
         ctx.valkey.get(KILL_SWITCH_KEY),
     )
+    now, t = ctx.clock(), ctx.thresholds
     return judge_kill_switch(
         api_engaged=parse_api_answer(payload),
         valkey_engaged=parse_valkey_value(read),
         valkey_missing=read.missing,
-        market_open=ctx.calendar.is_open(ctx.clock()),
-        policy=ctx.thresholds.kill_switch_policy,
+        market_open=ctx.calendar.is_open(now),
+        policy=t.kill_switch_policy,
+        changing=transition(ctx.calendar, now, t.kill_switch_grace_seconds, t.expected_sessions),
     )

@@ -114,6 +114,9 @@ class Thresholds(BaseModel):
     flat_grace_seconds: NonNegativeFloat = Field(
         300.0, validation_alias="QUANTOPS_FLAT_GRACE_SECONDS"
     )
+    kill_switch_grace_seconds: NonNegativeFloat = Field(
+        900.0, validation_alias="QUANTOPS_KILL_SWITCH_GRACE_SECONDS"
+    )
 
     @field_validator(
         "kill_switch_policy", "signal_ts_source", "allocation_weights_scale", mode="before"

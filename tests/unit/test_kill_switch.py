@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
 import pytest
 
 from quantops_exporter.checks.kill_switch import (
@@ -9,8 +12,10 @@ from quantops_exporter.checks.kill_switch import (
     judge_kill_switch,
     parse_api_answer,
     parse_valkey_value,
+    transition,
 )
 from quantops_exporter.checks.verdict import Measure, Reason, Status
+from quantops_exporter.market import FxCalendar, Session
 from quantops_exporter.sources.errors import BadPayload
 from quantops_exporter.sources.valkey import KeyRead
 
@@ -128,3 +133,65 @@ def test_readings_report_both_sources() -> None:
         (("api",), 0.0),
         (("valkey",), 1.0),
     }
+
+
+def ny(text: str) -> float:
+    """Epoch seconds of a New York wall time."""
+    return datetime.fromisoformat(text).replace(tzinfo=ZoneInfo("America/New_York")).timestamp()
+
+
+INTENDED = (Session.TOKYO, Session.LONDON, Session.NEW_YORK)
+
+
+@pytest.mark.parametrize(
+    ("moment", "window"),
+    [
+        ("2026-11-27 16:50", None),  # Friday before the close: OFF expected
+        ("2026-11-27 17:05", "just after the close"),
+        ("2026-11-27 17:20", None),  # closed: ON expected
+        ("2026-11-28 12:00", None),  # Saturday
+        ("2026-11-29 17:05", "market open, no intended session yet"),  # Sunday open, pre-Tokyo
+        ("2026-11-29 19:10", "warm-up after the first intended session opened"),  # Tokyo 09:00
+        ("2026-11-29 19:20", None),  # 20 min into Tokyo: OFF expected
+        ("2026-03-08 17:05", "market open, no intended session yet"),  # US clocks went forward
+        ("2026-03-08 20:10", "warm-up after the first intended session opened"),  # Tokyo, EDT
+        # US clocks went back that morning: Tokyo's 09:00 is 19:00 EST, not open yet at 18:10.
+        ("2026-11-01 18:10", "market open, no intended session yet"),
+    ],
+)
+def test_transition_windows_follow_the_calendar(moment: str, window: str | None) -> None:
+    """Weekend §2: either state is right from the weekly open until an intended session has
+    been open for the grace, and for the grace after the close; not otherwise."""
+    assert transition(FxCalendar(), ny(moment), 900, INTENDED) == window
+
+
+def test_during_a_transition_either_state_is_ok_under_the_market_policy_only() -> None:
+    """Sunday 17:05 with the switch still ON: ok (it paged every week); always_off still fails."""
+    for engaged in (True, False):
+        verdict = judge_kill_switch(
+            api_engaged=engaged,
+            valkey_engaged=engaged,
+            valkey_missing=False,
+            market_open=True,
+            policy=KillSwitchPolicy.MARKET,
+            changing="market open, no intended session yet",
+        )
+        assert verdict.status is Status.OK and "either state is right" in verdict.summary
+    strict = judge_kill_switch(
+        api_engaged=True,
+        valkey_engaged=True,
+        valkey_missing=False,
+        market_open=True,
+        policy=KillSwitchPolicy.ALWAYS_OFF,
+        changing="market open, no intended session yet",
+    )
+    assert strict.status is Status.FAIL
+    mismatch = judge_kill_switch(
+        api_engaged=True,
+        valkey_engaged=False,
+        valkey_missing=False,
+        market_open=True,
+        policy=KillSwitchPolicy.MARKET,
+        changing="just after the close",
+    )
+    assert mismatch.reason is Reason.MISMATCH  # a disagreement is never excused
