@@ -44,6 +44,7 @@ from quantops_exporter.sources.health import Dependency
 
 PROCEDURE = "no_positions"
 FLAT_KEY = "no_positions_diagnosis:flat"
+UNSEEN_GAP = 600.0  # s: longer than the check's cadence, far shorter than a weekend
 
 
 class Step(StrEnum):
@@ -121,7 +122,11 @@ async def check_no_positions(ctx: CheckContext) -> Verdict:
     positions = open_positions(positions_payload)
     now = ctx.clock()
     green = eligible >= ctx.thresholds.min_eligible
-    flat_since = ctx.memory.holding_since(FLAT_KEY, green and not positions, now)
+    # Seen continuously, run after run: across the weekend (no runs) it starts again, so the
+    # grace applies after the open instead of "flat for 176759 s".
+    flat_since = ctx.memory.holding_since(
+        FLAT_KEY, green and not positions, now, max_gap=UNSEEN_GAP
+    )
     if flat_since is None or now - flat_since < ctx.thresholds.flat_grace_seconds:
         why = (
             f"{len(positions)} position(s) open"

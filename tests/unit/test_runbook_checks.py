@@ -382,3 +382,14 @@ async def test_a_diagnosis_step_that_cannot_read_is_reported_as_that_step() -> N
     assert "step 1_kill_switch" in verdict.summary and "connection refused" in verdict.summary
     on = {r.labels[1]: r.value for r in verdict.readings if r.measure is Measure.DIAGNOSIS_STEP}
     assert set(on) == {s.value for s in Step} and on[Step.KILL_SWITCH.value] == 1.0
+
+
+def test_a_condition_not_seen_for_a_while_starts_again() -> None:
+    """The diagnosis's 'flat since' must not span the weekend (no runs while closed): a
+    condition last seen more than max_gap ago counts from now."""
+    memory = CheckMemory()
+    assert memory.holding_since("flat", True, 1000, max_gap=600) == 1000
+    assert memory.holding_since("flat", True, 1500, max_gap=600) == 1000  # seen 500 s ago
+    friday, sunday = 2000.0, 2000.0 + 48 * 3600
+    assert memory.holding_since("flat", True, friday, max_gap=600) == 1000
+    assert memory.holding_since("flat", True, sunday, max_gap=600) == sunday
