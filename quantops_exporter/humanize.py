@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
+# A count of seconds written as `840s` or `12.5s`, standing alone (not `840ms`, not `x840s`).
+_SECONDS = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)s\b")
+
 
 def format_duration(seconds: float) -> str:
     """`45s`, `14m`, `3.2h`, `5d`: seconds below two minutes, then minutes, hours, days."""
@@ -13,3 +18,14 @@ def format_duration(seconds: float) -> str:
     if seconds < 172_800:
         return f"{seconds / 3600:.1f}h"
     return f"{seconds / 86_400:.0f}d"
+
+
+def humanize_durations(text: str) -> str:
+    """`text` with every count of seconds of two minutes or more in format_duration's spelling:
+    "flat for 840s (max 300s)" reads "flat for 14m (max 5m)"; "within 30s" is left alone."""
+
+    def spell(match: re.Match[str]) -> str:
+        seconds = float(match[1])
+        return match[0] if seconds < 120 else format_duration(seconds)
+
+    return _SECONDS.sub(spell, text)

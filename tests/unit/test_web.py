@@ -154,7 +154,13 @@ async def test_status_page_shows_every_check_by_section(
     assert 'data-status="fail"' in row and "✗ fail" in row and "(stale)" in row
     assert "EUR_USD (10m old)" in row and "4s ago" in row
     assert 'href="https://runbook.example/ops.md#pre-open-spin-up-510-minutes"' in row
-    assert "1 of 22 checks failing" in body
+    assert '<a href="#attention">1 of 22 checks failing</a>' in body
+    # what fails comes first, with the runbook's words for its steps, then the whole board
+    attention = body[body.index('id="attention"') : body.index('id="board"')]
+    assert 'id="attention-manifold_freshness"' in attention and "EUR_USD (10m old)" in attention
+    assert "<strong>Freshness</strong>" in attention  # the runbook's step, in its words
+    assert "<code>ws:last:manifold:{instrument}</code> timestamps are ≤30 seconds" in attention
+    assert 'data-check="valkey_ping"' not in attention
     assert 'http-equiv="refresh"' in body and 'name="viewport"' in body
     assert "http://" not in body.replace("https://runbook.example", "")  # no external assets
     assert 'href="/metrics"' in body and 'href="/api/v1/checks"' in body
@@ -164,7 +170,10 @@ async def test_status_page_shows_sessions_and_an_active_diagnosis(
     client: test_utils.TestClient,
     board: Board,  # type: ignore[type-arg]
 ) -> None:
-    """The sessions strip is there; a failing diagnosis is shown with its step."""
+    """The sessions strip tells each session by its local hours (NOW is Friday 08:00 UTC: Tokyo
+    17:00 and London 08:00 are open, New York 03:00 and Sydney 19:00 are not), even though the
+    stub's calendar (QUANTOPS_MARKET_HOURS=always) counts every session as open, and says so.
+    A failing diagnosis needs attention, with its runbook step marked."""
     board.record(
         outcome(
             "no_positions_diagnosis",
@@ -175,8 +184,16 @@ async def test_status_page_shows_sessions_and_an_active_diagnosis(
         )
     )
     body = await (await client.get("/")).text()
-    assert "London: open" in body and "New York: open" in body
-    assert "step 3_budget" in body and 'aria-label="No-positions diagnosis"' in body
+    assert "Tokyo: open" in body and "London: open" in body
+    assert "Sydney: closed" in body and "New York: closed" in body
+    assert "every session as open (QUANTOPS_MARKET_HOURS=always)" in body
+    item = body[body.index('id="attention-no_positions_diagnosis"') :]
+    item = item[: item.index("</li></ol>")]
+    assert "flat for 7m; step 3_budget" in item  # 400s, spelt as every other age
+    assert (
+        '<li class="current"><a href="https://runbook.example/ops.md#troubleshooting-no-'
+        'positions-while-gates-are-green">Troubleshooting step 3</a>: Budget populated?'
+    ) in item
 
 
 async def test_status_page_escapes_what_it_shows(
