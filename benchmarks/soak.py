@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import os
 import time
 
@@ -21,6 +22,7 @@ from aiohttp import web
 from quantops_exporter.app import build_exporter
 from quantops_exporter.checks.catalog import CHECKS
 from quantops_exporter.config import DEFAULT_PAIRS, Settings
+from quantops_exporter.exposition import exposition_of
 from quantops_exporter.generation import build_generation
 from quantops_exporter.log import configure_logging
 from quantops_exporter.market import AlwaysOpenCalendar
@@ -72,7 +74,10 @@ async def soak(minutes: float, every: float) -> int:
         flat_grace_seconds=0,
         checks={c.name: {"interval_seconds": 0.2, "timeout_seconds": 0.15} for c in CHECKS},
     )
-    runner = web.AppRunner(build_exporter(build_generation(settings)).app, access_log=None)
+    exporter = build_exporter(build_generation(settings))
+    outcomes = itertools.count()  # how many were recorded: next(outcomes) at the end
+    exporter.board.subscribe(lambda _outcome: next(outcomes))
+    runner = web.AppRunner(exporter.app, access_log=None)
     await runner.setup()
     port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
@@ -116,6 +121,8 @@ async def soak(minutes: float, every: float) -> int:
         f"{last[3]} (max {max(s[3] for s in warm)}), {scrapes} scrapes, "
         f"{minutes:g} min, every check every 0.2 s"
     )
+    renders = exposition_of(exporter.registry).renders
+    print(f"{next(outcomes)} outcomes recorded, {renders} renders of /metrics")
     flat = rss_growth <= 0.10 and last[2] <= first[2] + 5 and last[3] <= first[3] + 5
     print("FLAT" if flat else "GROWING")
     return 0 if flat else 1

@@ -18,6 +18,7 @@ from quantops_exporter.checks.base import Check, Outcome
 from quantops_exporter.checks.verdict import Status
 
 Listener = Callable[[Outcome], None]
+Watcher = Callable[[], None]
 HISTORY_LENGTH = 20
 
 log = structlog.get_logger("quantops_exporter.board")
@@ -39,6 +40,7 @@ class Board:
     def __init__(self, checks: Iterable[Check]) -> None:
         self._states = {check.name: CheckState(check) for check in checks}
         self._listeners: list[Listener] = []
+        self._watchers: list[Watcher] = []
 
     def reconfigure(self, checks: Iterable[Check]) -> None:
         """Take a new catalog (a reload): checks that remain keep their outcome and history.
@@ -56,10 +58,19 @@ class Board:
                 else CheckState(check)
             )
         self._states = states
+        self._notify()
 
     def subscribe(self, listener: Listener) -> None:
         """Call `listener` with every outcome recorded from now on."""
         self._listeners.append(listener)
+
+    def on_change(self, watcher: Watcher) -> None:
+        """Call `watcher()` after every change from now on: an outcome recorded, a new catalog."""
+        self._watchers.append(watcher)
+
+    def _notify(self) -> None:
+        for watcher in self._watchers:
+            watcher()
 
     @property
     def states(self) -> Mapping[str, CheckState]:
@@ -86,6 +97,7 @@ class Board:
             _log_transition(previous, outcome)
         for listener in self._listeners:
             listener(outcome)
+        self._notify()
 
     def ready(self) -> bool:
         """True once every enabled check has run at least once."""

@@ -1,7 +1,9 @@
 """Prometheus metrics: a collector that renders the board, and the accumulating metrics.
 
-Gauges are rendered at scrape time from the board (so a vanished outcome leaves no stale series
-and a scrape does no I/O); histograms and counters are fed once per recorded outcome.
+Gauges are built from the board whenever the exposition renders (so a vanished outcome leaves no
+stale series and a scrape does no I/O); histograms and counters are fed once per recorded outcome.
+The exposition (exposition.py) renders them when they change, not per scrape: everything here
+tells it of its changes (`on_change`), but the process figures, which are read per scrape.
 """
 
 from __future__ import annotations
@@ -20,12 +22,18 @@ from quantops_exporter.checks.base import Check, Outcome
 from quantops_exporter.checks.freshness import freshness_limits
 from quantops_exporter.checks.thresholds import Thresholds
 from quantops_exporter.checks.verdict import Measure, Reason, Source, Status
+from quantops_exporter.exposition import ExposedRegistry
 from quantops_exporter.sources.health import DependencyHealth
 
 _DEFAULTS = Thresholds()
 _FROM_LAST_RUN = "(from the check's last run, not computed at scrape time)"
 FRESHNESS_BUCKETS = (5.0, 10.0, 30.0, 60.0, 120.0, 180.0, 300.0, 900.0, 3600.0)
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+Changed = Callable[[], None]
+
+
+def _unwatched() -> None:
+    """No exposition to tell (a registry of a test's own)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,9 +237,13 @@ class BoardCollector(Collector):
 
 
 class OutcomeMetrics:
-    """Counters and histograms fed once per recorded outcome (subscribe `observe` to the board)."""
+    """Counters and histograms fed once per recorded outcome (subscribe `observe` to the board,
+    which tells the exposition of every outcome)."""
 
-    def __init__(self, registry: CollectorRegistry, checks: Iterable[Check]) -> None:
+    def __init__(
+        self, registry: CollectorRegistry, checks: Iterable[Check], on_change: Changed = _unwatched
+    ) -> None:
+        self._changed = on_change
         self.runs = Counter(
             "runbook_check_runs",
             "Check runs by resulting status",
@@ -262,6 +274,7 @@ class OutcomeMetrics:
             self.duration.labels(check.name)
             for status in Status:
                 self.runs.labels(check.name, status.value)
+        self._changed()
 
     def observe(self, outcome: Outcome) -> None:
         """Account for one finished run."""
@@ -276,29 +289,37 @@ class OutcomeMetrics:
 
 
 class SchedulerMetrics:
-    """How punctually the scheduler starts runs, and the runs it could not start, by check."""
+    """How punctually the scheduler starts runs, and the runs it could not start, by check.
 
-    def __init__(self, registry: CollectorRegistry, checks: Iterable[Check]) -> None:
-        self.lag = Histogram(
+    The scheduler updates these without the board hearing of it, so each metric is reached
+    through a property that tells the exposition (`on_change`): reading one is for updating it,
+    and the update lands before any render can run (both happen in one step of the event loop).
+    """
+
+    def __init__(
+        self, registry: CollectorRegistry, checks: Iterable[Check], on_change: Changed = _unwatched
+    ) -> None:
+        self._changed = on_change
+        self._lag = Histogram(
             "quantops_exporter_scheduler_lag_seconds",
             "How late each run started against its schedule",
             ["check"],
             buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0),
             registry=registry,
         )
-        self.missed = Counter(
+        self._missed = Counter(
             "quantops_exporter_scheduler_missed_runs",
             "Runs not started because they were too late (misfire grace exceeded)",
             ["check"],
             registry=registry,
         )
-        self.overlapped = Counter(
+        self._overlapped = Counter(
             "quantops_exporter_scheduler_overlapping_runs",
             "Runs skipped because the previous run of the check was still going",
             ["check"],
             registry=registry,
         )
-        self.clock_steps = Counter(
+        self._clock_steps = Counter(
             "quantops_exporter_clock_steps",
             "Wall-clock steps (of more than 0.5 s) the scheduler followed to keep check cadence",
             registry=registry,
@@ -308,15 +329,41 @@ class SchedulerMetrics:
     def add_checks(self, checks: Iterable[Check]) -> None:
         """Give new checks their series from the start (at start-up and on reload)."""
         for check in checks:
-            self.lag.labels(check.name)
-            self.missed.labels(check.name)
-            self.overlapped.labels(check.name)
+            self._lag.labels(check.name)
+            self._missed.labels(check.name)
+            self._overlapped.labels(check.name)
+        self._changed()
+
+    @property
+    def lag(self) -> Histogram:
+        """How late each run started against its schedule, by check."""
+        self._changed()
+        return self._lag
+
+    @property
+    def missed(self) -> Counter:
+        """Runs not started because they were too late, by check."""
+        self._changed()
+        return self._missed
+
+    @property
+    def overlapped(self) -> Counter:
+        """Runs skipped because the previous one was still going, by check."""
+        self._changed()
+        return self._overlapped
+
+    @property
+    def clock_steps(self) -> Counter:
+        """Wall-clock steps the scheduler followed."""
+        self._changed()
+        return self._clock_steps
 
 
 class ReloadMetrics:
     """Whether the last configuration reload worked, and when one last did."""
 
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(self, registry: CollectorRegistry, on_change: Changed = _unwatched) -> None:
+        self._changed = on_change
         self.successful = Gauge(
             "quantops_exporter_config_last_reload_successful",
             "1 when the last configuration reload succeeded (or none was tried), 0 after a failure",
@@ -335,6 +382,7 @@ class ReloadMetrics:
         self.successful.set(float(ok))
         if ok:
             self.success_timestamp.set_to_current_time()
+        self._changed()
 
 
 @dataclass(frozen=True, slots=True)
@@ -369,16 +417,28 @@ def build_registry(
     checks: Iterable[Check],
     thresholds: Callable[[], Thresholds] = lambda: _DEFAULTS,
 ) -> tuple[CollectorRegistry, MetricsBundle]:
-    """A fresh registry with every exporter metric, the board subscribed to its accumulators."""
+    """A fresh registry with every exporter metric, the board subscribed to its accumulators.
+
+    The registry serves /metrics through its exposition: every family registered here but the
+    process figures is rendered when it changes (each tells the exposition), the process figures
+    and anything registered later on every scrape.
+    """
     checks = tuple(checks)
-    registry = CollectorRegistry(auto_describe=True)
+    registry = ExposedRegistry()
+    exposition = registry.exposition
     collector = BoardCollector(board, health, thresholds)
     registry.register(collector)
     registry.register(BuildInfoCollector())
+    outcome_metrics = OutcomeMetrics(registry, checks, exposition.changed)
+    scheduler_metrics = SchedulerMetrics(registry, checks, exposition.changed)
+    reload_metrics = ReloadMetrics(registry, exposition.changed)
+    registry.store_registered()
+    # Live (CPU, memory and descriptors move by themselves), so after every stored family: the
+    # stored bytes are a prefix of every body.
     ProcessCollector(registry=registry)
-    outcome_metrics = OutcomeMetrics(registry, checks)
     board.subscribe(outcome_metrics.observe)
-    bundle = MetricsBundle(
-        collector, outcome_metrics, SchedulerMetrics(registry, checks), ReloadMetrics(registry)
-    )
+    board.on_change(exposition.changed)  # an outcome recorded, a new catalog
+    # No change hook: compared at every scrape with what the last render read.
+    exposition.probe(lambda: tuple(health.state.items()), thresholds)
+    bundle = MetricsBundle(collector, outcome_metrics, scheduler_metrics, reload_metrics)
     return registry, bundle

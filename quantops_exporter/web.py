@@ -13,12 +13,13 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-from aiohttp import web
+from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
 from prometheus_client import CollectorRegistry
-from prometheus_client.aiohttp import make_aiohttp_handler
+from prometheus_client.exposition import gzip_accepted
 
 from quantops_exporter.daemon import Daemon, Refusal
+from quantops_exporter.exposition import Exposition, exposition_of
 from quantops_exporter.generation import Generation
 from quantops_exporter.status_page import render_status_page
 from quantops_exporter.views import outcome_json, state_json
@@ -29,6 +30,7 @@ PROBES = frozenset({"/-/healthy", "/-/ready"})
 RELOAD_GATE_KEY: web.AppKey[list[float]] = web.AppKey("reload_gate")  # [last request, monotonic]
 ATTEMPTS_KEY: web.AppKey[FailedAttempts] = web.AppKey("failed_attempts")
 CLOCK_KEY: web.AppKey[Callable[[], float]] = web.AppKey("clock")
+EXPOSITION_KEY: web.AppKey[Exposition] = web.AppKey("exposition")
 GENERATION_KEY: web.RequestKey[Generation] = web.RequestKey("generation", Generation)
 _REFUSALS = {
     Refusal.DISABLED: (403, "debug runs are off: set QUANTOPS_DEBUG_RUNS=true to enable them"),
@@ -47,7 +49,8 @@ def build_web_app(
     app[CLOCK_KEY] = clock
     app[RELOAD_GATE_KEY] = [float("-inf")]
     app[ATTEMPTS_KEY] = FailedAttempts()  # kept across reloads: a new web config resets nothing
-    app.router.add_get("/metrics", make_aiohttp_handler(registry))
+    app[EXPOSITION_KEY] = exposition_of(registry)
+    app.router.add_get("/metrics", metrics)
     app.router.add_get("/-/healthy", healthy)
     app.router.add_get("/-/ready", ready)
     app.router.add_post("/-/reload", reload_config)
@@ -104,6 +107,20 @@ def _too_many(why: str, wait: float) -> web.Response:
         text=f"{why}; retry in {wait:.0f}s\n",
         headers={"Retry-After": str(max(1, round(wait)))},
     )
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """The exposition: bytes stored when the board changed, the live samples appended
+    (exposition.py); OpenMetrics when the scraper asks for it, gzip when it accepts it."""
+    served = request.app[EXPOSITION_KEY].serve(
+        ",".join(request.headers.getall(hdrs.ACCEPT, [])),
+        gzip=gzip_accepted(",".join(request.headers.getall(hdrs.ACCEPT_ENCODING, []))),
+        names=request.query.getall("name[]", []),
+    )
+    headers = {hdrs.CONTENT_TYPE: served.content_type}
+    if served.gzipped:
+        headers[hdrs.CONTENT_ENCODING] = "gzip"
+    return web.Response(body=served.body, headers=headers)
 
 
 async def healthy(request: web.Request) -> web.Response:

@@ -1,0 +1,304 @@
+"""/metrics from stored bytes, rendered when what they show changes rather than on every scrape.
+
+Stored and live
+    `ExposedRegistry` keeps its collectors in registration order. Those registered before
+    `store_registered()` are *stored*: they change only when the exposition is told so
+    (`changed()`), so they are rendered once per change into bytes, per format (Prometheus text
+    0.0.4; OpenMetrics when the scraper negotiates it), with a gzip copy, and served as they are.
+    Those registered after are *live* (process_*: CPU, memory, descriptors; the HTTP server's
+    counters): they change by themselves, so their few samples are rendered on every scrape and
+    appended. Stored first, then live, is registration order: a body is byte for byte what
+    prometheus_client's own generate_latest gives for the same registry.
+
+Invalidation
+    `changed()` moves a version on. The board calls it for every outcome and every new catalog
+    (a reload, a check disabled); the metric objects call it for updates the board does not see
+    (scheduler lag, missed runs, clock steps, reload results, new series). State without a change
+    hook is *probed* instead (dependency health, the thresholds in force): each scrape compares it
+    with what the last render read, and renders at once when it moved.
+
+Coalescing
+    A change schedules one render on the event loop, `gap` after the previous render ended, where
+    gap = max(MIN_GAP, render time x (1 - DUTY) / DUTY), at most MAX_GAP: however many outcomes
+    arrive, rendering takes at most DUTY of the loop (unless one render takes longer than
+    MAX_GAP x DUTY). After a quiet spell the render comes at the next turn of the loop. A scrape
+    serves the last whole render, so it is at most one gap (and one render) behind the board; it
+    renders itself only when its format has no bytes yet, when a probe moved, or when no loop will
+    render (none running: the benchmark, synchronous tests). Only the formats asked for in the
+    last FORGET seconds are rendered, at most MAX_FORMATS of them.
+
+Whole boards only
+    A render reads every stored collector in one synchronous step of the event loop (no await, so
+    no outcome, reload or health flip can land in between), builds every byte string of every
+    format, then swaps one reference per format. A scrape reads that reference once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import zlib
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+
+import structlog
+from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
+
+log = structlog.get_logger("quantops_exporter.exposition")
+
+MIN_GAP = 0.5  # seconds between two background renders, at least
+MAX_GAP = 5.0  # ... and at most, while changes wait: the bound on how far behind a scrape is
+DUTY = 0.02  # the share of the event loop background renders may take
+FORGET = 600.0  # a format nobody asked for in this long is no longer rendered
+MAX_FORMATS = 4  # formats kept (the Accept header picks the version string: bound it)
+GZIP_LEVEL = 6  # zlib's default, as aiohttp's compression used
+
+Encoder = Callable[[Collector], bytes]
+Probe = Callable[[], object]
+
+
+class ExposedRegistry(CollectorRegistry):
+    """A registry served by its `exposition`: it knows the order of its collectors, and which of
+    them are stored (rendered when told of a change) and which live (rendered per scrape)."""
+
+    def __init__(self) -> None:
+        super().__init__(auto_describe=True)
+        self._order: list[Collector] = []
+        self._stored: frozenset[Collector] = frozenset()
+        self.exposition = Exposition(self)
+
+    def register(self, collector: Collector) -> None:
+        """Register `collector` after the others (live unless `store_registered` follows)."""
+        super().register(collector)
+        self._order.append(collector)
+
+    def unregister(self, collector: Collector) -> None:
+        """Remove `collector`."""
+        super().unregister(collector)
+        self._order.remove(collector)
+
+    def store_registered(self) -> None:
+        """Render every collector registered so far only when the exposition is told of a change."""
+        self._stored = frozenset(self._order)
+
+    def split(self) -> tuple[list[Collector], list[Collector]]:
+        """(stored, live) collectors, in registration order: the stored ones that lead, then the
+        rest, all live (a stored collector after a live one is rendered live: order first)."""
+        order = list(self._order)
+        lead = 0
+        while lead < len(order) and order[lead] in self._stored:
+            lead += 1
+        return order[:lead], order[lead:]
+
+
+@dataclass(frozen=True, slots=True)
+class Served:
+    """One /metrics answer: its content type, its body, whether the body is gzipped."""
+
+    content_type: str
+    body: bytes
+    gzipped: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _Stored:
+    """The stored families in one format, rendered whole at one version."""
+
+    version: int
+    body: bytes  # OpenMetrics: without its "# EOF" (the live part ends the body)
+    gzip_head: bytes  # `body` gzipped, flushed to a byte boundary but not finished
+    gzip_rest: zlib._Compress  # the compressor after `body`: a copy per scrape adds the live part
+
+
+class _Format:
+    """A format a scraper asked for: its encoder, when it was last asked for, its stored bytes."""
+
+    __slots__ = ("asked_at", "encoder", "stored", "trailer")
+
+    def __init__(self, encoder: Encoder, asked_at: float) -> None:
+        self.encoder = encoder
+        self.asked_at = asked_at
+        self.stored: _Stored | None = None
+        self.trailer = encoder(_Families(()))  # what ends every body: b"# EOF\n" or nothing
+
+
+class Exposition:
+    """The bytes /metrics serves for one registry (see the module docstring)."""
+
+    def __init__(
+        self, registry: CollectorRegistry, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._registry = registry
+        self._clock = clock
+        self._version = 0
+        self._probes: tuple[Probe, ...] = ()
+        self._probed: tuple[object, ...] | None = None  # what the probes read at the last render
+        self._formats: dict[str, _Format] = {}  # by content type, least recently asked first
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_loop: asyncio.AbstractEventLoop | None = None
+        self._next_render = float("-inf")
+        self.renders = 0  # how many renders ran (tests and the benchmark count them)
+
+    def probe(self, *probes: Probe) -> None:
+        """Also watch state that has no change hook: each scrape compares what `probes` return
+        with what they returned at the last render."""
+        self._probes += probes
+
+    def changed(self) -> None:
+        """Something stored changed: render it, coalesced with every other change until then."""
+        self._version += 1
+        if self._formats:  # else nobody scrapes yet: the first scrape renders
+            self._schedule()
+
+    def serve(self, accept: str = "", *, gzip: bool = False, names: Sequence[str] = ()) -> Served:
+        """The body for a scraper that sent `accept` (the Accept header) and accepts gzip or not;
+        `names` (?name[]=...) restricts the families, rendered then, as prometheus_client does."""
+        encoder, content_type = choose_encoder(accept)
+        if names:
+            body = encoder(self._registry.restricted_registry(names))
+            return Served(content_type, _gzip(body) if gzip else body, gzip)
+        now = self._clock()
+        fmt = self._format(content_type, encoder, now)
+        if self._probe() != self._probed:
+            self._version += 1  # it moved without telling: show it now
+            self._render(now)
+        elif fmt.stored is None or (fmt.stored.version != self._version and not self._due()):
+            self._render(now)
+        stored = fmt.stored
+        assert stored is not None  # rendered above
+        live = encoder(_Collectors(self._split()[1]))
+        if gzip:
+            rest = stored.gzip_rest.copy()
+            return Served(content_type, stored.gzip_head + rest.compress(live) + rest.flush(), True)
+        return Served(content_type, stored.body + live, False)
+
+    def render(self) -> None:
+        """Render every format in use that is behind, now."""
+        self._render(self._clock())
+
+    async def settled(self) -> None:
+        """Return once no render is due: scrapes then serve the board as it is (for tests)."""
+        loop = asyncio.get_running_loop()
+        while self._due():
+            assert self._timer is not None
+            await asyncio.sleep(max(0.0, self._timer.when() - loop.time()))
+            await asyncio.sleep(0)
+
+    def _format(self, content_type: str, encoder: Encoder, now: float) -> _Format:
+        fmt = self._formats.pop(content_type, None)
+        if fmt is None:
+            fmt = _Format(encoder, now)
+            if len(self._formats) >= MAX_FORMATS:
+                del self._formats[next(iter(self._formats))]  # the least recently asked for
+        fmt.asked_at = now
+        self._formats[content_type] = fmt  # last: the most recently asked for
+        return fmt
+
+    def _probe(self) -> tuple[object, ...]:
+        return tuple(probe() for probe in self._probes)
+
+    def _split(self) -> tuple[list[Collector], list[Collector]]:
+        if isinstance(self._registry, ExposedRegistry):
+            return self._registry.split()
+        return [], [self._registry]  # a plain registry: all of it live
+
+    def _schedule(self) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # no loop to render on: the next scrape renders
+        if self._timer is not None:
+            if self._timer_loop is loop:
+                return  # a render is due already: it will see this change too
+            self._timer.cancel()  # due on a loop that will not run it (a test's, since closed)
+        delay = max(0.0, self._next_render - self._clock())
+        self._timer, self._timer_loop = loop.call_later(delay, self._render_due), loop
+
+    def _due(self) -> bool:
+        """Whether a background render is due on the running loop."""
+        if self._timer is None:
+            return False
+        try:
+            return asyncio.get_running_loop() is self._timer_loop
+        except RuntimeError:
+            return False
+
+    def _cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = self._timer_loop = None
+
+    def _render_due(self) -> None:
+        self._timer = self._timer_loop = None
+        try:
+            self._render(self._clock())
+        except Exception as err:
+            # The last whole render stays served; the next scrape renders and answers 500.
+            log.error("exposition_render_failed", error=str(err), exc_info=err)
+
+    def _render(self, now: float) -> None:
+        """Render every format in use that is behind, whole, then swap each one's bytes in."""
+        self._cancel()
+        started = time.perf_counter()
+        for content_type in [c for c, f in self._formats.items() if now - f.asked_at > FORGET]:
+            del self._formats[content_type]
+        version = self._version
+        behind = [
+            f for f in self._formats.values() if f.stored is None or f.stored.version != version
+        ]
+        if behind:
+            probed = self._probe()
+            families = _Families(tuple(_Collectors(self._split()[0]).collect()))
+            rendered = [_store(fmt, families, version) for fmt in behind]
+            for fmt, stored in zip(behind, rendered, strict=True):
+                fmt.stored = stored
+            self._probed = probed
+            self.renders += 1
+        elapsed = time.perf_counter() - started
+        gap = min(MAX_GAP, max(MIN_GAP, elapsed * (1 - DUTY) / DUTY))
+        self._next_render = self._clock() + gap
+
+
+def exposition_of(registry: CollectorRegistry) -> Exposition:
+    """The exposition of `registry` (a plain registry gets one that renders it all per scrape)."""
+    if isinstance(registry, ExposedRegistry):
+        return registry.exposition
+    return Exposition(registry)
+
+
+def _store(fmt: _Format, families: _Families, version: int) -> _Stored:
+    rendered = fmt.encoder(families)
+    assert rendered.endswith(fmt.trailer)
+    body = rendered[: len(rendered) - len(fmt.trailer)]
+    compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    head = compressor.compress(body) + compressor.flush(zlib.Z_SYNC_FLUSH)
+    return _Stored(version, body, head, compressor)
+
+
+def _gzip(body: bytes) -> bytes:
+    compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    return compressor.compress(body) + compressor.flush()
+
+
+class _Families(Collector):
+    """Families already collected."""
+
+    def __init__(self, families: Iterable[Metric]) -> None:
+        self._families = tuple(families)
+
+    def collect(self) -> Iterator[Metric]:
+        return iter(self._families)
+
+
+class _Collectors(Collector):
+    """Some collectors of a registry, in order, read anew on every collect()."""
+
+    def __init__(self, collectors: Sequence[Collector]) -> None:
+        self._collectors = collectors
+
+    def collect(self) -> Iterator[Metric]:
+        for collector in self._collectors:
+            yield from collector.collect()
