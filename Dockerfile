@@ -11,6 +11,10 @@ COPY deploy/requirements.lock ./
 RUN pip wheel --no-cache-dir --require-hashes --wheel-dir /wheels -r requirements.lock
 COPY pyproject.toml README.md ./
 COPY quantops_exporter ./quantops_exporter
+# `docker build --build-arg REVISION=$(git rev-parse --short HEAD) --build-arg
+# REVISION_DATE=$(git log -1 --format=%cs)`: shown by --version and quantops_exporter_build_info.
+ARG REVISION=unknown REVISION_DATE=unknown
+RUN echo "$REVISION $REVISION_DATE" > quantops_exporter/_revision.txt
 RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .
 
 FROM python:3.11-slim

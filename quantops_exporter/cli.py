@@ -17,8 +17,8 @@ import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
-from quantops_exporter import __version__
 from quantops_exporter.app import run_daemon, run_once
+from quantops_exporter.build import build
 from quantops_exporter.checks.catalog import Section, sections_of
 from quantops_exporter.checks.verdict import Reason, Status
 from quantops_exporter.config import ConfigError
@@ -114,7 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
     # before the subcommand (`quantops-exporter --env-file F run`).
     common = argparse.ArgumentParser(add_help=False)
     _add_file_options(common, argparse.SUPPRESS)
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    common.add_argument("--version", action="version", version=f"quantops-exporter {build()}")
+    parser.add_argument("--version", action="version", version=f"quantops-exporter {build()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands = {
         name: sub.add_parser(name, parents=[common], help=summary, description=description)

@@ -16,8 +16,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Proc
 from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from quantops_exporter import __version__
 from quantops_exporter.board import Board
+from quantops_exporter.build import build
 from quantops_exporter.checks.base import Check, Outcome
 from quantops_exporter.checks.freshness import freshness_limits
 from quantops_exporter.checks.thresholds import Thresholds
@@ -402,12 +402,21 @@ class MetricsBundle:
 
 
 class BuildInfoCollector(Collector):
-    """`quantops_exporter_build_info`: the version and Python running."""
+    """`quantops_exporter_build_info`: the version, source revision and Python running."""
 
     def collect(self) -> Iterator[Metric]:
         """Yield the build info family."""
         info = InfoMetricFamily("quantops_exporter_build", "Build information")
-        info.add_metric([], {"version": __version__, "python_version": platform.python_version()})
+        built = build()
+        info.add_metric(
+            [],
+            {
+                "version": built.version,
+                "revision": built.revision,
+                "revision_date": built.date,
+                "python_version": platform.python_version(),
+            },
+        )
         yield info
 
 

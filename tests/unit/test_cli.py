@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -224,3 +225,13 @@ def test_logfmt_lines(capsys: pytest.CaptureFixture[str]) -> None:
         logging.getLogger().handlers.clear()
     assert line.startswith("timestamp=") and " level=info event=listening " in line
     assert "checks=a,b" in line and "api=http://u:***@api:8000" in line
+
+
+@pytest.mark.parametrize("command", [[], ["run"], ["check"], ["check-config"], ["demo"]])
+def test_version_names_the_revision_on_every_subcommand(command: list[str]) -> None:
+    """As Prometheus tools do: version, source revision and its date (from git here)."""
+    result = cli(*command, "--version")
+    assert result.returncode == 0
+    assert re.fullmatch(
+        r"quantops-exporter \S+ \(revision [0-9a-f]{7,}, \d{4}-\d{2}-\d{2}\)\n", result.stdout
+    ), result.stdout

@@ -136,12 +136,17 @@ def test_domain_readings_and_dependencies() -> None:
 
 
 def test_build_info() -> None:
-    """The build info carries the version."""
+    """The build info carries the version and the source revision with its date."""
+    from quantops_exporter.build import build
+
     _board, _health, registry = setup()
     samples = [
         s for m in registry.collect() for s in m.samples if s.name == "quantops_exporter_build_info"
     ]
-    assert len(samples) == 1 and samples[0].labels["version"]
+    assert len(samples) == 1
+    labels = samples[0].labels
+    assert labels["version"] == build().version and labels["revision"] == build().revision
+    assert labels["revision_date"] == build().date and build().revision != "unknown"
 
 
 def test_transitions_are_logged_once() -> None:
