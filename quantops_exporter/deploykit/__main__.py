@@ -2,11 +2,16 @@
 
     python -m quantops_exporter.deploykit                 # rewrite the files in ./deploy
     python -m quantops_exporter.deploykit --check         # exit 1 naming any stale file (CI)
-    python -m quantops_exporter.deploykit --job my-job --runbook-url https://wiki/runbook.md \\
-        --deploy-dir /tmp/out                             # your scrape job and runbook copy
+    python -m quantops_exporter.deploykit --env-file /opt/sep/.env.hotband --job my-job \\
+        --runbook-url https://wiki/runbook.md --deploy-dir /tmp/out   # your settings and names
 
-The promtool tests are written for the default job and runbook URL only: they test the rules'
-logic against the shipped files, which a custom job or URL does not change.
+The rules follow the daemon's own settings, read as the daemon reads them (the environment, and
+`--env-file`): per-check intervals (QUANTOPS_CHECKS__<check>__INTERVAL_SECONDS) size each alert's
+`for:` and the dependency windows, disabled checks do not count as readers, the URLs say which
+dependencies one server serves, and QUANTOPS_RUNBOOK_URL is the default runbook URL.
+
+The promtool tests are written only when the rules are the shipped ones (default settings, job
+and runbook URL): they test the rules' logic against the shipped files.
 """
 
 from __future__ import annotations
@@ -14,13 +19,24 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from quantops_exporter.checks.catalog import CHECKS, DEFAULT_RUNBOOK_URL
+from quantops_exporter.checks.base import Check
+from quantops_exporter.checks.catalog import CHECKS, DEFAULT_RUNBOOK_URL, build_catalog
+from quantops_exporter.config import ConfigError, Settings, load_settings
 from quantops_exporter.deploykit.dashboard import build_dashboard
 from quantops_exporter.deploykit.rule_tests import build_tests
-from quantops_exporter.deploykit.rules import DEFAULT_JOB, build_rules, prometheus_rule, render
+from quantops_exporter.deploykit.rules import (
+    DEFAULT_JOB,
+    DEFAULT_SERVERS,
+    Server,
+    build_rules,
+    prometheus_rule,
+    render,
+    servers_of,
+)
+from quantops_exporter.sources.health import Dependency
 
 RULES = Path("prometheus/rules/quantops-runbook.rules.yml")
 PROMTOOL_TESTS = Path("prometheus/tests/quantops-runbook.test.yml")
@@ -28,17 +44,32 @@ PROMETHEUS_RULE = Path("kubernetes/prometheusrule.yaml")
 DASHBOARD = Path("grafana/dashboards/quantops-runbook.json")
 
 
+def servers(settings: Settings) -> tuple[Server, ...]:
+    """Which dependencies one server serves, from the URLs the daemon would use."""
+    return servers_of(
+        {
+            Dependency.VALKEY: settings.valkey_url,
+            Dependency.API: settings.sep_api_url,
+            Dependency.STACK_METRICS: settings.stack_metrics_url,
+            Dependency.ALLOCATOR: settings.allocator_url,
+        }
+    )
+
+
 def generated_files(
-    runbook_url: str = DEFAULT_RUNBOOK_URL, job: str = DEFAULT_JOB
+    runbook_url: str = DEFAULT_RUNBOOK_URL,
+    job: str = DEFAULT_JOB,
+    checks: Sequence[Check] = CHECKS,
+    served_by: Sequence[Server] = DEFAULT_SERVERS,
 ) -> dict[Path, Callable[[], str]]:
     """Each generated file (relative to the deploy directory) and how to render it."""
-    rules = build_rules(CHECKS, runbook_url, job)
+    rules = build_rules(checks, runbook_url, job, served_by)
     files: dict[Path, Callable[[], str]] = {
         RULES: lambda: render(rules),
         PROMETHEUS_RULE: lambda: render(prometheus_rule(rules)),
         DASHBOARD: lambda: json.dumps(build_dashboard(), indent=2) + "\n",
     }
-    if (runbook_url, job) == (DEFAULT_RUNBOOK_URL, DEFAULT_JOB):
+    if rules == build_rules():
         files[PROMTOOL_TESTS] = lambda: render(build_tests())
     return files
 
@@ -48,13 +79,20 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m quantops_exporter.deploykit",
         description="Regenerate the alert rules, their promtool tests, the PrometheusRule and "
-        "the Grafana dashboard from the check catalog.",
+        "the Grafana dashboard from the check catalog and the daemon's settings.",
     )
     parser.add_argument("--deploy-dir", type=Path, default=Path("deploy"), metavar="DIR")
     parser.add_argument(
+        "--env-file",
+        type=Path,
+        metavar="FILE",
+        help="the daemon's env file (the environment is read too, and wins, as for the daemon)",
+    )
+    parser.add_argument(
         "--runbook-url",
-        default=DEFAULT_RUNBOOK_URL,
-        help="base URL of your copy of the runbook (anchors are appended)",
+        default=None,
+        help="base URL of your copy of the runbook (anchors are appended; default: "
+        "QUANTOPS_RUNBOOK_URL, else the published runbook)",
     )
     parser.add_argument(
         "--job", default=DEFAULT_JOB, help="the Prometheus job_name that scrapes the exporter"
@@ -63,8 +101,19 @@ def main(argv: list[str] | None = None) -> int:
         "--check", action="store_true", help="write nothing; exit 1 if a file is not up to date"
     )
     args = parser.parse_args(argv)
+    try:
+        settings = load_settings(args.env_file)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    files = generated_files(
+        args.runbook_url or settings.runbook_url,
+        args.job,
+        build_catalog(settings.checks),
+        servers(settings),
+    )
     stale = []
-    for relative, content in generated_files(args.runbook_url, args.job).items():
+    for relative, content in files.items():
         path = args.deploy_dir / relative
         text = content()
         current = path.read_text() if path.is_file() else None

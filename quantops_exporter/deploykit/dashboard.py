@@ -15,8 +15,16 @@ PANELS: list[tuple[str, str, list[tuple[str, str]], str, int, list[tuple[float |
         "stat",
         [(f"sum(runbook:check_failing{{{SEL}}}) or vector(0)", "failing")],
         "none",
-        6,
+        3,
         [(None, "green"), (1, "red")],
+    ),
+    (  # errors page as CannotRead, not as the check: shown apart from failures
+        "Checks that cannot read",
+        "stat",
+        [(f"sum(runbook:check_erroring{{{SEL}}}) or vector(0)", "cannot read")],
+        "none",
+        3,
+        [(None, "green"), (1, "orange")],
     ),
     (
         "All checks (1 = ok or skipped)",

@@ -5,14 +5,30 @@ from __future__ import annotations
 import re
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
-from quantops_exporter.checks.catalog import CHECK_NAMES, Anchor
+from quantops_exporter.checks.catalog import CHECK_NAMES, CHECKS, Anchor
+from quantops_exporter.checks.freshness import freshness_limits
+from quantops_exporter.checks.thresholds import Thresholds
 from quantops_exporter.deploykit.__main__ import main as deploykit
-from quantops_exporter.deploykit.rules import ALERTS
-from tests.conftest import require_program
+from quantops_exporter.deploykit.__main__ import servers
+from quantops_exporter.deploykit.rule_tests import (
+    check_state,
+    dependencies_up,
+    expected_check_alert,
+)
+from quantops_exporter.deploykit.rules import (
+    ALERTS,
+    DEFAULT_SERVERS,
+    FRESHNESS_CHECKS,
+    HOLDS,
+    render,
+)
+from quantops_exporter.sources.health import Dependency
+from tests.conftest import make_settings, require_program
 from tests.deploy.oracles import github_slug
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -22,6 +38,7 @@ ALERTMANAGER = ROOT / "deploy/alertmanager/alertmanager.yml"
 PROMETHEUS = ROOT / "deploy/prometheus/prometheus.yml"
 PROMETHEUSRULE = ROOT / "deploy/kubernetes/prometheusrule.yaml"
 RUNBOOK = ROOT / "docs/runbook/02_Operations_Runbook.md"
+README = ROOT / "README.md"
 
 
 def binary(name: str) -> str:
@@ -152,3 +169,123 @@ def test_compose_and_kubernetes_manifests_hold_together() -> None:
     assert {"Deployment", "Service", "ServiceMonitor", "PrometheusRule"} <= kinds
     monitor = yaml.safe_load((ROOT / "deploy/kubernetes/servicemonitor.yaml").read_text())
     assert monitor["spec"]["endpoints"][0]["relabelings"][0]["replacement"] == "quantops-exporter"
+
+
+def _alerts(deploy: Path) -> dict[str, dict[str, Any]]:
+    rules = yaml.safe_load((deploy / "prometheus/rules/quantops-runbook.rules.yml").read_text())
+    return {r["alert"]: r for g in rules["groups"] for r in g["rules"] if "alert" in r}
+
+
+def test_a_configured_interval_changes_the_hold(tmp_path: Path) -> None:
+    """The generator reads the daemon's settings: a manifold check every 60 s holds its page
+    for three runs (3 m, not 30 s), and promtool proves the new hold on the written rules."""
+    env = tmp_path / "env"
+    env.write_text("QUANTOPS_CHECKS__MANIFOLD_FRESHNESS__INTERVAL_SECONDS=60\n")
+    assert deploykit(["--deploy-dir", str(tmp_path / "default")]) == 0
+    assert deploykit(["--deploy-dir", str(tmp_path / "slow"), "--env-file", str(env)]) == 0
+    assert _alerts(tmp_path / "default")["SepRunbookManifoldStale"]["for"] == "30s"
+    assert _alerts(tmp_path / "slow")["SepRunbookManifoldStale"]["for"] == "3m"
+    assert not (tmp_path / "slow/prometheus/tests").exists()  # not the shipped rules
+    manifold = next(c for c in CHECKS if c.name == "manifold_freshness")
+    case = {
+        "interval": "1m",
+        "input_series": check_state(manifold) + dependencies_up(manifold.dependencies),
+        "alert_rule_test": [
+            {"eval_time": "2m30s", "alertname": "SepRunbookManifoldStale", "exp_alerts": []},
+            {
+                "eval_time": "5m",
+                "alertname": "SepRunbookManifoldStale",
+                "exp_alerts": [expected_check_alert(manifold)],
+            },
+        ],
+    }
+    tests = tmp_path / "slow/prometheus/tests/hold.test.yml"
+    tests.parent.mkdir(parents=True)
+    tests.write_text(
+        render({"rule_files": ["../rules/quantops-runbook.rules.yml"], "tests": [case]})
+    )
+    result = run(binary("promtool"), "test", "rules", str(tests))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_environment_is_read_as_the_daemon_reads_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """QUANTOPS_CHECKS__* in the environment size the holds; QUANTOPS_RUNBOOK_URL is the base
+    of every runbook_url (a --runbook-url flag still wins)."""
+    monkeypatch.setenv("QUANTOPS_CHECKS__CANDLES__INTERVAL_SECONDS", "300")
+    monkeypatch.setenv("QUANTOPS_RUNBOOK_URL", "https://wiki.example/ops.md")
+    assert deploykit(["--deploy-dir", str(tmp_path)]) == 0
+    alerts = _alerts(tmp_path)
+    assert alerts["SepRunbookCandlesIncomplete"]["for"] == "10m"  # 3 x 300 s, capped at 10 m
+    assert alerts["SepRunbookCannotRead"]["for"] == "10m"  # the slowest reader sets its hold
+    url = alerts["SepRunbookCandlesIncomplete"]["annotations"]["runbook_url"]
+    assert url.startswith("https://wiki.example/ops.md#")
+
+
+def test_a_bad_setting_is_refused(tmp_path: Path) -> None:
+    """The daemon's validation applies: a misspelt variable is exit 2, nothing written."""
+    env = tmp_path / "env"
+    env.write_text("QUANTOPS_CHECKS__MANIFOLD_FRESHNESS__INTERVAL_SECOND=60\n")
+    assert deploykit(["--deploy-dir", str(tmp_path / "out"), "--env-file", str(env)]) == 2
+    assert not (tmp_path / "out").exists()
+
+
+def test_servers_come_from_the_urls() -> None:
+    """The backend serves the API and its /metrics unless SEP_METRICS_URL points elsewhere; a
+    dependency on the same host and port as another is the same server."""
+    assert servers(make_settings()) == DEFAULT_SERVERS
+    apart = servers(make_settings(sep_metrics_url="http://metrics:9000/metrics"))
+    assert (Dependency.API,) in apart and (Dependency.STACK_METRICS,) in apart
+    together = servers(
+        make_settings(sep_api_url="http://sep:8000", allocator_url="http://SEP:8000/alloc")
+    )
+    assert (Dependency.API, Dependency.ALLOCATOR, Dependency.STACK_METRICS) in together
+
+
+def test_one_server_is_one_dependency_down_alert(tmp_path: Path) -> None:
+    """With /metrics on its own server, DependencyDown no longer joins it to the API."""
+    env = tmp_path / "env"
+    env.write_text("SEP_METRICS_URL=http://metrics:9000/metrics\n")
+    assert deploykit(["--deploy-dir", str(tmp_path), "--env-file", str(env)]) == 0
+    expr = _alerts(tmp_path)["SepRunbookDependencyDown"]["expr"]
+    assert "api,stack_metrics" not in str(expr)
+    assert "api,stack_metrics" in str(_alerts(ROOT / "deploy")["SepRunbookDependencyDown"]["expr"])
+
+
+def test_holds_name_real_checks_and_never_hold_in_a_circle() -> None:
+    """Every hold's check and cause exist, and following causes never comes back (a circle
+    would silence every alert in it)."""
+    causes: dict[str, set[str]] = {}
+    for hold in HOLDS:
+        assert {hold.check, hold.cause} <= CHECK_NAMES
+        causes.setdefault(hold.check, set()).add(hold.cause)
+
+    def reaches(start: str, seen: frozenset[str]) -> None:
+        for cause in causes.get(start, ()):
+            assert cause not in seen, f"{start} is held by {cause}, which it holds"
+            reaches(cause, seen | {cause})
+
+    for check in causes:
+        reaches(check, frozenset({check}))
+
+
+def test_every_freshness_source_has_the_check_that_judges_it() -> None:
+    """FreshnessTimestampStale joins each source to its check: none is left out."""
+    assert set(FRESHNESS_CHECKS) == set(freshness_limits(Thresholds()))
+    assert set(FRESHNESS_CHECKS.values()) <= CHECK_NAMES
+
+
+def test_the_readme_names_every_alert() -> None:
+    """The README's Alerts section says when each alert can and cannot fire: one row for the
+    check alerts, a row for each other alert."""
+    text = README.read_text()
+    section = text[text.index("## Alerts") : text.index("## Plugging into")]
+    assert "`SepRunbook<Check>`" in section
+    groups = {g["name"]: g["rules"] for g in yaml.safe_load(RULES.read_text())["groups"]}
+    for name, rules in groups.items():
+        if name == "quantops-runbook-checks":
+            continue
+        for rule in rules:
+            if "alert" in rule:
+                assert f"`{rule['alert']}`" in section, rule["alert"]

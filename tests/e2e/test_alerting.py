@@ -1,7 +1,10 @@
 """End to end with the real programs: a fault in the simulated stack pages through real
 Prometheus (the shipped rules) and real Alertmanager (the shipped config), exactly once, with
 its runbook link; it resolves after recovery; a closed market does not page; every dashboard
-query parses and returns data."""
+query parses and returns data. With the rules the generator writes for this configuration
+(every check each second), one cause is one page: the API answering HTML everywhere is one
+CannotRead, not a page per check, and an engaged kill switch pages without the no-positions
+diagnosis it causes."""
 
 from __future__ import annotations
 
@@ -13,11 +16,15 @@ from typing import Any
 import aiohttp
 import pytest
 import yaml
+from aiohttp import web
 
+from quantops_exporter.app import build_exporter
 from quantops_exporter.checks.catalog import CHECKS
+from quantops_exporter.deploykit.__main__ import main as deploykit
 from quantops_exporter.simulator.scenarios import Scenario
 from quantops_exporter.simulator.stack import SepSimulator
 from quantops_exporter.simulator.valkey_server import free_port
+from tests.conftest import make_generation
 from tests.deploy.oracles import panel_queries
 from tests.e2e.conftest import binary, spawn, stop, until
 
@@ -49,13 +56,20 @@ async def alertmanager(tmp_path: Path) -> AsyncIterator[str]:
 @pytest.fixture
 async def prometheus(tmp_path: Path, exporter: int, alertmanager: str) -> AsyncIterator[str]:
     """Real Prometheus with the shipped rules; only the intervals are shortened."""
+    async for url in _prometheus(tmp_path, exporter, alertmanager, RULES):
+        yield url
+
+
+async def _prometheus(
+    tmp_path: Path, exporter: int, alertmanager: str, rules: Path
+) -> AsyncIterator[str]:
     port = free_port()
     config = tmp_path / "prometheus.yml"
     config.write_text(
         yaml.safe_dump(
             {
                 "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-                "rule_files": [str(RULES)],
+                "rule_files": [str(rules)],
                 "alerting": {
                     "alertmanagers": [
                         {"static_configs": [{"targets": [alertmanager.removeprefix("http://")]}]}
@@ -161,3 +175,89 @@ async def test_fault_pages_once_resolves_and_a_closed_market_stays_silent(
 
 async def _count_is(http: aiohttp.ClientSession, prometheus: str, expr: str, count: int) -> bool:
     return len(await query(http, prometheus, expr)) == count
+
+
+@pytest.fixture
+async def quick_exporter(stack: tuple[SepSimulator, Any]) -> AsyncIterator[int]:
+    """The exporter with every check each second and a 3 s flat grace (the diagnosis runs)."""
+    sim, calendar = stack
+    assert sim.server is not None
+    generation = make_generation(
+        valkey_url=sim.server.url,
+        sep_api_url=sim.api_url,
+        allocator_url=sim.allocator_url,
+        hotband_pairs=sim.instruments,
+        market_hours="fx",
+        checks={c.name: {"interval_seconds": 1, "timeout_seconds": 0.8} for c in CHECKS},
+        flat_grace_seconds=3,
+        calendar=calendar,
+    )
+    runner = web.AppRunner(build_exporter(generation).app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    yield port
+    await runner.cleanup()
+
+
+@pytest.fixture
+async def generated_prometheus(
+    tmp_path: Path, quick_exporter: int, alertmanager: str
+) -> AsyncIterator[str]:
+    """Real Prometheus with the rules the generator writes for this exporter's settings."""
+    env = tmp_path / "exporter.env"
+    env.write_text("".join(f"QUANTOPS_CHECKS__{c.name}__INTERVAL_SECONDS=1\n" for c in CHECKS))
+    assert deploykit(["--deploy-dir", str(tmp_path / "deploy"), "--env-file", str(env)]) == 0
+    rules = tmp_path / "deploy/prometheus/rules/quantops-runbook.rules.yml"
+    async for url in _prometheus(tmp_path, quick_exporter, alertmanager, rules):
+        yield url
+
+
+async def _names(http: aiohttp.ClientSession, alertmanager: str) -> list[str]:
+    return sorted(a["labels"]["alertname"] for a in await active_alerts(http, alertmanager))
+
+
+async def test_one_cause_is_one_page(
+    stack: tuple[SepSimulator, Any], generated_prometheus: str, alertmanager: str
+) -> None:
+    """The API answering HTML on every endpoint (its /metrics too) is one CannotRead for the
+    backend; an engaged kill switch is its own page, the diagnosis it causes held."""
+    sim, _calendar = stack
+    prometheus = generated_prometheus
+    async with aiohttp.ClientSession() as http:
+        await until(
+            lambda: _count_is(http, prometheus, "runbook_check_ok == 1", len(CHECKS)),
+            30,
+            "every check ok in Prometheus",
+        )
+        await sim.set_scenario(Scenario.API_GARBAGE)
+        await until(lambda: _names(http, alertmanager), 120, "CannotRead in Alertmanager")
+        await asyncio.sleep(15)  # nothing else follows
+        (alert,) = await active_alerts(http, alertmanager)
+        assert alert["labels"]["alertname"] == "SepRunbookCannotRead"
+        assert alert["labels"]["dependency"] == "api,stack_metrics"
+        assert "trading_mode (bad_payload)" in alert["annotations"]["description"]
+        blind = await query(http, prometheus, 'runbook_check_status{status="error"} == 1')
+        assert len(blind) >= 10  # about ten checks could not read: one page for them all
+
+        await sim.set_scenario(Scenario.HEALTHY)
+
+        async def resolved() -> bool:
+            return not await active_alerts(http, alertmanager)
+
+        await until(resolved, 60, "CannotRead resolved after recovery")
+
+        await sim.set_scenario(Scenario.KILL_SWITCH_ENGAGED)
+        await until(
+            lambda: _count_is(
+                http,
+                prometheus,
+                'runbook_check_status{check="no_positions_diagnosis",status="fail"} == 1',
+                1,
+            ),
+            60,
+            "the diagnosis failing at the kill switch step",
+        )
+        await until(lambda: _names(http, alertmanager), 90, "KillSwitch in Alertmanager")
+        await asyncio.sleep(40)  # longer than FlatWhileGatesGreen's 30 s `for:`
+        assert await _names(http, alertmanager) == ["SepRunbookKillSwitch"]
