@@ -55,6 +55,14 @@ def parse_exposition(text: str) -> StackMetrics:
     return StackMetrics(samples)
 
 
+@dataclass(slots=True)
+class _Shared:
+    """One request of the stack's /metrics and how many callers await it."""
+
+    task: asyncio.Task[StackMetrics]
+    waiters: int = 0
+
+
 class StackMetricsReader:
     """One GET of the stack's /metrics serves every check that asks at about the same time.
 
@@ -76,8 +84,7 @@ class StackMetricsReader:
         self._http, self._url = http, url
         self._share_for, self._monotonic = share_for, monotonic
         self._latest: tuple[float, StackMetrics] | None = None
-        self._request: asyncio.Task[StackMetrics] | None = None
-        self._waiting = 0
+        self._shared: _Shared | None = None
 
     async def read(self) -> StackMetrics:
         """The stack's metrics, from a request made at most `share_for` seconds ago."""
@@ -85,22 +92,24 @@ class StackMetricsReader:
             return await self._get()
         if self._latest is not None and self._monotonic() - self._latest[0] < self._share_for:
             return self._latest[1]
-        if self._request is None:
-            self._request = asyncio.ensure_future(self._get_and_keep())
-        request = self._request
-        self._waiting += 1
+        shared = self._shared
+        # A request its last waiter abandoned is being cancelled: joining it would end this
+        # caller with a CancelledError of someone else's timeout (no outcome, a traceback).
+        if shared is None or shared.task.cancelling() or shared.task.done():
+            shared = self._shared = _Shared(asyncio.ensure_future(self._get_and_keep()))
+        shared.waiters += 1
         try:
-            return await asyncio.shield(request)
+            return await asyncio.shield(shared.task)
         finally:
-            self._waiting -= 1
-            if self._waiting == 0 and not request.done():
-                request.cancel()
+            shared.waiters -= 1
+            if shared.waiters == 0 and not shared.task.done():
+                shared.task.cancel()
 
     async def close(self) -> None:
         """Abandon a request still in flight."""
-        if self._request is not None:
-            self._request.cancel()
-            await asyncio.wait({self._request})
+        if self._shared is not None:
+            self._shared.task.cancel()
+            await asyncio.wait({self._shared.task})
 
     async def _get_and_keep(self) -> StackMetrics:
         try:
@@ -108,7 +117,8 @@ class StackMetricsReader:
             self._latest = (self._monotonic(), metrics)
             return metrics
         finally:
-            self._request = None
+            if self._shared is not None and self._shared.task is asyncio.current_task():
+                self._shared = None
 
     async def _get(self) -> StackMetrics:
         return parse_exposition(await self._http.get_text(Dependency.STACK_METRICS, self._url))

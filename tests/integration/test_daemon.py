@@ -229,12 +229,13 @@ async def test_a_hung_api_does_not_delay_valkey_checks(daemon, sim: SepSimulator
         ),
     )
     # While the API checks hang until their timeout, the manifold check ran on, several times.
-    await until(daemon, lambda t: runs(t) >= before + 4)
+    # Ten runs at least: with five, one run delayed by a busy CI machine failed the ratio.
+    await until(daemon, lambda t: runs(t) >= before + 10)
     assert value(text, "runbook_check_ok", check="gates_blob_freshness") == 1
     # Measured: while the API checks hang, the manifold check's runs start on schedule.
     on_time, total = lag_counts(await scrape(daemon))
     window = total - total_before
-    assert window >= 4 and (on_time - on_time_before) / window >= 0.9, (on_time, total)
+    assert window >= 10 and (on_time - on_time_before) / window >= 0.9, (on_time, total)
     await sim.set_scenario(Scenario.HEALTHY)
 
 

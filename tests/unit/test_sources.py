@@ -317,3 +317,32 @@ def test_hostile_json_is_bad_payload_not_a_crash(raw: bytes, why: str) -> None:
     with pytest.raises(errors.BadPayload, match=why):
         decode_json(raw, "the manifold")
     assert decode_json(b'{"ts": 1758059154076123456}', "ok") == {"ts": 1758059154076123456}
+
+
+async def test_a_caller_never_joins_a_request_its_last_waiter_abandoned() -> None:
+    """The shared read of the stack's /metrics: when the last waiter's check times out, the
+    request is cancelled; a check that asks at that moment gets a fresh request, not the
+    CancelledError of someone else's timeout (which ended its run with no outcome and an
+    ERROR traceback from APScheduler, seen in CI while the API hung)."""
+    from quantops_exporter.sources.stack_metrics import StackMetricsReader
+
+    calls = 0
+
+    class Http:
+        async def get_text(self, dependency: object, url: str, params: object = None) -> str:
+            nonlocal calls
+            calls += 1
+            if calls == 1:
+                await asyncio.Event().wait()  # the first request hangs
+            return "sep_span_integrity_ok 1\n"
+
+    reader = StackMetricsReader(Http(), "http://stack.invalid/metrics", share_for=0)  # type: ignore[arg-type]
+    first = asyncio.create_task(reader.read())
+    await asyncio.sleep(0.01)  # its request is in flight
+    first.cancel()  # its check timed out: the last waiter leaves, the request is cancelled
+    late = asyncio.create_task(reader.read())  # another check asks right then
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    metrics = await asyncio.wait_for(late, 2)
+    assert metrics.has("sep_span_integrity_ok") and calls == 2
+    await reader.close()
