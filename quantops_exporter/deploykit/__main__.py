@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from quantops_exporter.checks.base import Check
-from quantops_exporter.checks.catalog import CHECKS, DEFAULT_RUNBOOK_URL, build_catalog
+from quantops_exporter.checks.catalog import CHECKS, DEFAULT_RUNBOOK_URL
 from quantops_exporter.config import ConfigError, Settings, load_settings
 from quantops_exporter.deploykit.dashboard import build_dashboard
 from quantops_exporter.deploykit.rule_tests import build_tests
@@ -36,6 +36,7 @@ from quantops_exporter.deploykit.rules import (
     render,
     servers_of,
 )
+from quantops_exporter.generation import build_generation
 from quantops_exporter.sources.health import Dependency
 
 RULES = Path("prometheus/rules/quantops-runbook.rules.yml")
@@ -101,15 +102,16 @@ def main(argv: list[str] | None = None) -> int:
         "--check", action="store_true", help="write nothing; exit 1 if a file is not up to date"
     )
     args = parser.parse_args(argv)
-    try:
-        settings = load_settings(args.env_file)
+    try:  # the daemon's own configuration, built the one way (cadences and all)
+        generation = build_generation(load_settings(args.env_file))
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    settings = generation.settings
     files = generated_files(
         args.runbook_url or settings.runbook_url,
         args.job,
-        build_catalog(settings.checks),
+        generation.catalog,
         servers(settings),
     )
     stale = []
