@@ -206,7 +206,13 @@ async def generated_prometheus(
 ) -> AsyncIterator[str]:
     """Real Prometheus with the rules the generator writes for this exporter's settings."""
     env = tmp_path / "exporter.env"
-    env.write_text("".join(f"QUANTOPS_CHECKS__{c.name}__INTERVAL_SECONDS=1\n" for c in CHECKS))
+    env.write_text(  # the quick exporter's own settings (the generator validates them as it does)
+        "".join(
+            f"QUANTOPS_CHECKS__{c.name}__INTERVAL_SECONDS=1\n"
+            f"QUANTOPS_CHECKS__{c.name}__TIMEOUT_SECONDS=0.8\n"
+            for c in CHECKS
+        )
+    )
     assert deploykit(["--deploy-dir", str(tmp_path / "deploy"), "--env-file", str(env)]) == 0
     rules = tmp_path / "deploy/prometheus/rules/quantops-runbook.rules.yml"
     async for url in _prometheus(tmp_path, quick_exporter, alertmanager, rules):
