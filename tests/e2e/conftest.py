@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -56,9 +57,10 @@ async def stack(own_valkey_server: ValkeyServer) -> AsyncIterator[tuple[SepSimul
     await sim.stop()
 
 
-@pytest.fixture
-async def exporter(stack: tuple[SepSimulator, Any]) -> AsyncIterator[int]:
-    """The exporter, in-process on a real port, every check at a one-second cadence."""
+@asynccontextmanager
+async def serving_exporter(stack: tuple[SepSimulator, Any], **values: object) -> AsyncIterator[int]:
+    """The exporter, in-process on a real port, every check at a one-second cadence, on the
+    simulator's market; `values` are further settings by field name. Yields its port."""
     sim, calendar = stack
     assert sim.server is not None
     generation = make_generation(
@@ -69,13 +71,23 @@ async def exporter(stack: tuple[SepSimulator, Any]) -> AsyncIterator[int]:
         market_hours="fx",
         checks={c.name: {"interval_seconds": 1, "timeout_seconds": 0.8} for c in CHECKS},
         calendar=calendar,
+        **values,
     )
     runner = web.AppRunner(build_exporter(generation).app)
     await runner.setup()
     port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
-    yield port
-    await runner.cleanup()
+    try:
+        yield port
+    finally:
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def exporter(stack: tuple[SepSimulator, Any]) -> AsyncIterator[int]:
+    """The exporter on the simulator (see serving_exporter)."""
+    async with serving_exporter(stack) as port:
+        yield port
 
 
 async def until(probe: Callable[[], Awaitable[Any]], limit: float, what: str) -> Any:

@@ -16,17 +16,14 @@ from typing import Any
 import aiohttp
 import pytest
 import yaml
-from aiohttp import web
 
-from quantops_exporter.app import build_exporter
 from quantops_exporter.checks.catalog import CHECKS
 from quantops_exporter.deploykit.__main__ import main as deploykit
 from quantops_exporter.simulator.scenarios import Scenario
 from quantops_exporter.simulator.stack import SepSimulator
 from quantops_exporter.simulator.valkey_server import free_port
-from tests.conftest import make_generation
 from tests.deploy.oracles import panel_queries
-from tests.e2e.conftest import binary, spawn, stop, until
+from tests.e2e.conftest import binary, serving_exporter, spawn, stop, until
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
@@ -180,24 +177,8 @@ async def _count_is(http: aiohttp.ClientSession, prometheus: str, expr: str, cou
 @pytest.fixture
 async def quick_exporter(stack: tuple[SepSimulator, Any]) -> AsyncIterator[int]:
     """The exporter with every check each second and a 3 s flat grace (the diagnosis runs)."""
-    sim, calendar = stack
-    assert sim.server is not None
-    generation = make_generation(
-        valkey_url=sim.server.url,
-        sep_api_url=sim.api_url,
-        allocator_url=sim.allocator_url,
-        hotband_pairs=sim.instruments,
-        market_hours="fx",
-        checks={c.name: {"interval_seconds": 1, "timeout_seconds": 0.8} for c in CHECKS},
-        flat_grace_seconds=3,
-        calendar=calendar,
-    )
-    runner = web.AppRunner(build_exporter(generation).app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    yield port
-    await runner.cleanup()
+    async with serving_exporter(stack, flat_grace_seconds=3) as port:
+        yield port
 
 
 @pytest.fixture
