@@ -12,15 +12,15 @@ empty string.
 
 from __future__ import annotations
 
+import functools
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
 from redis import exceptions as redis_errors
-from redis.asyncio.client import Pipeline
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
@@ -34,6 +34,7 @@ from quantops_exporter.sources.errors import (
     WrongType,
 )
 from quantops_exporter.sources.health import Dependency, DependencyHealth
+from quantops_exporter.sources.resp import Batch, exchange
 from quantops_exporter.trace import trace, waiting_on
 
 
@@ -83,6 +84,7 @@ def connect(
         options |= {"ssl_ca_certs": ca_file, "ssl_certfile": cert_file, "ssl_keyfile": key_file}
     return aioredis.Redis.from_url(
         url,
+        protocol=2,  # RESP2: no push messages can interleave with replies (see resp.py)
         socket_connect_timeout=timeout,
         retry=Retry(NoBackoff(), 1),
         **options,
@@ -105,6 +107,7 @@ class ValkeyReader:
         self._client = client
         self._health = health
         self._max_value = max_value_bytes
+        self.raw_pipelines = 0  # pipelines sent as raw RESP (the fast path), for the tests
 
     async def close(self) -> None:
         """Close the connection pool."""
@@ -123,13 +126,7 @@ class ValkeyReader:
 
     async def get_many(self, keys: Sequence[str]) -> list[KeyRead]:
         """Every string key's value (at most the cap) and PTTL, in one round trip."""
-
-        def queue(pipe: Pipeline) -> None:
-            for key in keys:
-                pipe.getrange(key, 0, self._max_value)  # inclusive: one byte past the cap
-                pipe.pttl(key)
-
-        results = await self._pipeline(queue)
+        results = await self._pipeline(_get_many_batch(tuple(keys), self._max_value))
         reads = []
         for index, key in enumerate(keys):
             value, pttl = results[2 * index], results[2 * index + 1]
@@ -145,42 +142,52 @@ class ValkeyReader:
 
     async def newest_members(self, keys: Sequence[str]) -> list[KeyRead]:
         """The highest-scored (member, score) of every sorted set, in one round trip."""
-
-        def queue(pipe: Pipeline) -> None:
-            for key in keys:
-                pipe.zrevrange(key, 0, 0, withscores=True)
-
-        results = await self._pipeline(queue)
-        return [
-            _key_read(key, tuple(value[0]) if isinstance(value, list) and value else value)
-            for key, value in zip(keys, results, strict=True)
-        ]
+        results = await self._pipeline(_newest_batch(tuple(keys)))
+        return [_key_read(key, _newest(value)) for key, value in zip(keys, results, strict=True)]
 
     async def hgetall(self, key: str) -> KeyRead:
         """HGETALL one hash key."""
-        (value,) = await self._pipeline(lambda pipe: pipe.hgetall(key))
+        (value,) = await self._pipeline(Batch.of([("HGETALL", key)]))
+        if isinstance(value, list):  # the raw reply: field, value, field, value…
+            value = dict(zip(value[::2], value[1::2], strict=True))
         return _key_read(key, value)
 
-    async def _pipeline(self, queue: Callable[[Pipeline], object]) -> list[Any]:
-        """Send what `queue` adds to a pipeline in one round trip; WRONGTYPE stays per key."""
-        pipe = self._client.pipeline(transaction=False)
-        queue(pipe)
-        commands = [str(c[0][0]) for c in pipe.command_stack]
-        first = " ".join(str(part) for part in pipe.command_stack[0][0][:2])
+    async def _pipeline(self, batch: Batch) -> list[Any]:
+        """Send the batch's commands in one round trip; WRONGTYPE stays per key, other errors raise.
+
+        Raw RESP through `resp.exchange` when the client allows it (the hot path), else
+        redis-py's pipeline; either way a failure on a stale pooled connection is retried once
+        on a fresh one, as the client does for its own commands.
+        """
+        commands = batch.commands
+        first = " ".join(str(part) for part in commands[0][:2])
         more = f" and {len(commands) - 1} more" if len(commands) > 1 else ""
         async with self._attempt(f"{first}{more}"):
             started = time.perf_counter()
-            results: list[Any] = await pipe.execute(raise_on_error=False)
+            results = await self._send(batch)
             trace(
                 "valkey_pipeline",
                 commands=len(commands),
-                first=commands[:3],
+                first=[str(c[0]) for c in commands[:3]],
                 seconds=round(time.perf_counter() - started, 6),
             )
         for result in results:
             if isinstance(result, redis_errors.ResponseError) and not _is_wrong_type(result):
                 raise _translate(result)
         return results
+
+    async def _send(self, batch: Batch) -> list[Any]:
+        try:
+            replies = await exchange(self._client, batch)
+        except (redis_errors.ConnectionError, redis_errors.TimeoutError):
+            replies = await exchange(self._client, batch)  # the client's own retry policy
+        if replies is not None:
+            self.raw_pipelines += 1
+            return replies
+        pipe = self._client.pipeline(transaction=False)
+        for command in batch.commands:
+            pipe.execute_command(*command)
+        return list(await pipe.execute(raise_on_error=False))
 
     @asynccontextmanager
     async def _attempt(self, what: str) -> AsyncIterator[None]:
@@ -200,6 +207,37 @@ def _key_read(key: str, value: object, *, pttl_ms: int | None = None) -> KeyRead
         wrong_type=wrong,
         pttl_ms=pttl_ms if pttl_ms is not None and pttl_ms >= 0 else None,
     )
+
+
+@functools.lru_cache(maxsize=8)  # a check's keys change only with a reload
+def _get_many_batch(keys: tuple[str, ...], cap: int) -> Batch:
+    commands: list[tuple[str, str, int, int] | tuple[str, str]] = []
+    for key in keys:
+        commands.append(("GETRANGE", key, 0, cap))  # inclusive: one byte past the cap
+        commands.append(("PTTL", key))
+    return Batch.of(commands)
+
+
+@functools.lru_cache(maxsize=8)
+def _newest_batch(keys: tuple[str, ...]) -> Batch:
+    return Batch.of([("ZREVRANGE", key, 0, 0, "WITHSCORES") for key in keys])
+
+
+def _newest(value: object) -> object:
+    """ZREVRANGE key 0 0 WITHSCORES as (member, float score).
+
+    The wire says [member, score]; redis-py's pipeline, depending on its version and protocol,
+    [[member, score]] or [(member, score)].
+    """
+    if isinstance(value, list) and len(value) == 1 and isinstance(value[0], list | tuple):
+        value = list(value[0])
+    if isinstance(value, list) and len(value) == 2:
+        member, score = value
+        try:
+            return member, float(score)
+        except (TypeError, ValueError):
+            return member, score
+    return value
 
 
 def _is_wrong_type(value: object) -> bool:
