@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 
+import orjson
 
 from quantops_exporter.sources.errors import BadPayload
 
@@ -14,6 +15,11 @@ MAX_INT_DIGITS = 40  # far beyond any epoch in nanoseconds (19 digits) or accoun
 # 1,000 instruments of 20 numbers each: 400,000 calls).
 _LONG_DIGITS_TEXT = re.compile(f"[0-9]{{{MAX_INT_DIGITS + 1}}}")
 _LONG_DIGITS_BYTES = re.compile(_LONG_DIGITS_TEXT.pattern.encode())
+# orjson turns an integer outside int64/uint64 into a float; a document that might hold one
+# (20 digits, or 19 after a minus sign) is decoded by the standard library. A positive epoch in
+# nanoseconds (19 digits) stays on the fast path.
+_WIDE_DIGITS_TEXT = re.compile("-[0-9]{19}|[0-9]{20}")
+_WIDE_DIGITS_BYTES = re.compile(_WIDE_DIGITS_TEXT.pattern.encode())
 
 
 def decode_json(raw: bytes | str, what: str) -> object:
@@ -22,7 +28,19 @@ def decode_json(raw: bytes | str, what: str) -> object:
     Bounded: an integer longer than MAX_INT_DIGITS digits (which no float can hold, and which
     Python refuses past 4,300 digits) or nesting deeper than the interpreter's recursion limit
     is refused as bad_payload instead of crashing a check.
+
+    orjson decodes first (7x faster: 0.5 µs for a 20-number manifold, against 3.5 µs, which
+    was half of a manifold_freshness run at 1,000 instruments after the raw pipeline). What it
+    refuses (NaN and Infinity, which Python writers emit; numbers beyond a double; lone
+    surrogates) goes to the standard library, which accepts or words the refusal exactly as
+    before: the result never depends on which decoder ran (tests/unit/test_sources.py).
     """
+    wide = _WIDE_DIGITS_BYTES if isinstance(raw, bytes) else _WIDE_DIGITS_TEXT
+    if not wide.search(raw):  # type: ignore[arg-type]
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            pass
     long_digits = _LONG_DIGITS_BYTES if isinstance(raw, bytes) else _LONG_DIGITS_TEXT
     hook = _bounded_int if long_digits.search(raw) else None  # type: ignore[arg-type]
     try:

@@ -9,6 +9,8 @@ from collections.abc import AsyncIterator
 import aiohttp
 import fakeredis
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from aiohttp import test_utils, web
 from redis import exceptions as redis_errors
 
@@ -317,6 +319,86 @@ def test_hostile_json_is_bad_payload_not_a_crash(raw: bytes, why: str) -> None:
     with pytest.raises(errors.BadPayload, match=why):
         decode_json(raw, "the manifold")
     assert decode_json(b'{"ts": 1758059154076123456}', "ok") == {"ts": 1758059154076123456}
+
+
+def _standard(raw: bytes | str) -> object:
+    """What decoding meant before orjson: the standard library, integers bounded at 40 digits,
+    as a typed canonical form (1 and 1.0 differ; NaN equals NaN); "bad" for a refusal."""
+
+    def bounded(text: str) -> int:
+        if len(text.lstrip("-")) > 40:
+            raise ValueError(text)
+        return int(text)
+
+    try:
+        return _canonical(json.loads(raw, parse_int=bounded))
+    except (ValueError, RecursionError):
+        return "bad"
+
+
+def _canonical(value: object) -> object:
+    if isinstance(value, dict):
+        return ("dict", tuple((k, _canonical(v)) for k, v in value.items()))
+    if isinstance(value, list):
+        return ("list", tuple(_canonical(v) for v in value))
+    if isinstance(value, float) and value != value:
+        return ("float", "nan")
+    return (type(value).__name__, value)
+
+
+def _decoded(raw: bytes | str) -> object:
+    try:
+        return _canonical(decode_json(raw, "the value"))
+    except errors.BadPayload:
+        return "bad"
+
+
+_JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(10**45), max_value=10**45)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=5), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+_FRAGMENTS = st.sampled_from(
+    [
+        b"NaN",
+        b"-Infinity",
+        b"1e400",
+        b"18446744073709551616",
+        b"-9223372036854775809",
+        b'"\\ud800"',
+        b"\xff",
+        b'{"a":1,"a":2}',
+        b"[1,]",
+        b"01",
+        b" ",
+        b"1.0e-400",
+        b'"\\u0000"',
+    ]
+)
+
+
+@given(
+    value=_JSON_VALUES,
+    ascii_only=st.booleans(),
+    as_bytes=st.booleans(),
+    noise=st.lists(_FRAGMENTS, max_size=2),
+)
+def test_the_fast_decoder_never_changes_a_result(
+    value: object, ascii_only: bool, as_bytes: bool, noise: list[bytes]
+) -> None:
+    """orjson's fast path decodes exactly what the standard library did, value and type, and
+    refuses exactly what it refused (NaN, wide integers, broken documents, odd escapes)."""
+    text = json.dumps(value, ensure_ascii=ascii_only)
+    if noise:  # splice fragments into an array: still JSON for one decoder, maybe not the other
+        text = "[" + ",".join([text, *(f.decode("unicode_escape") for f in noise)]) + "]"
+    raw: bytes | str = text.encode("utf-8", "surrogatepass") if as_bytes else text
+    assert _decoded(raw) == _standard(raw)
 
 
 async def test_a_caller_never_joins_a_request_its_last_waiter_abandoned() -> None:
