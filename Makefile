@@ -23,8 +23,10 @@ lint: $(BIN)/.installed
 	$(BIN)/lint-imports --no-cache
 
 # Branch coverage of the package, subprocesses included, printed after the tests.
+# Two lanes (tests/conftest.py): the real-Prometheus alerting tests, which mostly wait out alert
+# `for:` durations, beside everything else, which runs one test at a time as before.
 test: lint
-	$(BIN)/python -m pytest --cov --cov-report=term
+	$(BIN)/python -m pytest -n 2 --dist loadgroup --cov --cov-report=term
 
 unit: $(BIN)/.installed
 	$(BIN)/python -m pytest tests/unit

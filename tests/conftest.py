@@ -22,6 +22,15 @@ SETTINGS_VARIABLES = frozenset(
 )
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Lanes for `make test` (-n 2 --dist loadgroup): a test without a lane of its own joins
+    "main", which one worker runs in order, so timing-sensitive process tests never share the
+    CPU with another test's work; only the alerting tests, which mostly wait, run beside it."""
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group("main"))
+
+
 def settings_variable(name: str) -> bool:
     """Whether the settings read environment variable `name`."""
     upper = name.upper()
