@@ -9,9 +9,9 @@ from collections.abc import AsyncIterator
 import aiohttp
 import fakeredis
 import pytest
+from aiohttp import test_utils, web
 from hypothesis import given
 from hypothesis import strategies as st
-from aiohttp import test_utils, web
 from redis import exceptions as redis_errors
 
 from quantops_exporter.checks.base import CheckContext
