@@ -34,7 +34,7 @@ from quantops_exporter.checks.verdict import (
     Verdict,
 )
 from quantops_exporter.daemon import DebugRun, ReloadResult
-from quantops_exporter.exposition import ExposedRegistry, exposition_of
+from quantops_exporter.exposition import LIVE_MAX_AGE, ExposedRegistry, exposition_of
 from quantops_exporter.generation import Generation
 from quantops_exporter.metrics import build_registry
 from quantops_exporter.sources.health import Dependency, DependencyHealth
@@ -349,18 +349,27 @@ async def test_a_dependency_flip_shows_at_the_next_scrape() -> None:
     assert b'runbook_dependency_up{dependency="api"} 1.0' in exposition.serve(TEXT).body
 
 
-def test_live_families_are_read_on_every_scrape() -> None:
+def test_live_families_are_read_per_scrape_at_most_every_live_max_age(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """What is registered after build_registry (the HTTP server's metrics) and the process
-    figures are read per scrape, without a render of the stored families."""
+    figures are read by scrapes, without a render of the stored families; scrapes within
+    LIVE_MAX_AGE of the last reading share it (a flood of scrapes must not read /proc each)."""
+    now = [1000.0]
+    monkeypatch.setattr(exposition_module.time, "monotonic", lambda: now[0])
     exporter = Exporter(make_generation())
     connections = Counter("test_connections", "Connections", registry=exporter.registry)
     exposition = exporter.exposition
     first = exposition.serve(OPENMETRICS).body
     renders = exposition.renders
     connections.inc()
+    now[0] += LIVE_MAX_AGE / 2
+    shared = exposition.serve(OPENMETRICS).body
+    now[0] += LIVE_MAX_AGE
     second = exposition.serve(OPENMETRICS).body
     assert exposition.renders == renders
-    assert b"test_connections_total 0.0" in first and b"test_connections_total 1.0" in second
+    assert b"test_connections_total 0.0" in first and shared == first
+    assert b"test_connections_total 1.0" in second
     assert second.endswith(b"# EOF\n") and second.count(b"# EOF") == 1
     names = [family.name for family in parse_openmetrics(second.decode())]
     assert names.index("process_cpu_seconds") > names.index("runbook_check_ok")
