@@ -66,7 +66,12 @@ def build_exporter(
     health = DependencyHealth()
     runtime: Runtime
     registry, metrics = build_registry(
-        board, health, generation.catalog, lambda: runtime.generation.thresholds
+        board,
+        health,
+        generation.catalog,
+        lambda: runtime.generation.thresholds,
+        lambda: runtime.generation.calendar,
+        clock,
     )
     runtime = Runtime(
         generation, board=board, health=health, metrics=metrics, loader=loader, clock=clock

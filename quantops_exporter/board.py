@@ -15,7 +15,8 @@ from types import MappingProxyType
 import structlog
 
 from quantops_exporter.checks.base import Check, Outcome
-from quantops_exporter.checks.verdict import Status
+from quantops_exporter.checks.catalog import Section, sections_of
+from quantops_exporter.checks.verdict import Reason, Status
 
 Listener = Callable[[Outcome], None]
 Watcher = Callable[[], None]
@@ -102,6 +103,56 @@ class Board:
     def ready(self) -> bool:
         """True once every enabled check has run at least once."""
         return all(s.latest is not None for s in self._states.values() if s.check.enabled)
+
+
+@dataclass(frozen=True, slots=True)
+class SectionReadiness:
+    """Whether a runbook section's checklist holds now, judged on its enabled checks' latest
+    outcomes as `check --section` judges them (exit 0 only when this is ok)."""
+
+    section: Section
+    checks: tuple[str, ...]  # the enabled checks its steps name
+    failing: tuple[str, ...]  # fail or error
+    unverified: tuple[str, ...]  # not run yet, or skipped because the market is closed
+
+    @property
+    def ok(self) -> bool:
+        """Every check passed, or skipped by its own judgement (no intended session open)."""
+        return not self.failing and not self.unverified
+
+
+def section_readiness(states: Iterable[CheckState], section: Section) -> SectionReadiness:
+    """Judge `section` on the latest outcome of each enabled check its steps name.
+
+    A check skipped because the market is closed verified nothing, so it does not count as
+    passing (a gate never passes on nothing); a check that skips itself because trading is not
+    intended now (sessions_open outside the intended sessions) does. A disabled check is not
+    judged: its last verdict is kept but nobody asked for it.
+    """
+    return _judge(
+        section, [s for s in states if s.check.enabled and section in sections_of(s.check)]
+    )
+
+
+def readiness_by_section(states: Iterable[CheckState]) -> tuple[SectionReadiness, ...]:
+    """Every runbook section's readiness, in runbook order (each check's sections read once)."""
+    enabled = [(state, sections_of(state.check)) for state in states if state.check.enabled]
+    return tuple(
+        _judge(section, [state for state, of in enabled if section in of]) for section in Section
+    )
+
+
+def _judge(section: Section, judged: list[CheckState]) -> SectionReadiness:
+    failing, unverified = [], []
+    for state in judged:
+        latest = state.latest
+        if latest is None or latest.reason is Reason.MARKET_CLOSED:
+            unverified.append(state.check.name)
+        elif latest.status in (Status.FAIL, Status.ERROR):
+            failing.append(state.check.name)
+    return SectionReadiness(
+        section, tuple(s.check.name for s in judged), tuple(failing), tuple(unverified)
+    )
 
 
 def _log_transition(previous: Outcome | None, outcome: Outcome) -> None:

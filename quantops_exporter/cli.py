@@ -19,7 +19,7 @@ from pathlib import Path
 
 from quantops_exporter.app import run_daemon, run_once
 from quantops_exporter.build import build
-from quantops_exporter.checks.catalog import Section, sections_of
+from quantops_exporter.checks.catalog import Section, section_checks
 from quantops_exporter.checks.verdict import Reason, Status
 from quantops_exporter.config import ConfigError
 from quantops_exporter.generation import Generation, load_generation
@@ -32,13 +32,7 @@ from quantops_exporter.views import outcome_json
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 EXIT_UNVERIFIED = 3  # `check`: nothing failed, but market-hours checks were skipped
 EXIT_BROKEN_PIPE = 128 + 13  # as if killed by SIGPIPE, like other Unix tools
-SECTIONS = {
-    "pre-open": Section.PRE_OPEN,
-    "daily": Section.DAILY,
-    "post-deploy": Section.POST_DEPLOY,
-    "troubleshooting": Section.TROUBLESHOOTING,
-    "recovery": Section.RECOVERY,
-}
+SECTIONS = {section.slug: section for section in Section}  # pre-open, daily, ...
 
 
 # Each subcommand: its name, its line in `--help`, and its own help's description.
@@ -233,7 +227,7 @@ def _check_config(generation: Generation) -> int:
 async def _check(generation: Generation, *, as_json: bool, section: str | None = None) -> int:
     only = None
     if section is not None:
-        only = frozenset(c.name for c in generation.catalog if SECTIONS[section] in sections_of(c))
+        only = frozenset(c.name for c in section_checks(generation.catalog, SECTIONS[section]))
     selected = [c for c in generation.enabled if only is None or c.name in only]
     progress = Progress(len(selected), enabled=sys.stderr.isatty())
     results = await run_once(generation, only=only, on_done=progress.done)

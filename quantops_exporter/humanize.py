@@ -29,3 +29,18 @@ def humanize_durations(text: str) -> str:
         return match[0] if seconds < 120 else format_duration(seconds)
 
     return _SECONDS.sub(spell, text)
+
+
+def format_countdown(seconds: float) -> str:
+    """`1 h 12 min`, `2 d 4 h`, `3 h`, `45 min`, `under 1 min`: the time left, rounded down to
+    whole units, so a countdown never says an event is further off than it is."""
+    minutes = int(max(0.0, seconds) // 60)
+    if minutes < 1:
+        return "under 1 min"
+    days, rest = divmod(minutes, 1440)
+    hours, mins = divmod(rest, 60)
+    if days:
+        return f"{days} d {hours} h" if hours else f"{days} d"
+    if hours:
+        return f"{hours} h {mins} min" if mins else f"{hours} h"
+    return f"{mins} min"

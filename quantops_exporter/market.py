@@ -7,11 +7,15 @@ The weekly close is Friday 17:00 to Sunday 17:00 America/New_York, the FX conven
 Holidays (QUANTOPS_MARKET_CLOSURES) close whole FX trading days. Trading day D runs from 17:00
 New York on the day before to 17:00 on D, as the weekly close does, so closing Dec 25 closes
 Dec 24 17:00 to Dec 25 17:00 New York: the stack rests as on a weekend.
+
+So the market opens and closes only at 17:00 New York: the next open or close is the first 17:00
+(by the New York date, so DST cannot shift it) whose two sides differ. `TransitionCache` keeps
+them for /metrics and the status page, searching again only once one has passed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
@@ -54,6 +58,8 @@ SESSION_HOURS: tuple[SessionHours, ...] = (
 
 _NEW_YORK = ZoneInfo("America/New_York")
 _WEEKLY_CLOSE = time(17)  # Friday 17:00 New York closes; Sunday 17:00 New York reopens
+# How far the FX calendar looks for the next (or last) open or close: a year of closures and more.
+SEARCH_DAYS = 400
 
 
 class Calendar(Protocol):
@@ -65,6 +71,19 @@ class Calendar(Protocol):
 
     def open_sessions(self, at: float) -> frozenset[Session]:
         """The sessions trading at epoch second `at`."""
+        ...
+
+    def next_open(self, at: float) -> float | None:
+        """When the market next opens, strictly after `at`; None if it never does."""
+        ...
+
+    def next_close(self, at: float) -> float | None:
+        """When the market next closes, strictly after `at`; None if it never does."""
+        ...
+
+    def last_open(self, at: float) -> float | None:
+        """When the market last opened, at or before `at`; None if it never did (or never
+        closes)."""
         ...
 
 
@@ -147,6 +166,26 @@ class FxCalendar:
             return frozenset()
         return frozenset(hours.session for hours in SESSION_HOURS if _within(hours, at))
 
+    # The market opens and closes only at 17:00 New York (the weekly close and reopen, and the
+    # bounds of closed trading days), so a transition is a 17:00 whose two sides differ.
+    def next_open(self, at: float) -> float | None:
+        """When the market next opens, strictly after `at` (within SEARCH_DAYS)."""
+        return next((t for t in _five_pm(at, 1) if t > at and self._opens_at(t)), None)
+
+    def next_close(self, at: float) -> float | None:
+        """When the market next closes, strictly after `at` (within SEARCH_DAYS)."""
+        return next((t for t in _five_pm(at, 1) if t > at and self._closes_at(t)), None)
+
+    def last_open(self, at: float) -> float | None:
+        """When the market last opened, at or before `at` (within SEARCH_DAYS)."""
+        return next((t for t in _five_pm(at, -1) if t <= at and self._opens_at(t)), None)
+
+    def _opens_at(self, moment: float) -> bool:
+        return self.is_open(moment) and not self.is_open(moment - 1)
+
+    def _closes_at(self, moment: float) -> bool:
+        return self.is_open(moment - 1) and not self.is_open(moment)
+
 
 class AlwaysOpenCalendar:
     """A market that never closes: for 24/7 stacks and deterministic tests."""
@@ -158,6 +197,70 @@ class AlwaysOpenCalendar:
     def open_sessions(self, at: float) -> frozenset[Session]:
         """Every session, always."""
         return frozenset(Session)
+
+    def next_open(self, at: float) -> float | None:
+        """Never: it is always open."""
+        return None
+
+    def next_close(self, at: float) -> float | None:
+        """Never: it never closes."""
+        return None
+
+    def last_open(self, at: float) -> float | None:
+        """Never: it did not open, it always was."""
+        return None
+
+
+def _five_pm(at: float, step: int) -> Iterator[float]:
+    """17:00 New York on each day from the New York date of `at`, forward (`step` 1) or back
+    (-1), for SEARCH_DAYS days. Built from the local date, so DST changes cannot shift it."""
+    day = datetime.fromtimestamp(at, _NEW_YORK).date()
+    for offset in range(SEARCH_DAYS + 1):
+        moment = datetime.combine(day + timedelta(days=offset * step), _WEEKLY_CLOSE, _NEW_YORK)
+        yield moment.timestamp()
+
+
+@dataclass(frozen=True, slots=True)
+class Transitions:
+    """The market's next open and close (strictly after a moment) and its last open (at or
+    before it); None where the calendar has none (`always`)."""
+
+    next_open: float | None
+    next_close: float | None
+    last_open: float | None
+
+    @property
+    def until(self) -> float:
+        """The first transition after the moment: until then these stay true."""
+        coming = [t for t in (self.next_open, self.next_close) if t is not None]
+        return min(coming, default=float("inf"))
+
+
+def transitions(calendar: Calendar, at: float) -> Transitions:
+    """The calendar's transitions around epoch second `at`."""
+    return Transitions(calendar.next_open(at), calendar.next_close(at), calendar.last_open(at))
+
+
+class TransitionCache:
+    """The transitions of the calendar in force, at the clock's time, searched for again only
+    when one has passed, the clock went back or the calendar changed (a reload): cheap enough to
+    ask on every scrape."""
+
+    def __init__(self, calendar: Callable[[], Calendar], clock: Callable[[], float]) -> None:
+        self._calendar = calendar
+        self._clock = clock
+        self._cached: tuple[Calendar, float, Transitions] | None = None
+
+    def __call__(self) -> Transitions:
+        """The transitions now."""
+        now, calendar = self._clock(), self._calendar()
+        if self._cached is not None:
+            held, since, known = self._cached
+            if held is calendar and since <= now < known.until:
+                return known
+        known = transitions(calendar, now)
+        self._cached = (calendar, now, known)
+        return known
 
 
 def _within(hours: SessionHours, at: float) -> bool:

@@ -3,12 +3,15 @@
 Gauges are built from the board whenever the exposition renders (so a vanished outcome leaves no
 stale series and a scrape does no I/O); histograms and counters are fed once per recorded outcome.
 The exposition (exposition.py) renders them when they change, not per scrape: everything here
-tells it of its changes (`on_change`), but the process figures, which are read per scrape.
+tells it of its changes (`on_change`), but the process figures, which are read per scrape, and
+what is probed at every scrape instead (dependency health, the thresholds, the market's next
+open and close, which move when one passes).
 """
 
 from __future__ import annotations
 
 import platform
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
@@ -16,16 +19,18 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Proc
 from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from quantops_exporter.board import Board
+from quantops_exporter.board import Board, readiness_by_section
 from quantops_exporter.build import build
 from quantops_exporter.checks.base import Check, Outcome
 from quantops_exporter.checks.freshness import freshness_limits
 from quantops_exporter.checks.thresholds import Thresholds
 from quantops_exporter.checks.verdict import Measure, Reason, Source, Status
 from quantops_exporter.exposition import ExposedRegistry
+from quantops_exporter.market import AlwaysOpenCalendar, Calendar, TransitionCache, Transitions
 from quantops_exporter.sources.health import DependencyHealth
 
 _DEFAULTS = Thresholds()
+_ALWAYS_OPEN = AlwaysOpenCalendar()
 _FROM_LAST_RUN = "(from the check's last run, not computed at scrape time)"
 FRESHNESS_BUCKETS = (5.0, 10.0, 30.0, 60.0, 120.0, 180.0, 300.0, 900.0, 3600.0)
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -104,15 +109,21 @@ MEASURES: Mapping[Measure, MeasureSpec] = {
 class BoardCollector(Collector):
     """Renders the board's latest outcomes as gauges; touches no I/O.
 
-    `thresholds` returns the knobs of the configuration in force (it changes on reload).
+    `thresholds` returns the knobs of the configuration in force (it changes on reload);
+    `market` the calendar's transitions now (the market's next open and close).
     """
 
     def __init__(
-        self, board: Board, health: DependencyHealth, thresholds: Callable[[], Thresholds]
+        self,
+        board: Board,
+        health: DependencyHealth,
+        thresholds: Callable[[], Thresholds],
+        market: Callable[[], Transitions] = lambda: Transitions(None, None, None),
     ) -> None:
         self._board = board
         self._health = health
         self._thresholds = thresholds
+        self._market = market
 
     def describe(self) -> Iterator[Metric]:
         """The families, without samples (registration reads no state)."""
@@ -183,6 +194,8 @@ class BoardCollector(Collector):
             if state.last_success_at is not None:
                 last_success.add_metric([name], state.last_success_at)
         yield from (ok, expected, status, reason, last_run, last_success, enabled, interval)
+        yield self._sections(fill)
+        yield from self._transitions(fill)
         yield self._freshness(fill)
         limits = GaugeMetricFamily(
             "runbook_freshness_max_age_seconds",
@@ -201,6 +214,33 @@ class BoardCollector(Collector):
         for dep, up in sorted(self._health.state.items()) if fill else ():
             dependency.add_metric([dep.value], float(up))
         yield dependency
+
+    def _sections(self, fill: bool) -> Metric:
+        family = GaugeMetricFamily(
+            "runbook_section_ok",
+            "1 when every enabled check the runbook section's steps name passed its last run or "
+            "skipped itself (no intended session); 0 on fail, error, not run yet or skipped "
+            "because the market is closed",
+            labels=["section"],
+        )
+        for readiness in readiness_by_section(self._board.states.values()) if fill else ():
+            family.add_metric([readiness.section.slug], float(readiness.ok))
+        return family
+
+    def _transitions(self, fill: bool) -> Iterator[Metric]:
+        market = self._market() if fill else Transitions(None, None, None)
+        for name, moment, documentation in (
+            ("next_open", market.next_open, "When the FX market next opens"),
+            ("next_close", market.next_close, "When the FX market next closes"),
+            ("last_open", market.last_open, "When the FX market last opened"),
+        ):
+            family = GaugeMetricFamily(
+                f"runbook_market_{name}_timestamp_seconds",
+                f"{documentation} (Unix time; absent when the calendar never closes)",
+            )
+            if moment is not None:
+                family.add_metric([], moment)
+            yield family
 
     def _freshness(self, fill: bool) -> Metric:
         family = GaugeMetricFamily(
@@ -425,17 +465,21 @@ def build_registry(
     health: DependencyHealth,
     checks: Iterable[Check],
     thresholds: Callable[[], Thresholds] = lambda: _DEFAULTS,
+    calendar: Callable[[], Calendar] = lambda: _ALWAYS_OPEN,
+    clock: Callable[[], float] = time.time,
 ) -> tuple[CollectorRegistry, MetricsBundle]:
     """A fresh registry with every exporter metric, the board subscribed to its accumulators.
 
     The registry serves /metrics through its exposition: every family registered here but the
     process figures is rendered when it changes (each tells the exposition), the process figures
-    and anything registered later on every scrape.
+    and anything registered later on every scrape. `thresholds` and `calendar` return those of
+    the configuration in force.
     """
     checks = tuple(checks)
     registry = ExposedRegistry()
     exposition = registry.exposition
-    collector = BoardCollector(board, health, thresholds)
+    market = TransitionCache(calendar, clock)
+    collector = BoardCollector(board, health, thresholds, market)
     registry.register(collector)
     registry.register(BuildInfoCollector())
     outcome_metrics = OutcomeMetrics(registry, checks, exposition.changed)
@@ -447,7 +491,8 @@ def build_registry(
     ProcessCollector(registry=registry)
     board.subscribe(outcome_metrics.observe)
     board.on_change(exposition.changed)  # an outcome recorded, a new catalog
-    # No change hook: compared at every scrape with what the last render read.
-    exposition.probe(lambda: tuple(health.state.items()), thresholds)
+    # No change hook: compared at every scrape with what the last render read. The market's
+    # next open and close move when one passes, with no outcome to tell of it.
+    exposition.probe(lambda: tuple(health.state.items()), thresholds, market)
     bundle = MetricsBundle(collector, outcome_metrics, scheduler_metrics, reload_metrics)
     return registry, bundle

@@ -2,7 +2,9 @@
 
 What needs attention comes first: every failing or erroring check with its status, reason,
 summary, how long it has been failing and the runbook's own words for the steps it belongs to
-(embedded below from the repo's copy of the runbook, so the page works offline). The full board
+(embedded below from the repo's copy of the runbook, so the page works offline). Then the market:
+open or closed, a countdown to its next open or close, the holiday closures; and each runbook
+section's readiness, judged as `runbook_section_ok` and `check --section` judge it. The full board
 follows, one semantic table per runbook section with a caption and column headers. Status is
 written out (and marked with a tick, cross or dash) so colour is never the only signal, and every
 text colour is declared with its background in `CONTRAST_PAIRS` (tested to WCAG AA, 4.5:1).
@@ -19,22 +21,25 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 from quantops_exporter import __version__
-from quantops_exporter.board import CheckState
+from quantops_exporter.board import CheckState, SectionReadiness, readiness_by_section
 from quantops_exporter.checks.base import Outcome
 from quantops_exporter.checks.catalog import DEFAULT_RUNBOOK_URL, Anchor, Section
 from quantops_exporter.checks.verdict import MARKS, Status
-from quantops_exporter.humanize import format_duration, humanize_durations
+from quantops_exporter.humanize import format_countdown, format_duration, humanize_durations
 from quantops_exporter.market import (
     SESSION_HOURS,
     AlwaysOpenCalendar,
     Calendar,
     FxCalendar,
     Session,
+    transitions,
 )
 
 REFRESH_SECONDS = 10
+NEW_YORK = ZoneInfo("America/New_York")  # where the FX market opens and closes
 NEEDS_ATTENTION = (Status.FAIL, Status.ERROR)
 
 # The page's colours by scheme. `tint` is the background of failing rows and attention items.
@@ -113,6 +118,7 @@ padding:.6rem .9rem;margin:.6rem 0}
 .remedy ol{margin:.3rem 0 0;padding-left:1.6rem}.remedy li{margin:.15rem 0}
 .remedy li.current{font-weight:600}
 .all-clear{margin:.4rem 0}
+.readiness{list-style:none;padding:0;margin:.4rem 0}.readiness li{margin:.3rem 0}
 table{border-collapse:collapse;width:100%;table-layout:fixed}
 th:nth-child(1){width:17%}th:nth-child(2){width:12%}th:nth-child(3){width:32%}
 th:nth-child(4),th:nth-child(5){width:8%}th:nth-child(6){width:9%}th:nth-child(7){width:14%}
@@ -475,7 +481,7 @@ def _sessions(calendar: Calendar, now: float) -> str:
             "(QUANTOPS_MARKET_HOURS=always); the sessions above are by their local hours.</p>"
         )
     else:
-        market = "open" if calendar.is_open(now) else "closed (Fri 17:00 to Sun 17:00 New York)"
+        market = _market_state(calendar, now)
         counted = calendar.open_sessions(now)
         note = (
             ""
@@ -484,9 +490,75 @@ def _sessions(calendar: Calendar, now: float) -> str:
             f"{_esc(', '.join(_name(s) for s in Session if s in counted) or 'none')}; the "
             "sessions above are by their local hours.</p>"
         )
+    if isinstance(calendar, FxCalendar):
+        note += _closures(calendar)
     return (
-        f'<section aria-label="Market sessions"><h2>Market: {_esc(market)}</h2>'
+        f'<section aria-label="Market sessions"><h2 id="market">Market: {_esc(market)}</h2>'
         f'<div class="strip">{"".join(pills)}</div>{note}</section>'
+    )
+
+
+def _market_state(calendar: Calendar, now: float) -> str:
+    """`open · closes in 2 d 4 h (Fri 17:00 New York)`, `closed · opens in 1 h 12 min (…)`."""
+    coming = transitions(calendar, now)
+    is_open = calendar.is_open(now)
+    state, verb, moment = (
+        ("open", "closes", coming.next_close) if is_open else ("closed", "opens", coming.next_open)
+    )
+    if moment is None:
+        return state
+    shown = "%a %H:%M" if moment - now < 6 * 86_400 else "%a %d %b %H:%M"
+    when = datetime.fromtimestamp(moment, NEW_YORK).strftime(shown)
+    return f"{state} · {verb} in {format_countdown(moment - now)} ({when} New York)"
+
+
+def _closures(calendar: FxCalendar) -> str:
+    """The holidays the FX calendar closes (QUANTOPS_MARKET_CLOSURES)."""
+    if not calendar.closures:
+        return "<p>Holiday closures (QUANTOPS_MARKET_CLOSURES): none.</p>"
+    listed = ", ".join(str(closure) for closure in calendar.closures)
+    return (
+        f"<p>Holiday closures (QUANTOPS_MARKET_CLOSURES): <code>{_esc(listed)}</code>. Each "
+        "closes its FX trading day, 17:00 New York the day before to 17:00, like a "
+        "weekend.</p>"
+    )
+
+
+def _readiness_item(readiness: SectionReadiness) -> str:
+    """One section's line: ready, not ready (what fails) or not verified (what did not run)."""
+    section = readiness.section
+    unverified = (
+        f"not verified: {', '.join(readiness.unverified)} (skipped while the market was "
+        "closed, or not run yet)"
+    )
+    count = len(readiness.checks)
+    if readiness.failing:
+        status, mark, word = "fail", MARKS[Status.FAIL], "not ready"
+        detail = f"failing: {', '.join(readiness.failing)}"
+        detail += f"; {unverified}" if readiness.unverified else ""
+    elif readiness.unverified:
+        status, mark, word = "skipped", MARKS[Status.SKIPPED], "not verified"
+        detail = unverified
+    else:
+        status, mark, word = "ok", MARKS[Status.OK], "ready"
+        detail = (
+            f"all {count} check{'s' if count != 1 else ''} pass or are not expected now"
+            if count
+            else "no enabled checks"
+        )
+    return (
+        f'<li data-section="{section.slug}" data-ready="{status}">'
+        f'<span class="status {status}"><span class="word">{mark} {word}</span></span> '
+        f'<a href="#section-{section.slug}">{_esc(section)}</a>: {_esc(detail)}</li>'
+    )
+
+
+def _readiness(states: list[CheckState]) -> str:
+    """Each runbook section's checklist, judged as runbook_section_ok judges it."""
+    items = "".join(_readiness_item(readiness) for readiness in readiness_by_section(states))
+    return (
+        '<section aria-labelledby="readiness-title"><h2 id="readiness-title">Readiness by '
+        f'runbook section</h2><ul class="readiness">{items}</ul></section>'
     )
 
 
@@ -516,7 +588,8 @@ def _board(states: list[CheckState], now: float, runbook_url: str) -> str:
             continue
         body = "".join(_check_row(s, now, runbook_url) for s in rows)
         tables.append(
-            f'<table aria-describedby="headline"><caption>{_esc(section)}</caption>'
+            f'<table id="section-{section.slug}" aria-describedby="headline">'
+            f"<caption>{_esc(section)}</caption>"
             '<thead><tr><th scope="col">Check</th><th scope="col">Status</th>'
             '<th scope="col">Summary</th><th scope="col">Last run</th>'
             '<th scope="col">Last success</th><th scope="col">History</th>'
@@ -559,6 +632,7 @@ refreshes every {REFRESH_SECONDS}s</p>
 <a href="/api/v1/checks">Checks (JSON)</a><a href="/-/ready">Ready</a>
 <a href="{_esc(runbook_url)}">Runbook</a></nav></header>
 <main>{_attention(failing, now, runbook_url)}{_sessions(calendar, now)}
+{_readiness(states)}
 {_board(states, now, runbook_url)}
 {_weekend(states, calendar, now)}</main>
 <footer><p class="muted">quantops-exporter {_esc(__version__)} · results are from each check's

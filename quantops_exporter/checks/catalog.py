@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+import functools
+from collections.abc import Iterable, Mapping
 from enum import StrEnum
 from typing import TypeVar
 
@@ -56,6 +57,20 @@ class Section(StrEnum):
     POST_DEPLOY = "Post-Deploy Warmup"
     TROUBLESHOOTING = "Troubleshooting"
     RECOVERY = "Recovery"
+
+    @property
+    def slug(self) -> str:
+        """Its short name: the `section` label value and `check --section`'s choice."""
+        return _SLUGS[self]
+
+
+_SLUGS: Mapping[Section, str] = {
+    Section.PRE_OPEN: "pre-open",
+    Section.DAILY: "daily",
+    Section.POST_DEPLOY: "post-deploy",
+    Section.TROUBLESHOOTING: "troubleshooting",
+    Section.RECOVERY: "recovery",
+}
 
 
 class Anchor(StrEnum):
@@ -325,6 +340,7 @@ class CheckOverride(BaseModel):
     enabled: bool | None = None
 
 
+@functools.lru_cache(maxsize=256)  # /metrics judges every section at each render: parse once
 def sections_of(check: Check) -> tuple[Section, ...]:
     """Every runbook section whose steps include `check`, read from its step reference (the
     runbook's step table), its own section first."""
@@ -334,6 +350,12 @@ def sections_of(check: Check) -> tuple[Section, ...]:
             if step.strip().startswith(section.value) and section not in found:
                 found.append(section)
     return tuple(Section(s) for s in found)
+
+
+def section_checks(checks: Iterable[Check], section: Section) -> tuple[Check, ...]:
+    """The checks whose steps include one of `section`'s (what `check --section` runs and
+    `runbook_section_ok` judges), in catalog order."""
+    return tuple(check for check in checks if section in sections_of(check))
 
 
 def build_catalog(overrides: Mapping[str, CheckOverride]) -> tuple[Check, ...]:

@@ -8,7 +8,8 @@
 The rules follow the daemon's own settings, read as the daemon reads them (the environment, and
 `--env-file`): per-check intervals (QUANTOPS_CHECKS__<check>__INTERVAL_SECONDS) size each alert's
 `for:` and the dependency windows, disabled checks do not count as readers, the URLs say which
-dependencies one server serves, and QUANTOPS_RUNBOOK_URL is the default runbook URL.
+dependencies one server serves, QUANTOPS_PREOPEN_READY_WITHIN_SECONDS says how long after the
+open PreOpenNotReady waits, and QUANTOPS_RUNBOOK_URL is the default runbook URL.
 
 The promtool tests are written only when the rules are the shipped ones (default settings, job
 and runbook URL): they test the rules' logic against the shipped files.
@@ -24,7 +25,12 @@ from pathlib import Path
 
 from quantops_exporter.checks.base import Check
 from quantops_exporter.checks.catalog import CHECKS, DEFAULT_RUNBOOK_URL
-from quantops_exporter.config import ConfigError, Settings, load_settings
+from quantops_exporter.config import (
+    PREOPEN_READY_WITHIN_SECONDS,
+    ConfigError,
+    Settings,
+    load_settings,
+)
 from quantops_exporter.deploykit.dashboard import build_dashboard
 from quantops_exporter.deploykit.rule_tests import build_tests
 from quantops_exporter.deploykit.rules import (
@@ -62,9 +68,10 @@ def generated_files(
     job: str = DEFAULT_JOB,
     checks: Sequence[Check] = CHECKS,
     served_by: Sequence[Server] = DEFAULT_SERVERS,
+    preopen_ready_within: float = PREOPEN_READY_WITHIN_SECONDS,
 ) -> dict[Path, Callable[[], str]]:
     """Each generated file (relative to the deploy directory) and how to render it."""
-    rules = build_rules(checks, runbook_url, job, served_by)
+    rules = build_rules(checks, runbook_url, job, served_by, preopen_ready_within)
     files: dict[Path, Callable[[], str]] = {
         RULES: lambda: render(rules),
         PROMETHEUS_RULE: lambda: render(prometheus_rule(rules)),
@@ -113,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         args.job,
         generation.catalog,
         servers(settings),
+        settings.preopen_ready_within_seconds,
     )
     stale = []
     for relative, content in files.items():

@@ -9,7 +9,8 @@ Prometheus's templating, so a template that renders wrongly fails the test.
 Every alert has cases: it fires (labels and annotations), it stays silent while not expected
 (closed market), while disabled and while a dependency it reads is down for a sustained window;
 a fault gives exactly one alert (an `error` is CannotRead, not the check's page; a cause holds
-its consequences; a server is one DependencyDown); two replicas give one alert.
+its consequences; a server is one DependencyDown); two replicas give one alert. PreOpenNotReady
+fires only within its window after an open, and never beside a page that speaks for its cause.
 """
 
 from __future__ import annotations
@@ -18,19 +19,22 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from quantops_exporter.checks.base import Check
-from quantops_exporter.checks.catalog import CHECKS, DEFAULT_RUNBOOK_URL, Anchor
+from quantops_exporter.checks.catalog import CHECKS, DEFAULT_RUNBOOK_URL, Anchor, Section
 from quantops_exporter.checks.diagnosis import PROCEDURE, Step
+from quantops_exporter.config import PREOPEN_READY_WITHIN_SECONDS
 from quantops_exporter.deploykit.rules import (
     ALERTS,
     DEFAULT_JOB,
     DEFAULT_SERVERS,
     HOLDS,
     PREFIX,
+    PREOPEN_WINDOW_SECONDS,
     STUCK_INTERVALS,
     STUCK_SLACK_SECONDS,
     Hold,
     cannot_read_for,
     depends_on,
+    duration,
     for_duration,
     seconds_of,
 )
@@ -850,6 +854,170 @@ def exporter_cases() -> list[dict[str, Any]]:
     ]
 
 
+PREOPEN = f"{PREFIX}PreOpenNotReady"
+WEEK = f"x{SPAN + 10}"  # the market's timestamps hold still for 70 minutes
+
+
+def market(*, open_: bool = True, opened_at: int = 0, instance: str = INSTANCE) -> list[Series]:
+    """The market's timestamps: it last opened at `opened_at` (epoch seconds, as promtool's
+    clock counts from 0) and is open (closes in a day) or closed again (reopens in an hour)."""
+    closes, opens = (86_400, 172_800) if open_ else (90_000, 3_600)
+    return [
+        _series("runbook_market_last_open_timestamp_seconds", f"{opened_at}{WEEK}", instance),
+        _series("runbook_market_next_close_timestamp_seconds", f"{closes}{WEEK}", instance),
+        _series("runbook_market_next_open_timestamp_seconds", f"{opens}{WEEK}", instance),
+    ]
+
+
+def pre_open(values: str = f"0{WEEK}", instance: str = INSTANCE) -> list[Series]:
+    """runbook_section_ok of the Pre-Open Spin-Up as `values` (0: not green)."""
+    return [
+        _series("runbook_section_ok", values, instance, section=Section.PRE_OPEN.slug),
+    ]
+
+
+def closed_skip(check: Check, instance: str = INSTANCE) -> list[Series]:
+    """A check whose last run was skipped because the market was closed (before the open)."""
+    name = check.name
+    return [
+        _series("runbook_check_status", FLAT, instance, check=name, status="skipped"),
+        _series("runbook_check_status", ZERO, instance, check=name, status="fail"),
+        _series("runbook_check_expected", ZERO, instance, check=name),
+        _series("runbook_check_enabled", FLAT, instance, check=name),
+        _series("runbook_check_failure_reason", FLAT, instance, check=name, reason="market_closed"),
+    ]
+
+
+def expected_preopen(
+    listed: Iterable[tuple[str, str]], ready_within: float = PREOPEN_READY_WITHIN_SECONDS
+) -> dict[str, Any]:
+    """PreOpenNotReady (for QUANTOPS_PREOPEN_READY_WITHIN_SECONDS `ready_within`), listing
+    (check, reason) pairs."""
+    after = duration(ready_within)
+    shown = ", ".join(f"{check} ({reason})" for check, reason in sorted(listed))
+    return {
+        "exp_labels": {"severity": "page", "check": "section", "section": "pre-open", **JOB},
+        "exp_annotations": {
+            "summary": f"Pre-Open Spin-Up not green {after} after the open",
+            "description": f"More than {after} after the FX market opened, the Pre-Open Spin-Up "
+            "is still not green on every exporter of the stack (the runbook's step 6: if still "
+            f"flat after 5 minutes): {shown}. No other page speaks for these: a ticket check "
+            "failing, or a check that has not judged since the open (market_closed: its last run "
+            "was before it). Run `quantops-exporter check --section pre-open` or see the status "
+            "page. Only the first hour after an open is watched; then each check's own alert "
+            "owns it.",
+            "runbook_url": EXPORTER_URL,
+        },
+    }
+
+
+def preopen_cases() -> list[dict[str, Any]]:
+    """PreOpenNotReady: red more than the configured time after the open pages once, naming
+    what is not green; silent before it, while closed, when green, after the first hour, for a
+    red shorter than its minute, without an open (`always`), and while a page of its own speaks
+    for the cause (a paging check failing, a check that cannot read)."""
+    topk, manifold, kill_switch = (
+        _check("allocator_topk"),
+        _check("manifold_freshness"),
+        _check("kill_switch"),
+    )
+    before = int(PREOPEN_READY_WITHIN_SECONDS) - 60  # 4 minutes after the open
+    after = int(PREOPEN_READY_WITHIN_SECONDS) + 60  # 6 minutes after the open
+    late = PREOPEN_WINDOW_SECONDS + 300
+    # A ticket check fails and a freshness check has not run since the open: no page speaks.
+    unspoken = check_state(topk, reason="mismatch") + closed_skip(manifold)
+    listed = [("allocator_topk", "mismatch"), ("manifold_freshness", "market_closed")]
+    a, b = REPLICAS
+    return [
+        _test(
+            "PreOpenNotReady pages when the Pre-Open Spin-Up is still red after the open",
+            market() + pre_open() + unspoken,
+            [
+                _at(before, PREOPEN, []),
+                _at(after, PREOPEN, [expected_preopen(listed)]),
+                _at(PREOPEN_WINDOW_SECONDS - 60, PREOPEN, [expected_preopen(listed)]),
+            ],
+        ),
+        _test(
+            "PreOpenNotReady stays silent while the market is closed",
+            market(open_=False) + pre_open() + unspoken,
+            [_at(after, PREOPEN, [])],
+        ),
+        _test(
+            "PreOpenNotReady stays silent when the Pre-Open Spin-Up is green",
+            market() + pre_open(f"1{WEEK}") + unspoken,
+            [_at(after, PREOPEN, [])],
+        ),
+        _test(
+            "PreOpenNotReady stays silent after the first hour: the checks' own alerts own it",
+            market() + pre_open() + unspoken,
+            [_at(late, PREOPEN, [])],
+        ),
+        _test(
+            "PreOpenNotReady stays silent without an open (QUANTOPS_MARKET_HOURS=always)",
+            pre_open() + unspoken,
+            [_at(after, PREOPEN, [])],
+        ),
+        _test(
+            "PreOpenNotReady needs a minute of red: one slow run is not a page",
+            market() + pre_open(f"1x{after // 15} 0x100") + unspoken,
+            [
+                _at(after + 45, PREOPEN, []),
+                _at(after + 75, PREOPEN, [expected_preopen(listed)]),
+            ],
+            interval="15s",
+        ),
+        _test(
+            "PreOpenNotReady held while a paging check of the section fails: its page speaks",
+            market()
+            + pre_open()
+            + unspoken
+            + check_state(kill_switch, reason="mismatch")
+            + dependencies_up(kill_switch.dependencies),
+            [
+                _at(after, PREOPEN, []),
+                _at(
+                    after, _alert(kill_switch.name), [expected_check_alert(kill_switch, "mismatch")]
+                ),
+            ],
+        ),
+        _test(
+            "PreOpenNotReady held while a check of the section cannot read: CannotRead speaks",
+            market()
+            + pre_open()
+            + check_state(manifold, status="error", reason="bad_payload")
+            + dependencies_up(manifold.dependencies),
+            [
+                _at(after, PREOPEN, []),
+                _at(
+                    after,
+                    f"{PREFIX}CannotRead",
+                    [expected_cannot_read("valkey", [(manifold.name, "bad_payload")])],
+                ),
+            ],
+        ),
+        _test(
+            "HA: two replicas red after the open give one PreOpenNotReady",
+            market(instance=a)
+            + market(instance=b)
+            + pre_open(instance=a)
+            + pre_open(instance=b)
+            + check_state(topk, reason="mismatch", instance=a)
+            + check_state(topk, reason="mismatch", instance=b),
+            [_at(after, PREOPEN, [expected_preopen([("allocator_topk", "mismatch")])])],
+        ),
+        _test(
+            "HA: one replica green is enough to stay silent (the other may be cut off)",
+            market(instance=a)
+            + market(instance=b)
+            + pre_open(instance=a)
+            + pre_open(f"1{WEEK}", instance=b)
+            + check_state(topk, reason="mismatch", instance=a),
+            [_at(after, PREOPEN, [])],
+        ),
+    ]
+
+
 def build_tests() -> dict[str, Any]:
     """The promtool test file."""
     return {
@@ -861,6 +1029,7 @@ def build_tests() -> dict[str, Any]:
         + dependency_cases()
         + cannot_read_cases()
         + hold_cases()
+        + preopen_cases()
         + stuck_cases()
         + exporter_cases(),
     }

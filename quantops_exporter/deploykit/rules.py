@@ -23,6 +23,10 @@ What the rules promise (the README's "Alerts" section says it per alert):
   keep its `instance`.
 - **`for:` follows the configured cadence:** the generator reads the daemon's settings
   (`--env-file`, the environment), so an interval override changes the hold.
+- **The open is watched once.** `PreOpenNotReady` pages when the Pre-Open Spin-Up is still not
+  green QUANTOPS_PREOPEN_READY_WITHIN_SECONDS after the market opens, within the first hour,
+  and only for what no other page covers (a ticket check failing, a check that has not judged
+  since the open).
 """
 
 from __future__ import annotations
@@ -36,9 +40,16 @@ from urllib.parse import urlsplit
 import yaml
 
 from quantops_exporter.checks.base import Check
-from quantops_exporter.checks.catalog import CHECKS, DEFAULT_RUNBOOK_URL, Anchor
+from quantops_exporter.checks.catalog import (
+    CHECKS,
+    DEFAULT_RUNBOOK_URL,
+    Anchor,
+    Section,
+    section_checks,
+)
 from quantops_exporter.checks.diagnosis import PROCEDURE, Step
 from quantops_exporter.checks.verdict import Reason, Source
+from quantops_exporter.config import PREOPEN_READY_WITHIN_SECONDS
 from quantops_exporter.sources.health import Dependency
 
 DEFAULT_JOB = "quantops-exporter"
@@ -54,6 +65,10 @@ STUCK_SLACK_SECONDS = 60
 FLAP_CHANGES = 4  # state changes within the flap window: down and back up at least twice
 DEPENDENCY_DOWN_FOR = "1m"
 DEPENDENCY_FLAPPING_FOR = "2m"
+# PreOpenNotReady looks at the first hour after an open only: later, each check's own alert (and
+# CheckStuck, CheckNotRunning) owns a fault, and a ticket stays a ticket.
+PREOPEN_WINDOW_SECONDS = 3600
+PREOPEN_RED_FOR = "1m"  # red at every scrape for this long: one slow run is not a page
 # Every HTTP dependency of the stack reads Valkey: a Valkey outage explains their read errors.
 BEHIND: Mapping[Dependency, tuple[Dependency, ...]] = {
     Dependency.API: (Dependency.VALKEY,),
@@ -876,13 +891,81 @@ def exporter_alerts(
     ]
 
 
+def _not_ready(section: Section, checks: Sequence[Check]) -> str:
+    """A template fragment listing `check (reason)` for each enabled check of `section` that
+    failed, erred or was skipped because the market was closed, on the alert's stack."""
+    names = _regex(c.name for c in section_checks(checks, section))
+    return _listing(
+        f'max by (check, reason) (runbook_check_failure_reason{{check=~"{names}",{SEL}}} == 1 '
+        'and on(instance, job, check) (runbook_check_status{status=~"fail|error"} == 1 or '
+        'runbook_check_failure_reason{reason="market_closed"} == 1) '
+        "and on(instance, job, check) runbook_check_enabled == 1)",
+        "check",
+        "{{ $s.Labels.check }} ({{ $s.Labels.reason }})",
+    )
+
+
+def section_alerts(
+    checks: Sequence[Check],
+    runbook_url: str,
+    ready_within: float = PREOPEN_READY_WITHIN_SECONDS,
+) -> list[dict[str, Any]]:
+    """`PreOpenNotReady`: the market opened more than `ready_within` seconds ago (and less than
+    PREOPEN_WINDOW_SECONDS), and runbook_section_ok{section="pre-open"} has read 0 on every
+    exporter of the stack for PREOPEN_RED_FOR; held while a paging check of the section fails,
+    or a check of it cannot read, since that page (or CannotRead, DependencyDown) speaks."""
+    section = Section.PRE_OPEN
+    members = section_checks(checks, section)
+    paging = _regex(paging_checks(members))
+    every = _regex(c.name for c in members)
+    since_open = (
+        f"min by ({STACK}) (time() - runbook_market_last_open_timestamp_seconds) "
+        f"> {ready_within:g} < {PREOPEN_WINDOW_SECONDS}"
+    )
+    market_open = (
+        f"max by ({STACK}) (runbook_market_next_close_timestamp_seconds "
+        "< runbook_market_next_open_timestamp_seconds)"
+    )
+    red = (
+        f"max by ({STACK}) (max_over_time(runbook_section_ok"
+        f'{{section="{section.slug}"}}[{PREOPEN_RED_FOR}])) == 0'
+    )
+    spoken = (
+        f'max by ({STACK}) (stack:runbook_check_failing:max{{check=~"{paging}"}}) == 1 or '
+        f'max by ({STACK}) (stack:runbook_check_blind:min{{check=~"{every}"}}) == 1'
+    )
+    after = duration(ready_within)
+    return [
+        {
+            "alert": f"{PREFIX}PreOpenNotReady",
+            "expr": f"{since_open} and on({STACK}) {market_open} and on({STACK}) {red} "
+            f"unless on({STACK}) ({spoken})",
+            "for": "0m",
+            "labels": {"severity": "page", "check": "section", "section": section.slug},
+            "annotations": {
+                "summary": f"Pre-Open Spin-Up not green {after} after the open" + STACK_SUFFIX,
+                "description": f"More than {after} after the FX market opened, the Pre-Open "
+                "Spin-Up is still not green on every exporter of the stack (the runbook's step "
+                f"6: if still flat after 5 minutes): {_not_ready(section, checks)}. No other "
+                "page speaks for these: a ticket check failing, or a check that has not judged "
+                "since the open (market_closed: its last run was before it). Run "
+                "`quantops-exporter check --section pre-open` or see the status page. Only the "
+                "first hour after an open is watched; then each check's own alert owns it.",
+                "runbook_url": f"{runbook_url}#{Anchor.PRE_OPEN.value}",
+            },
+        }
+    ]
+
+
 def build_rules(
     checks: Iterable[Check] = CHECKS,
     runbook_url: str = DEFAULT_RUNBOOK_URL,
     job: str = DEFAULT_JOB,
     servers: Sequence[Server] = DEFAULT_SERVERS,
+    preopen_ready_within: float = PREOPEN_READY_WITHIN_SECONDS,
 ) -> dict[str, Any]:
-    """The rule file: recording rules, one alert per check, the dependencies', the exporter's."""
+    """The rule file: recording rules, one alert per check, the runbook sections', the
+    dependencies', the exporter's."""
     checks = tuple(checks)
     return {
         "groups": [
@@ -890,6 +973,10 @@ def build_rules(
             {
                 "name": "quantops-runbook-checks",
                 "rules": [check_alert(c, ALERTS[c.name], runbook_url) for c in checks],
+            },
+            {
+                "name": "quantops-runbook-sections",
+                "rules": section_alerts(checks, runbook_url, preopen_ready_within),
             },
             {
                 "name": "quantops-runbook-dependencies",

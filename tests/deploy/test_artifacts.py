@@ -19,6 +19,9 @@ from quantops_exporter.deploykit.rule_tests import (
     check_state,
     dependencies_up,
     expected_check_alert,
+    expected_preopen,
+    market,
+    pre_open,
 )
 from quantops_exporter.deploykit.rules import (
     ALERTS,
@@ -200,6 +203,37 @@ def test_a_configured_interval_changes_the_hold(tmp_path: Path) -> None:
         ],
     }
     tests = tmp_path / "slow/prometheus/tests/hold.test.yml"
+    tests.parent.mkdir(parents=True)
+    tests.write_text(
+        render({"rule_files": ["../rules/quantops-runbook.rules.yml"], "tests": [case]})
+    )
+    result = run(binary("promtool"), "test", "rules", str(tests))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_pre_open_delay_is_the_configured_one(tmp_path: Path) -> None:
+    """QUANTOPS_PREOPEN_READY_WITHIN_SECONDS=600 moves PreOpenNotReady to 10 minutes after the
+    open: promtool proves it silent at 9 and firing at 11 on the written rules."""
+    env = tmp_path / "env"
+    env.write_text("QUANTOPS_PREOPEN_READY_WITHIN_SECONDS=600\n")
+    assert deploykit(["--deploy-dir", str(tmp_path), "--env-file", str(env)]) == 0
+    alert = _alerts(tmp_path)["SepRunbookPreOpenNotReady"]
+    assert "> 600 < 3600" in alert["expr"]
+    assert _alerts(ROOT / "deploy")["SepRunbookPreOpenNotReady"]["expr"].count("> 300 < 3600") == 1
+    topk = next(c for c in CHECKS if c.name == "allocator_topk")
+    case = {
+        "interval": "1m",
+        "input_series": market() + pre_open() + check_state(topk, reason="mismatch"),
+        "alert_rule_test": [
+            {"eval_time": "9m", "alertname": "SepRunbookPreOpenNotReady", "exp_alerts": []},
+            {
+                "eval_time": "11m",
+                "alertname": "SepRunbookPreOpenNotReady",
+                "exp_alerts": [expected_preopen([("allocator_topk", "mismatch")], 600)],
+            },
+        ],
+    }
+    tests = tmp_path / "prometheus/tests/preopen.test.yml"
     tests.parent.mkdir(parents=True)
     tests.write_text(
         render({"rule_files": ["../rules/quantops-runbook.rules.yml"], "tests": [case]})

@@ -35,6 +35,18 @@ class SwitchableCalendar:
         """Every session while open, none while closed."""
         return frozenset(Session) if self.open else frozenset()
 
+    def next_open(self, at: float) -> float | None:
+        """Unknown: the test decides (so PreOpenNotReady cannot fire here)."""
+        return None
+
+    def next_close(self, at: float) -> float | None:
+        """Unknown: the test decides."""
+        return None
+
+    def last_open(self, at: float) -> float | None:
+        """Unknown: the test decides."""
+        return None
+
 
 def binary(name: str) -> str:
     """A Prometheus or browser tool from Debian's packages (.ci/run installs them)."""

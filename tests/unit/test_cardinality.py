@@ -1,4 +1,5 @@
-"""Cardinality guard: hostile instrument names from the stack never become series."""
+"""Cardinality guard: hostile instrument names from the stack never become series; every label
+value comes from a closed set."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from quantops_exporter.board import Board
-from quantops_exporter.checks.catalog import CHECKS
+from quantops_exporter.checks.catalog import CHECKS, Section
 from quantops_exporter.generation import build_generation, open_context
+from quantops_exporter.market import FxCalendar
 from quantops_exporter.metrics import build_registry
 from quantops_exporter.runner import run_check
 from quantops_exporter.sources.health import DependencyHealth
@@ -105,3 +107,24 @@ async def test_hostile_instruments_are_counted_never_labelled() -> None:
         "allocation_status": 500,
     }
     assert any(set(name) & set('"\\{}=,\n') for name in HOSTILE)
+    # Sections come from the closed set of the runbook's sections, one series each.
+    sections = [s.labels["section"] for s in samples if s.name == "runbook_section_ok"]
+    assert sorted(sections) == sorted(section.slug for section in Section)
+
+
+def test_every_label_value_of_the_new_families_is_bounded() -> None:
+    """runbook_section_ok has one series per runbook section whatever the board holds, and the
+    market's timestamps carry no label at all."""
+    board = Board(CHECKS)
+    registry, _ = build_registry(board, DependencyHealth(), CHECKS, calendar=FxCalendar)
+    families = {f.name: f for f in registry.collect()}
+    assert {s.labels["section"] for s in families["runbook_section_ok"].samples} == {
+        "pre-open",
+        "daily",
+        "post-deploy",
+        "troubleshooting",
+        "recovery",
+    }
+    for name in ("next_open", "next_close", "last_open"):
+        samples = families[f"runbook_market_{name}_timestamp_seconds"].samples
+        assert len(samples) == 1 and samples[0].labels == {}

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from quantops_exporter.config import ConfigError, load_settings, parse_listen_address
+from quantops_exporter.config import ConfigError, Settings, load_settings, parse_listen_address
 from quantops_exporter.generation import load_generation
 from quantops_exporter.redact import redact
 
@@ -31,6 +31,7 @@ def test_defaults_match_the_contract() -> None:
     assert settings.gates_blob_max_age_sec == 180
     assert str(settings.listen) == ":9110"
     assert settings.market_hours == "fx"
+    assert settings.preopen_ready_within_seconds == 300  # the runbook's "after 5 minutes"
 
 
 def test_stack_names_and_comma_lists(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -69,6 +70,12 @@ def test_per_check_overrides_reach_the_catalog(monkeypatch: pytest.MonkeyPatch) 
         ("VALKEY_URL", "http://valkey:6379", "VALKEY_URL='http://valkey:6379': expected redis://"),
         ("SEP_API_URL", "localhost:8000", "SEP_API_URL='localhost:8000': expected an http://"),
         ("QUANTOPS_CHECKS__no_such_check__ENABLED", "true", "unknown check no_such_check"),
+        (
+            "QUANTOPS_PREOPEN_READY_WITHIN_SECONDS",
+            "3600",
+            "QUANTOPS_PREOPEN_READY_WITHIN_SECONDS='3600': Input should be less than or equal "
+            "to 1800",
+        ),
         (
             "QUANTOPS_CHECKS__valkey_ping__INTERVAL_SECONDS",
             "soon",
@@ -240,3 +247,17 @@ def test_required_settings_must_be_given_in_the_environment_or_the_env_file(
     monkeypatch.setenv("QUANTOPS_REQUIRE", "VALKEY_URI")
     with pytest.raises(ConfigError, match="VALKEY_URI is not a setting"):
         load_settings(env_file)
+
+
+def test_every_setting_is_in_the_readmes_configuration_table() -> None:
+    """A variable the settings read but the README does not document is a setting nobody can
+    find: each validation alias appears in the Configuration section's table."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    table = readme[readme.index("## Configuration") : readme.index("## Checks")]
+    rows = [line for line in table.splitlines() if line.startswith("| `")]
+    missing = [
+        name
+        for name in (str(field.validation_alias) for field in Settings.model_fields.values())
+        if not any(f"`{name}" in row for row in rows)
+    ]
+    assert missing == []

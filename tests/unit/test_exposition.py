@@ -36,11 +36,12 @@ from quantops_exporter.checks.verdict import (
 from quantops_exporter.daemon import DebugRun, ReloadResult
 from quantops_exporter.exposition import LIVE_MAX_AGE, ExposedRegistry, exposition_of
 from quantops_exporter.generation import Generation
+from quantops_exporter.market import transitions
 from quantops_exporter.metrics import build_registry
 from quantops_exporter.sources.health import Dependency, DependencyHealth
 from quantops_exporter.web import build_web_app
 from tests.conftest import make_generation
-from tests.factories import NOW, make_check, outcome
+from tests.factories import NOW, FrozenClock, make_check, outcome
 
 TEXT = ""  # no Accept header: Prometheus text 0.0.4
 OPENMETRICS = "application/openmetrics-text; version=1.0.0"
@@ -56,8 +57,14 @@ class Exporter:
         self.generation = generation
         self.board = Board(generation.catalog)
         self.health = DependencyHealth()
+        self.clock = FrozenClock(NOW)
         registry, self.metrics = build_registry(
-            self.board, self.health, generation.catalog, lambda: self.generation.thresholds
+            self.board,
+            self.health,
+            generation.catalog,
+            lambda: self.generation.thresholds,
+            lambda: self.generation.calendar,
+            self.clock,
         )
         assert isinstance(registry, ExposedRegistry)
         self.registry = registry
@@ -148,6 +155,19 @@ def reload_refused(exporter: Exporter) -> None:
     exporter.metrics.reload.record(False)
 
 
+def reload_to_fx_hours(exporter: Exporter) -> None:
+    """A reload from QUANTOPS_MARKET_HOURS=always to the FX calendar: the market timestamps
+    appear."""
+    exporter.reload(make_generation(market_hours="fx"))
+
+
+def market_transition(exporter: Exporter) -> None:
+    """The clock reaches the market's next open or close (a day on when it never closes): no
+    outcome, no reload, only time."""
+    coming = transitions(exporter.generation.calendar, exporter.clock.now).until
+    exporter.clock.now = coming if coming != float("inf") else exporter.clock.now + 86_400
+
+
 # What the scheduler updates without the board hearing of it.
 def run_started_late(exporter: Exporter) -> None:
     exporter.metrics.scheduler.lag.labels("manifold_freshness").observe(0.3)
@@ -173,6 +193,9 @@ CHANGES: tuple[Callable[[Exporter], None], ...] = (
     disable_a_check,
     valkey_up,
     reload_refused,
+    reload_to_fx_hours,
+    market_transition,
+    market_transition,
     run_started_late,
     run_missed,
     run_overlapped,
@@ -347,6 +370,31 @@ async def test_a_dependency_flip_shows_at_the_next_scrape() -> None:
     assert b'runbook_dependency_up{dependency="api"} 0.0' in exposition.serve(TEXT).body
     exporter.health.mark(Dependency.API, True)
     assert b'runbook_dependency_up{dependency="api"} 1.0' in exposition.serve(TEXT).body
+
+
+@pytest.mark.usefixtures("still_process")
+def test_a_market_transition_shows_at_the_next_scrape() -> None:
+    """The market's next open and close have no change hook and no outcome tells of them: the
+    first scrape after the close renders (the next close a week on), the ones after do not."""
+    exporter = Exporter(make_generation(market_hours="fx"))
+    exposition = exporter.exposition
+    before = exposition.serve(TEXT).body
+    renders = exposition.renders
+    assert exposition.serve(TEXT).body == before and exposition.renders == renders
+    market_transition(exporter)  # Friday 17:00 New York
+    after = exposition.serve(TEXT).body
+    assert exposition.renders == renders + 1 and after == exporter.expected(TEXT)
+    closes = {
+        body: next(
+            f.samples[0].value
+            for f in parse_text(body.decode())
+            if f.name == "runbook_market_next_close_timestamp_seconds"
+        )
+        for body in (before, after)
+    }
+    assert closes[before] == exporter.clock.now
+    assert closes[after] == exporter.clock.now + 7 * 86_400
+    assert exposition.serve(TEXT).body == after and exposition.renders == renders + 1
 
 
 def test_live_families_are_read_per_scrape_at_most_every_live_max_age(

@@ -1,4 +1,5 @@
-"""The FX calendar: the weekly close in New York time and sessions across DST changes."""
+"""The FX calendar: the weekly close in New York time, sessions across DST changes, and the next
+open and close (DST and holidays included)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,9 @@ from quantops_exporter.market import (
     Closure,
     FxCalendar,
     Session,
+    TransitionCache,
+    Transitions,
+    transitions,
 )
 
 NY = ZoneInfo("America/New_York")
@@ -146,3 +150,157 @@ def test_bad_closures_are_refused_with_what_is_accepted(bad: str) -> None:
     with pytest.raises(ValueError, match=r"is not a closure|earlier to a later"):
         Closure.parse(bad)
     assert str(Closure.parse("2026-12-24..2026-12-26")) == "2026-12-24..2026-12-26"
+
+
+# -- the next open and close ------------------------------------------------------------------
+
+HOLIDAYS = FxCalendar(Closure.parse(text) for text in DEFAULT_CLOSURES)
+
+
+def shown(moment: float | None) -> str | None:
+    """A transition as a New York wall time with its UTC offset, for readable failures."""
+    if moment is None:
+        return None
+    return datetime.fromtimestamp(moment, NY).strftime("%a %Y-%m-%d %H:%M %z")
+
+
+def test_a_friday_afternoon_closes_at_five_and_reopens_on_sunday() -> None:
+    """Friday 14:00 New York: the next close is that day 17:00, the next open Sunday 17:00, and
+    the last open was the Sunday before."""
+    friday = ny("2026-01-09 14:00")
+    assert shown(cal.next_close(friday)) == "Fri 2026-01-09 17:00 -0500"
+    assert shown(cal.next_open(friday)) == "Sun 2026-01-11 17:00 -0500"
+    assert shown(cal.last_open(friday)) == "Sun 2026-01-04 17:00 -0500"
+
+
+def test_transitions_are_strictly_after_and_the_open_at_or_before() -> None:
+    """At the very second of the open, the next open is a week on and the last open is now; at
+    the second of the close, the next close is a week on."""
+    sunday = ny("2026-01-11 17:00")
+    assert cal.last_open(sunday) == sunday
+    assert shown(cal.next_open(sunday)) == "Sun 2026-01-18 17:00 -0500"
+    friday = ny("2026-01-16 17:00")
+    assert shown(cal.next_close(friday)) == "Fri 2026-01-23 17:00 -0500"
+    assert cal.last_open(friday) == sunday
+    assert cal.last_open(sunday - 1) == ny("2026-01-04 17:00")
+
+
+@pytest.mark.parametrize(
+    ("moment", "next_open", "next_close", "last_open"),
+    [
+        # US clocks spring forward on Sunday 2026-03-08: the open is 17:00 EDT (21:00 UTC), the
+        # Friday close before it 17:00 EST (22:00 UTC): an hour apart in UTC, both 17:00 local.
+        (
+            "2026-03-06 14:00",
+            "Sun 2026-03-08 17:00 -0400",
+            "Fri 2026-03-06 17:00 -0500",
+            "Sun 2026-03-01 17:00 -0500",
+        ),
+        (
+            "2026-03-08 16:59",
+            "Sun 2026-03-08 17:00 -0400",
+            "Fri 2026-03-13 17:00 -0400",
+            "Sun 2026-03-01 17:00 -0500",
+        ),
+        # ... and fall back on Sunday 2026-11-01.
+        (
+            "2026-10-30 14:00",
+            "Sun 2026-11-01 17:00 -0500",
+            "Fri 2026-10-30 17:00 -0400",
+            "Sun 2026-10-25 17:00 -0400",
+        ),
+        (
+            "2026-11-01 01:30",  # the hour that happens twice
+            "Sun 2026-11-01 17:00 -0500",
+            "Fri 2026-11-06 17:00 -0500",
+            "Sun 2026-10-25 17:00 -0400",
+        ),
+    ],
+)
+def test_transitions_stay_at_five_in_new_york_across_dst(
+    moment: str, next_open: str, next_close: str, last_open: str
+) -> None:
+    """Both DST changes fall on a Sunday before the open: every transition stays 17:00 New York,
+    never 17:00 of the other offset."""
+    at_ = ny(moment)
+    assert (shown(cal.next_open(at_)), shown(cal.next_close(at_)), shown(cal.last_open(at_))) == (
+        next_open,
+        next_close,
+        last_open,
+    )
+    opened = cal.next_open(at_)
+    assert opened is not None
+    assert cal.is_open(opened) and not cal.is_open(opened - 1)
+
+
+@pytest.mark.parametrize(
+    ("moment", "next_open", "next_close"),
+    [
+        # Christmas 2026 is a Friday: the week closes Thursday Dec 24 17:00, not Friday.
+        ("2026-12-23 12:00", "Sun 2026-12-27 17:00 -0500", "Thu 2026-12-24 17:00 -0500"),
+        # Closed from Thursday 17:00: the next open skips Friday's and is Sunday's.
+        ("2026-12-24 18:00", "Sun 2026-12-27 17:00 -0500", "Thu 2026-12-31 17:00 -0500"),
+        # New Year's Day 2027 is a Friday too: closed from Thursday Dec 31 17:00 to Sunday.
+        ("2027-01-01 12:00", "Sun 2027-01-03 17:00 -0500", "Fri 2027-01-08 17:00 -0500"),
+    ],
+)
+def test_holiday_closures_close_early_and_skip_an_open(
+    moment: str, next_open: str, next_close: str
+) -> None:
+    """Dec 25 and Jan 1 (the defaults) move the close a day earlier and leave no open until the
+    Sunday after."""
+    at_ = ny(moment)
+    assert shown(HOLIDAYS.next_open(at_)) == next_open
+    assert shown(HOLIDAYS.next_close(at_)) == next_close
+
+
+def test_a_closed_weekday_skips_that_days_open() -> None:
+    """A Wednesday closed (2027-04-07): the market closes Tuesday 17:00 and reopens Wednesday
+    17:00, so the open after Tuesday's close is a day later, not at once."""
+    calendar = FxCalendar([Closure.parse("2027-04-07")])
+    tuesday = ny("2027-04-06 12:00")
+    assert shown(calendar.next_close(tuesday)) == "Tue 2027-04-06 17:00 -0400"
+    assert shown(calendar.next_open(tuesday)) == "Wed 2027-04-07 17:00 -0400"
+    assert shown(calendar.last_open(ny("2027-04-08 12:00"))) == "Wed 2027-04-07 17:00 -0400"
+
+
+def test_always_open_has_no_transitions() -> None:
+    """`always` never opens or closes: None for each, and transitions() says so."""
+    always = AlwaysOpenCalendar()
+    saturday = at(2026, 1, 10, 12, 0)
+    assert (always.next_open(saturday), always.next_close(saturday)) == (None, None)
+    assert always.last_open(saturday) is None
+    assert transitions(always, saturday) == Transitions(None, None, None)
+
+
+def test_a_calendar_closed_past_the_search_has_no_next_open() -> None:
+    """Closed for more than SEARCH_DAYS: None, not a search without end."""
+    calendar = FxCalendar([Closure.parse("2026-01-01..2028-12-31")])
+    assert calendar.next_open(ny("2026-06-01 12:00")) is None
+    assert calendar.next_close(ny("2026-06-01 12:00")) is None
+
+
+def test_the_cache_searches_again_only_when_a_transition_passes() -> None:
+    """TransitionCache answers from memory until the next transition, then moves on; a clock
+    that steps back, or a new calendar (a reload), searches again."""
+    searches: list[float] = []
+
+    class Counting(FxCalendar):
+        def next_open(self, at: float) -> float | None:
+            searches.append(at)
+            return super().next_open(at)
+
+    calendar: FxCalendar = Counting()
+    now = [ny("2026-01-09 14:00")]
+    cache = TransitionCache(lambda: calendar, lambda: now[0])
+    first = cache()
+    now[0] += 3600  # 15:00: still before the close
+    assert cache() is first and len(searches) == 1
+    now[0] = ny("2026-01-09 17:00")  # the close
+    closed = cache()
+    assert closed.next_close == ny("2026-01-16 17:00") and len(searches) == 2
+    now[0] = ny("2026-01-09 16:00")  # the clock stepped back an hour
+    assert cache() == first and len(searches) == 3
+    calendar = Counting()
+    cache()
+    assert len(searches) == 4

@@ -1,17 +1,23 @@
-"""Metrics rendered from the board: series from start-up, state sets, freshness, accumulators."""
+"""Metrics rendered from the board: series from start-up, state sets, freshness, accumulators,
+runbook sections' readiness and the market's next open and close."""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
-from quantops_exporter.board import Board
-from quantops_exporter.checks.catalog import CHECKS
+from prometheus_client import CollectorRegistry, generate_latest
+
+from quantops_exporter.board import Board, readiness_by_section, section_readiness
+from quantops_exporter.checks.catalog import CHECKS, CheckOverride, Section, build_catalog
 from quantops_exporter.checks.verdict import Freshness, Measure, Reading, Reason, Source, Status
+from quantops_exporter.market import AlwaysOpenCalendar, Calendar, FxCalendar
 from quantops_exporter.metrics import build_registry
 from quantops_exporter.sources.health import Dependency, DependencyHealth
-from tests.factories import outcome
+from tests.factories import FrozenClock, outcome
 
 NOW = 1_800_000_000.0
+NEW_YORK = ZoneInfo("America/New_York")
 
 
 def setup() -> tuple[Board, DependencyHealth, CollectorRegistry]:
@@ -162,3 +168,121 @@ def test_transitions_are_logged_once() -> None:
         board.record(outcome("valkey_ping", Status.OK))
     assert [e["event"] for e in logs] == ["check_status", "check_status", "check_recovered"]
     assert logs[1]["log_level"] == "warning" and logs[1]["reason"] == "unreachable"
+
+
+# -- runbook sections and the market's next open and close ------------------------------------
+
+
+def sections(registry: CollectorRegistry) -> dict[str, float | None]:
+    """runbook_section_ok by section."""
+    return {
+        section.slug: registry.get_sample_value("runbook_section_ok", {"section": section.slug})
+        for section in Section
+    }
+
+
+def test_a_section_is_ok_only_when_every_check_its_steps_name_passed() -> None:
+    """Before any run every section reads 0; all ok reads 1; one failing check turns every
+    section naming it to 0 (gates_eligible: Pre-Open §3 and Daily §2), no other."""
+    board, _health, registry = setup()
+    assert set(sections(registry).values()) == {0}
+    for check in CHECKS:
+        board.record(outcome(check.name))
+    assert set(sections(registry).values()) == {1}
+    board.record(outcome("gates_eligible", Status.FAIL, Reason.THRESHOLD))
+    assert sections(registry) == {
+        "pre-open": 0,
+        "daily": 0,
+        "post-deploy": 1,
+        "troubleshooting": 1,
+        "recovery": 1,
+    }
+    board.record(outcome("gates_eligible", Status.ERROR, Reason.TIMEOUT))
+    assert sections(registry)["daily"] == 0
+
+
+def test_a_market_closed_skip_verifies_nothing_but_a_session_skip_passes() -> None:
+    """A check skipped because the market is closed leaves its sections at 0 (as `check`
+    exits 3: nothing was verified); sessions_open skipping outside the intended sessions is its
+    own judgement that trading is not intended now, and passes."""
+    board, _health, registry = setup()
+    for check in CHECKS:
+        board.record(outcome(check.name))
+    board.record(outcome("sessions_open", Status.SKIPPED, Reason.SESSION_CLOSED, expected=False))
+    assert sections(registry)["pre-open"] == 1
+    board.record(
+        outcome("manifold_freshness", Status.SKIPPED, Reason.MARKET_CLOSED, expected=False)
+    )
+    assert sections(registry) == {
+        "pre-open": 0,
+        "daily": 1,
+        "post-deploy": 0,
+        "troubleshooting": 0,
+        "recovery": 1,
+    }
+
+
+def test_a_disabled_check_is_not_judged() -> None:
+    """A disabled check keeps its last verdict, but its sections are judged without it."""
+    catalog = build_catalog({"gates_sanity": CheckOverride(enabled=False)})
+    board = Board(catalog)
+    registry, _ = build_registry(board, DependencyHealth(), catalog)
+    for check in catalog:
+        board.record(outcome(check.name))
+    board.record(outcome("gates_sanity", Status.FAIL, Reason.THRESHOLD))
+    assert sections(registry)["pre-open"] == 1
+    readiness = section_readiness(board.states.values(), Section.PRE_OPEN)
+    assert "gates_sanity" not in readiness.checks and readiness.ok
+
+
+def test_section_readiness_names_what_fails_and_what_was_not_verified() -> None:
+    """The status page's detail: failing (fail, error) and unverified (not run, market closed)."""
+    board = Board(CHECKS)
+    board.record(outcome("kill_switch", Status.FAIL, Reason.MISMATCH))
+    board.record(outcome("trading_mode", Status.ERROR, Reason.TIMEOUT))
+    board.record(outcome("signal_freshness", Status.SKIPPED, Reason.MARKET_CLOSED, expected=False))
+    readiness = section_readiness(board.states.values(), Section.PRE_OPEN)
+    assert readiness.failing == ("kill_switch", "trading_mode")
+    assert "signal_freshness" in readiness.unverified and "valkey_ping" in readiness.unverified
+    assert len(readiness.checks) == 13 and not readiness.ok
+    every = readiness_by_section(board.states.values())
+    assert every == tuple(section_readiness(board.states.values(), s) for s in Section)
+
+
+def market_registry(calendar: Calendar, clock: FrozenClock) -> CollectorRegistry:
+    """A registry over the real catalog whose calendar and clock are given."""
+    board = Board(CHECKS)
+    registry, _ = build_registry(
+        board, DependencyHealth(), CHECKS, calendar=lambda: calendar, clock=clock
+    )
+    return registry
+
+
+def test_the_market_next_open_and_close_are_timestamps() -> None:
+    """NOW is Friday 2027-01-15 03:00 New York: the market closes at 17:00 and reopens on
+    Sunday; it last opened the Sunday before. Past the close the series move on."""
+    clock = FrozenClock(NOW)
+    registry = market_registry(FxCalendar(), clock)
+    friday_close = datetime(2027, 1, 15, 17, tzinfo=NEW_YORK).timestamp()
+    sunday_open = datetime(2027, 1, 17, 17, tzinfo=NEW_YORK).timestamp()
+    last_sunday = datetime(2027, 1, 10, 17, tzinfo=NEW_YORK).timestamp()
+    value = registry.get_sample_value
+    assert value("runbook_market_next_close_timestamp_seconds") == friday_close
+    assert value("runbook_market_next_open_timestamp_seconds") == sunday_open
+    assert value("runbook_market_last_open_timestamp_seconds") == last_sunday
+    clock.now = friday_close
+    assert value("runbook_market_next_close_timestamp_seconds") == friday_close + 7 * 86_400
+    assert value("runbook_market_next_open_timestamp_seconds") == sunday_open
+    assert value("runbook_market_last_open_timestamp_seconds") == last_sunday
+
+
+def test_an_always_open_market_has_no_timestamps_not_nan() -> None:
+    """QUANTOPS_MARKET_HOURS=always: the three series are absent (the families stay, empty),
+    so no rule can read a NaN as a time."""
+    registry = market_registry(AlwaysOpenCalendar(), FrozenClock(NOW))
+    text = generate_latest(registry).decode()
+    for name in ("next_open", "next_close", "last_open"):
+        metric = f"runbook_market_{name}_timestamp_seconds"
+        assert f"# TYPE {metric} gauge" in text
+        assert registry.get_sample_value(metric) is None
+    assert "NaN" not in text

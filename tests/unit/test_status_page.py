@@ -1,4 +1,5 @@
-"""The status page: what fails first with the runbook's words, readable colours, true sessions."""
+"""The status page: what fails first with the runbook's words, readable colours, true sessions,
+the market's countdown and each runbook section's readiness."""
 
 # The runbook's words are compared verbatim: its en dashes are meant.
 # ruff: noqa: RUF001
@@ -9,14 +10,15 @@ import re
 from datetime import UTC, datetime
 from itertools import product
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from quantops_exporter.board import Board
 from quantops_exporter.checks.catalog import CHECKS, Anchor
 from quantops_exporter.checks.verdict import Reason, Status
-from quantops_exporter.humanize import humanize_durations
-from quantops_exporter.market import AlwaysOpenCalendar, FxCalendar
+from quantops_exporter.humanize import format_countdown, humanize_durations
+from quantops_exporter.market import DEFAULT_CLOSURES, AlwaysOpenCalendar, Closure, FxCalendar
 from quantops_exporter.status_page import (
     CONTRAST_PAIRS,
     CSS,
@@ -348,3 +350,121 @@ def test_the_session_strip_is_true_to_local_hours_whatever_the_calendar(
         assert (note in body.lower()) == isinstance(calendar, AlwaysOpenCalendar)
     body = page(board, now=at(2026, 11, 26, 9, 18))
     assert 'Tokyo: closed <span class="muted">Thu 18:18 local, 09:00–18:00</span>' in body
+
+
+# -- the market's countdown, closures and each section's readiness ----------------------------
+
+
+def heading(body: str) -> str:
+    """The market section's heading text."""
+    return between(body, '<h2 id="market">Market: ', "</h2>")[len('<h2 id="market">Market: ') :]
+
+
+def ny(text: str) -> float:
+    """Epoch seconds of a New York wall time."""
+    return datetime.fromisoformat(text).replace(tzinfo=ZoneInfo("America/New_York")).timestamp()
+
+
+@pytest.mark.parametrize(
+    ("seconds", "spelt"),
+    [
+        (0, "under 1 min"),
+        (59, "under 1 min"),
+        (60, "1 min"),
+        (45 * 60 + 59, "45 min"),
+        (3600, "1 h"),
+        (72 * 60 + 30, "1 h 12 min"),
+        (2 * 86_400 + 4 * 3600 + 59 * 60, "2 d 4 h"),
+        (3 * 86_400, "3 d"),
+        (-5, "under 1 min"),
+    ],
+)
+def test_countdowns_round_down_in_whole_units(seconds: float, spelt: str) -> None:
+    """A countdown never says an event is further off than it is."""
+    assert format_countdown(seconds) == spelt
+
+
+@pytest.mark.parametrize(
+    ("moment", "said"),
+    [
+        # the issue's example: Sunday 15:48 New York, 1 h 12 min before the weekly open
+        (ny("2027-01-17 15:48"), "closed · opens in 1 h 12 min (Sun 17:00 New York)"),
+        # NOW, Friday 03:00 New York: open until 17:00
+        (NOW, "open · closes in 14 h (Fri 17:00 New York)"),
+        # summer time: Friday 16:30 EDT
+        (ny("2026-07-10 16:30"), "open · closes in 30 min (Fri 17:00 New York)"),
+        # Christmas Eve 2026 after the holiday close: no open until Sunday
+        (ny("2026-12-24 18:00"), "closed · opens in 2 d 23 h (Sun 17:00 New York)"),
+    ],
+)
+def test_the_market_heading_counts_down_to_the_next_open_or_close(moment: float, said: str) -> None:
+    """The heading says open or closed and how long until that changes, at New York's time."""
+    calendar = FxCalendar(Closure.parse(text) for text in DEFAULT_CLOSURES)
+    assert heading(page(Board(CHECKS), now=moment, calendar=calendar)) == said
+
+
+def test_an_open_more_than_six_days_away_names_its_date() -> None:
+    """A long holiday: the weekday alone would be ambiguous, so the date is shown."""
+    calendar = FxCalendar([Closure.parse("2027-01-18..2027-01-29")])
+    said = heading(page(Board(CHECKS), now=ny("2027-01-16 12:00"), calendar=calendar))
+    assert said == "closed · opens in 15 d 5 h (Sun 31 Jan 17:00 New York)"
+
+
+def test_the_closures_are_listed_or_said_to_be_none() -> None:
+    """QUANTOPS_MARKET_CLOSURES as configured; under `always` the FX closures do not apply."""
+    board = Board(CHECKS)
+    holidays = FxCalendar(Closure.parse(text) for text in DEFAULT_CLOSURES)
+    assert "Holiday closures (QUANTOPS_MARKET_CLOSURES): <code>12-25, 01-01</code>" in page(
+        board, calendar=holidays
+    )
+    assert "Holiday closures (QUANTOPS_MARKET_CLOSURES): none." in page(board)
+    always = page(board, calendar=AlwaysOpenCalendar())
+    assert "Holiday closures" not in always
+    assert heading(always) == "open (QUANTOPS_MARKET_HOURS=always)"
+
+
+def readiness(body: str) -> dict[str, str]:
+    """Each runbook section's readiness line as `state: its text`, by section."""
+    part = between(body, '<ul class="readiness">', "</ul>")
+    lines = re.findall(r'<li data-section="([\w-]+)" data-ready="(\w+)">(.*?)</li>', part)
+    return {section: f"{state}: {re.sub(r'<[^>]+>', '', text)}" for section, state, text in lines}
+
+
+def test_each_section_says_whether_it_is_ready_and_what_is_not() -> None:
+    """Every runbook section has a line; a failing check turns each section naming it to not
+    ready, naming it, with a link to the section's table."""
+    body = page(failing_board())
+    lines = readiness(body)
+    assert list(lines) == ["pre-open", "daily", "post-deploy", "troubleshooting", "recovery"]
+    assert lines["pre-open"] == (
+        "fail: ✗ not ready Pre-Open Spin-Up: failing: manifold_freshness, gates_sanity"
+    )
+    assert (
+        lines["post-deploy"] == "fail: ✗ not ready Post-Deploy Warmup: failing: manifold_freshness"
+    )
+    assert (
+        lines["daily"]
+        == "ok: ✓ ready Daily Ops Snapshot: all 6 checks pass or are not expected now"
+    )
+    assert lines["recovery"].startswith("ok: ✓ ready")
+    assert '<a href="#section-pre-open">Pre-Open Spin-Up</a>' in body
+    assert '<table id="section-pre-open"' in body
+    assert body.index('class="readiness"') < body.index('id="board"')
+
+
+def test_a_weekend_board_is_not_verified_rather_than_ready() -> None:
+    """Saturday: the market-hours checks were skipped, so the sections naming them (each has
+    one) are not verified, not ready: a gate never passes on nothing."""
+    board = Board(CHECKS)
+    for check in CHECKS:
+        if check.market_hours_only:
+            board.record(outcome(check.name, Status.SKIPPED, Reason.MARKET_CLOSED, expected=False))
+        else:
+            board.record(outcome(check.name))
+    lines = readiness(page(board, now=ny("2027-01-16 12:00")))
+    assert lines["pre-open"] == (
+        "skipped: – not verified Pre-Open Spin-Up: not verified: manifold_freshness, "
+        "signal_freshness, gates_blob_freshness, gates_eligible, no_positions_diagnosis "
+        "(skipped while the market was closed, or not run yet)"
+    )
+    assert {line.split(":")[0] for line in lines.values()} == {"skipped"}
