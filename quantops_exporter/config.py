@@ -46,7 +46,6 @@ DEFAULT_PAIRS = (
     "USD_CHF",
 )
 CHECKS_ENV = "QUANTOPS_CHECKS"
-PREOPEN_READY_WITHIN_SECONDS = 300.0  # the runbook's Pre-Open §6: "if still flat after 5 minutes"
 
 
 class LogFormat(StrEnum):
@@ -143,15 +142,6 @@ class Settings(BaseSettings, Thresholds):
     market_closures: Annotated[tuple[Closure, ...], NoDecode] = Field(
         tuple(Closure.parse(text) for text in DEFAULT_CLOSURES),
         validation_alias="QUANTOPS_MARKET_CLOSURES",
-    )
-    # The generated SepRunbookPreOpenNotReady pages when the Pre-Open Spin-Up is still not green
-    # this long after the market opens (the runbook's "if still flat after 5 minutes"); it looks
-    # at the first hour after the open only, so at most half of it (deploykit/rules.py).
-    preopen_ready_within_seconds: float = Field(
-        PREOPEN_READY_WITHIN_SECONDS,
-        ge=60,
-        le=1800,
-        validation_alias="QUANTOPS_PREOPEN_READY_WITHIN_SECONDS",
     )
     debug_runs: bool = Field(False, validation_alias="QUANTOPS_DEBUG_RUNS")
     debug_run_min_interval_seconds: NonNegativeFloat = Field(

@@ -9,11 +9,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 import structlog
 
 from quantops_exporter.checks.base import Check, CheckContext, Outcome
 from quantops_exporter.checks.verdict import Reason, Status, Verdict, reason_for
+from quantops_exporter.humanize import format_duration
 from quantops_exporter.redact import redact
 from quantops_exporter.sources import errors
 from quantops_exporter.trace import awaiting
@@ -26,23 +28,51 @@ async def run_check(
 ) -> Outcome:
     """Run `check` once within its timeout; never raises (except on cancellation)."""
     started_at = ctx.clock()
-    expected = not check.market_hours_only or ctx.calendar.is_open(started_at)
-    if not expected:
+    if check.market_hours_only and not ctx.calendar.is_open(started_at):
         verdict = Verdict(
             Status.SKIPPED,
             Reason.MARKET_CLOSED,
             "FX market closed (Fri 17:00 to Sun 17:00 New York): not expected to be fresh",
         )
         return _stamp(check, verdict, started_at, 0.0, expected=False)
+    warming = _warming_up(check, ctx, started_at)
     began = perf()
+    verdict = await _judge(check, ctx)
+    duration = perf() - began
+    if warming is not None and verdict.status is not Status.OK:
+        verdict = replace(verdict, summary=f"{warming}: {verdict.summary}")
+    return _stamp(check, verdict, started_at, duration, expected=warming is None)
+
+
+def _warming_up(check: Check, ctx: CheckContext, at: float) -> str | None:
+    """Why `check` is not expected yet at `at`, when the market opened less than
+    QUANTOPS_PREOPEN_READY_WITHIN_SECONDS ago and its writers are still resuming; else None.
+
+    The market-hours checks judge data the stack's writers produce only while the market is
+    open: after the weekly (or a holiday's) open they first read the close's data, and writers
+    take a while to resume (runbook Weekend §2, Pre-Open Spin-Up). They run and show what they
+    see, but are not expected (no page) until the warm-up ends; then SepRunbookPreOpenNotReady
+    pages if the Pre-Open Spin-Up is still not green.
+    """
+    if not check.market_hours_only:
+        return None
+    opened = ctx.calendar.last_open(at)
+    grace = ctx.thresholds.preopen_ready_within_seconds
+    if opened is None or at - opened >= grace:
+        return None
+    return f"warming up after the open (not expected for {format_duration(opened + grace - at)})"
+
+
+async def _judge(check: Check, ctx: CheckContext) -> Verdict:
+    """The check's verdict within its timeout; a timeout or an exception becomes one."""
     with awaiting() as pending:
         try:
             async with asyncio.timeout(check.timeout):
-                verdict = await check.run(ctx)
+                return await check.run(ctx)
         except TimeoutError:
             # Name what did not answer: "from GET http://api/x" tells the operator where to look.
             what = f" from {', '.join(dict.fromkeys(pending))}" if pending else ""
-            verdict = Verdict(
+            return Verdict(
                 Status.ERROR,
                 Reason.TIMEOUT,
                 f"no answer{what} within the {check.timeout:g}s timeout",
@@ -50,15 +80,13 @@ async def run_check(
         except Exception as raised:
             err = _leaf(raised)
             if isinstance(err, errors.SourceError):
-                verdict = Verdict(Status.ERROR, reason_for(err), _one_line(err))
-            else:
-                log.error("check_crashed", check=check.name, exc_info=err)
-                verdict = Verdict(
-                    Status.ERROR,
-                    Reason.INTERNAL_ERROR,
-                    f"internal error: {type(err).__name__}: {_one_line(err)}",
-                )
-    return _stamp(check, verdict, started_at, perf() - began, expected=True)
+                return Verdict(Status.ERROR, reason_for(err), _one_line(err))
+            log.error("check_crashed", check=check.name, exc_info=err)
+            return Verdict(
+                Status.ERROR,
+                Reason.INTERNAL_ERROR,
+                f"internal error: {type(err).__name__}: {_one_line(err)}",
+            )
 
 
 def _leaf(err: BaseException) -> BaseException:

@@ -60,6 +60,9 @@ def split_csv(value: object) -> object:
     return value
 
 
+PREOPEN_READY_WITHIN_SECONDS = 300.0  # the runbook's Pre-Open §6: "if still flat after 5 minutes"
+
+
 class Thresholds(BaseModel):
     """The stack's knobs, by the stack's names (sep-stack-contract.md §4), and the exporter's
     own judgement settings; seconds unless named otherwise."""
@@ -116,6 +119,16 @@ class Thresholds(BaseModel):
     )
     kill_switch_grace_seconds: NonNegativeFloat = Field(
         900.0, validation_alias="QUANTOPS_KILL_SWITCH_GRACE_SECONDS"
+    )
+    # The warm-up after the market opens: the checks that wait for the stack's writers to resume
+    # (Check.warms_up) are not expected until then, and the generated SepRunbookPreOpenNotReady
+    # pages when the Pre-Open Spin-Up is still not green at its end (the runbook's "if still
+    # flat after 5 minutes"); that alert watches the first hour only, so at most half of it.
+    preopen_ready_within_seconds: float = Field(
+        PREOPEN_READY_WITHIN_SECONDS,
+        ge=60,
+        le=1800,
+        validation_alias="QUANTOPS_PREOPEN_READY_WITHIN_SECONDS",
     )
 
     @field_validator(

@@ -25,12 +25,8 @@ from pathlib import Path
 
 from quantops_exporter.checks.base import Check
 from quantops_exporter.checks.catalog import CHECKS, DEFAULT_RUNBOOK_URL
-from quantops_exporter.config import (
-    PREOPEN_READY_WITHIN_SECONDS,
-    ConfigError,
-    Settings,
-    load_settings,
-)
+from quantops_exporter.checks.thresholds import PREOPEN_READY_WITHIN_SECONDS
+from quantops_exporter.config import ConfigError, Settings, load_settings
 from quantops_exporter.deploykit.dashboard import build_dashboard
 from quantops_exporter.deploykit.rule_tests import build_tests
 from quantops_exporter.deploykit.rules import (

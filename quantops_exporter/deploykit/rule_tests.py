@@ -21,7 +21,7 @@ from typing import Any
 from quantops_exporter.checks.base import Check
 from quantops_exporter.checks.catalog import CHECKS, DEFAULT_RUNBOOK_URL, Anchor, Section
 from quantops_exporter.checks.diagnosis import PROCEDURE, Step
-from quantops_exporter.config import PREOPEN_READY_WITHIN_SECONDS
+from quantops_exporter.checks.thresholds import PREOPEN_READY_WITHIN_SECONDS
 from quantops_exporter.deploykit.rules import (
     ALERTS,
     DEFAULT_JOB,

@@ -48,8 +48,8 @@ from quantops_exporter.checks.catalog import (
     section_checks,
 )
 from quantops_exporter.checks.diagnosis import PROCEDURE, Step
+from quantops_exporter.checks.thresholds import PREOPEN_READY_WITHIN_SECONDS
 from quantops_exporter.checks.verdict import Reason, Source
-from quantops_exporter.config import PREOPEN_READY_WITHIN_SECONDS
 from quantops_exporter.sources.health import Dependency
 
 DEFAULT_JOB = "quantops-exporter"

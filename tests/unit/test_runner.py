@@ -9,7 +9,7 @@ from structlog.testing import capture_logs
 
 from quantops_exporter.checks.base import CheckContext
 from quantops_exporter.checks.verdict import Reason, Status, Verdict
-from quantops_exporter.market import FxCalendar
+from quantops_exporter.market import Closure, FxCalendar
 from quantops_exporter.runner import run_check
 from quantops_exporter.sources import errors
 from tests.factories import FrozenClock, make_check, make_ctx
@@ -131,3 +131,52 @@ async def test_cancellation_is_not_swallowed() -> None:
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+
+
+SUNDAY_OPEN = 1_798_408_800.0  # 2026-12-27 17:00 New York (22:00 UTC): the weekly open
+
+
+@pytest.mark.parametrize(
+    ("after_open", "market_hours_only", "status", "expected"),
+    [
+        (120, True, Status.FAIL, False),  # reading Friday's data: shown, not expected
+        (120, True, Status.OK, False),  # the whole window is not expected, ok or not
+        (120, False, Status.FAIL, True),  # checks that run all week have no warm-up
+        (299, True, Status.ERROR, False),
+        (300, True, Status.FAIL, True),  # QUANTOPS_PREOPEN_READY_WITHIN_SECONDS: judged again
+        (3 * 86_400, True, Status.FAIL, True),  # mid-week
+    ],
+)
+async def test_market_hours_checks_warm_up_after_the_open(
+    after_open: float, market_hours_only: bool, status: Status, expected: bool
+) -> None:
+    """After the weekly open the market-hours checks run and show what they see, but are not
+    expected (cannot page) for QUANTOPS_PREOPEN_READY_WITHIN_SECONDS: the writers resume."""
+    assert not FxCalendar().is_open(SUNDAY_OPEN - 1) and FxCalendar().is_open(SUNDAY_OPEN)
+
+    async def run(ctx: CheckContext) -> Verdict:
+        return Verdict(status, Reason.NONE if status is Status.OK else Reason.STALE, "old data")
+
+    ctx = make_ctx(
+        calendar=FxCalendar(),
+        clock=FrozenClock(SUNDAY_OPEN + after_open),
+        preopen_ready_within_seconds=300,
+    )
+    outcome = await run_check(make_check(run, market_hours_only=market_hours_only), ctx)
+    assert outcome.status is status and outcome.expected is expected
+    warming = outcome.summary.startswith("warming up after the open (not expected for ")
+    assert warming is (not expected and status is not Status.OK)
+
+
+async def test_a_holiday_reopen_warms_up_too() -> None:
+    """A closed trading day (QUANTOPS_MARKET_CLOSURES) ends with an open like Sunday's."""
+    reopen = 1_798_149_600.0  # 2026-12-24 17:00 New York, the end of closed Dec 24 (a Thursday)
+    calendar = FxCalendar([Closure.parse("12-24")])
+    assert calendar.is_open(reopen) and not calendar.is_open(reopen - 1)
+
+    async def run(ctx: CheckContext) -> Verdict:
+        return Verdict(Status.FAIL, Reason.STALE, "old data")
+
+    ctx = make_ctx(calendar=calendar, clock=FrozenClock(reopen + 60))
+    outcome = await run_check(make_check(run, market_hours_only=True), ctx)
+    assert not outcome.expected and outcome.summary.startswith("warming up")
