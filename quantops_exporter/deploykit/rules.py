@@ -132,15 +132,20 @@ def _age(source: str) -> str:
     )
 
 
+# Checks that never judge the stack `fail`, so an alert of their own could never fire: their
+# failures are read errors, which DependencyDown and CannotRead page per dependency, or the
+# calendar. Every other check has exactly one alert (tests/deploy/test_artifacts.py), and the
+# fuzz test proves these never fail (tests/fuzz/test_stack_data.py).
+UNALERTED: dict[str, str] = {
+    "valkey_ping": "Valkey unreachable or refusing pages as SepRunbookDependencyDown "
+    "(dependency valkey); an unusable answer as SepRunbookCannotRead",
+    "allocator_health": "allocator-lite or the backend down pages as SepRunbookDependencyDown; "
+    "an unusable answer as SepRunbookCannotRead",
+    "sessions_open": "no intended session open is the calendar, not a fault: the check skips "
+    "itself, and the session gauges gate other alerts",
+}
+
 ALERTS: dict[str, AlertSpec] = {
-    "valkey_ping": AlertSpec(
-        "ValkeyUnhealthy",
-        Severity.PAGE,
-        "every other check reads Valkey",
-        "Valkey answers but not as the exporter needs",
-        "Check the exporter's Valkey user (ACL) and the server's health.",
-        "max(runbook_valkey_ping_latency_seconds{@SEL@})",
-    ),
     "kill_switch": AlertSpec(
         "KillSwitch",
         Severity.PAGE,
@@ -197,13 +202,6 @@ ALERTS: dict[str, AlertSpec] = {
         "Inspect gates_blob.repetition and gates_blob.hazard against ECHO_MIN_REPETITIONS and "
         "ECHO_HAZARD_MAX.",
     ),
-    "sessions_open": AlertSpec(
-        "SessionsCheck",
-        Severity.TICKET,
-        "informational: the check never fails by design, so this never fires",
-        "The sessions check reports a problem",
-        "Check the exporter's calendar settings.",
-    ),
     "margin_utilisation": AlertSpec(
         "MarginHigh",
         Severity.PAGE,
@@ -257,13 +255,6 @@ ALERTS: dict[str, AlertSpec] = {
         "a warmup gap, visible before trading resumes",
         "Candles are short or stale",
         "Re-run the warmup backfill; check sep-candle-fetcher.",
-    ),
-    "allocator_health": AlertSpec(
-        "AllocatorUnhealthy",
-        Severity.TICKET,
-        "an outage pages through DependencyDown, an unusable answer through CannotRead",
-        "allocator-lite /status or backend /health is not healthy",
-        "Check allocator-lite and rolling evaluator logs before disengaging the kill switch.",
     ),
     "alloc_budget": AlertSpec(
         "BudgetMissing",
@@ -550,7 +541,7 @@ def check_alert(
 
 def paging_checks(checks: Iterable[Check]) -> list[str]:
     """The checks whose alert pages."""
-    return [c.name for c in checks if ALERTS[c.name].severity is Severity.PAGE]
+    return [c.name for c in checks if c.name in ALERTS and ALERTS[c.name].severity is Severity.PAGE]
 
 
 def dependency_sets(checks: Iterable[Check]) -> list[str]:
@@ -972,7 +963,9 @@ def build_rules(
             {"name": "quantops-runbook-records", "rules": recording_rules(checks)},
             {
                 "name": "quantops-runbook-checks",
-                "rules": [check_alert(c, ALERTS[c.name], runbook_url) for c in checks],
+                "rules": [
+                    check_alert(c, ALERTS[c.name], runbook_url) for c in checks if c.name in ALERTS
+                ],
             },
             {
                 "name": "quantops-runbook-sections",
