@@ -73,10 +73,11 @@ def judge_allocation_status(
     total = total_allocation(weight_map, scale, target)
     readings = (Reading(Measure.ALLOCATION_TOTAL, total),)
     off = sorted(i for i, w in weight_map.items() if w != 0 and i not in chosen)
+    configured = frozenset(instruments)
     observations = {
         "total_allocation": round(total, 6),
         "off_top_k": len(off),
-        "weighted": sorted(i for i, w in weight_map.items() if w and i in instruments),
+        "weighted": sorted(i for i, w in weight_map.items() if w and i in configured),
     }
     if total > target + 1e-9:
         return fail(

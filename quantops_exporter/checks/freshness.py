@@ -6,6 +6,7 @@ updated, or why that cannot be told) and hands the stamps to the pure `judge_fre
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -145,6 +146,15 @@ def stamp_newest_signal(instrument: str, read: KeyRead, mode: SignalTimestampSou
     if read.missing:
         return Stamp(instrument, problem=Reason.MISSING, detail="no signals indexed")
     member, score = read.value
+    if mode is not SignalTimestampSource.SCORE:
+        # The suffix alone, as bytes: one run at 10,000 instruments decoded and split 10,000
+        # members it needed only the tail of (cProfile: the stamp was 40 % of the run).
+        tail = member.rpartition(b":")[2] if isinstance(member, bytes) else None
+        if tail is not None and tail.isdigit():
+            try:
+                return Stamp(instrument, updated_at=parse_timestamp(int(tail)))
+            except TimestampError:
+                pass  # worded below, with the score's verdict
     member_text = member.decode("utf-8", "replace") if isinstance(member, bytes) else str(member)
     suffix = member_text.rsplit(":", 1)[-1]
     candidates = {SignalTimestampSource.MEMBER: suffix, SignalTimestampSource.SCORE: score}
@@ -158,14 +168,18 @@ def stamp_newest_signal(instrument: str, read: KeyRead, mode: SignalTimestampSou
     return Stamp(instrument, problem=Reason.BAD_PAYLOAD, detail="; ".join(errors))
 
 
+@functools.lru_cache(maxsize=8)  # the instruments change only with a reload
+def _keys(template: str, instruments: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(template.format(instrument=inst) for inst in instruments)
+
+
 def _short(err: Exception) -> str:
     return str(err)[:120]
 
 
 async def check_manifold_freshness(ctx: CheckContext) -> Verdict:
     """Every `ws:last:manifold:{instrument}` is JSON and at most FRESH_MAX_WS_AGE_SEC old."""
-    keys = [MANIFOLD_KEY.format(instrument=inst) for inst in ctx.instruments]
-    reads = await ctx.valkey.get_many(keys)
+    reads = await ctx.valkey.get_many(_keys(MANIFOLD_KEY, ctx.instruments))
     now = ctx.clock()
     stamps = [
         stamp_json_key(
@@ -182,8 +196,7 @@ async def check_manifold_freshness(ctx: CheckContext) -> Verdict:
 
 async def check_signal_freshness(ctx: CheckContext) -> Verdict:
     """Every `sep:signal_index:{instrument}` had an insert within FRESH_MAX_SIGNAL_AGE_SEC."""
-    keys = [SIGNAL_INDEX_KEY.format(instrument=inst) for inst in ctx.instruments]
-    reads = await ctx.valkey.newest_members(keys)
+    reads = await ctx.valkey.newest_members(_keys(SIGNAL_INDEX_KEY, ctx.instruments))
     now = ctx.clock()
     stamps = [
         stamp_newest_signal(inst, read, ctx.thresholds.signal_ts_source)
