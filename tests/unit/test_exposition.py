@@ -12,8 +12,10 @@ from contextlib import asynccontextmanager
 
 import pytest
 from aiohttp import test_utils
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, Counter, ProcessCollector, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, Exemplar, GaugeMetricFamily, Metric
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 from prometheus_client.openmetrics.parser import (
     text_string_to_metric_families as parse_openmetrics,
@@ -34,7 +36,12 @@ from quantops_exporter.checks.verdict import (
     Verdict,
 )
 from quantops_exporter.daemon import DebugRun, ReloadResult
-from quantops_exporter.exposition import LIVE_MAX_AGE, ExposedRegistry, exposition_of
+from quantops_exporter.exposition import (
+    LIVE_MAX_AGE,
+    ExposedRegistry,
+    exposition_of,
+    fast_openmetrics,
+)
 from quantops_exporter.generation import Generation
 from quantops_exporter.market import transitions
 from quantops_exporter.metrics import build_registry
@@ -471,3 +478,67 @@ def test_a_failing_render_fails_the_scrape_as_before() -> None:
         exposition.serve(TEXT)
     flaky.broken = False
     assert exposition.serve(TEXT).body == generate_latest(registry)
+
+
+_NAMES = st.sampled_from(["up", "a_b", "runbook_x", "x:y", "é_metric", "_", "9lives", "a.b"])
+_LABEL_NAMES = st.sampled_from(["check", "le", "a_b", "x:y", "ünï", "__name", "0k", "a.b"])
+_TEXT = st.text(max_size=12) | st.sampled_from(["\\", '"', "\n", 'a"b\\c\nd', ""])
+_VALUES = st.floats(allow_nan=True, allow_infinity=True) | st.integers(-(10**20), 10**20)
+
+
+@st.composite
+def _families(draw: st.DrawFn) -> list[Metric]:
+    families = []
+    for index in range(draw(st.integers(1, 4))):
+        kind = draw(st.sampled_from(["gauge", "counter", "unknown", "info", "stateset"]))
+        name = f"{draw(_NAMES)}_{index}"
+        unit = draw(st.sampled_from(["", "seconds"])) if kind in ("gauge", "unknown") else ""
+        family = Metric(f"{name}_{unit}" if unit else name, draw(_TEXT), kind, unit)
+        sample_name = {"counter": name + "_total", "info": name + "_info"}.get(kind, name)
+        for _ in range(draw(st.integers(0, 3))):
+            labels = draw(st.dictionaries(_LABEL_NAMES, _TEXT, max_size=3))
+            stamp = draw(st.none() | st.floats(0, 2e9, allow_nan=False))
+            exemplar = None
+            if kind == "counter" and draw(st.booleans()):
+                exemplar = Exemplar({"trace": draw(_TEXT)}, 1.0, None)
+            family.add_sample(
+                f"{sample_name}_{unit}" if unit else sample_name,
+                labels,
+                draw(_VALUES),
+                stamp,
+                exemplar,
+            )
+        families.append(family)
+    return families
+
+
+@settings(max_examples=500)
+@given(families=_families(), escaping=st.sampled_from(["underscores", "allow-utf-8"]))
+def test_the_fast_openmetrics_encoder_writes_what_prometheus_client_writes(
+    families: list[Metric], escaping: str
+) -> None:
+    """Names that need escaping, quotes, backslashes and newlines in help and label values,
+    units, timestamps, exemplars, NaN and infinities: the same bytes, or the same error."""
+    collector = exposition_module._Families(families)
+    try:
+        expected: bytes | type[BaseException] = generate_openmetrics(collector, escaping=escaping)
+    except (ValueError, TypeError) as err:
+        expected = type(err)
+    try:
+        got: bytes | type[BaseException] = fast_openmetrics(collector, escaping=escaping)
+    except (ValueError, TypeError) as err:
+        got = type(err)
+    assert got == expected
+
+
+def test_prometheus_negotiates_the_fast_encoder() -> None:
+    """What Prometheus sends selects fast_openmetrics; other versions and escapings do not."""
+    prometheus = (  # Prometheus 2.x's scrape Accept header
+        "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;"
+        "q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+    )
+    encoder, content_type = exposition_module.choose_encoder(prometheus)
+    assert getattr(encoder, "func", None) is fast_openmetrics
+    assert content_type.startswith("application/openmetrics-text; version=1.0.0")
+    dots = "application/openmetrics-text;version=1.0.0;escaping=dots"
+    assert getattr(exposition_module.choose_encoder(dots)[0], "func", None) is not fast_openmetrics
