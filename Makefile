@@ -34,8 +34,13 @@ unit: $(BIN)/.installed
 integration: $(BIN)/.installed
 	$(BIN)/python -m pytest tests/integration
 
+# instruments.py (~6 min: quantops-exporter beside redis_exporter at 100 / 1,000 / 10,000
+# instruments; needs wrk, and prometheus-redis-exporter for its columns), then scrape.py
+# (~4 min). BENCH_ARGS go to instruments.py; SCRAPE=0 skips scrape.py.
+SCRAPE ?= 1
 bench: $(BIN)/.installed
-	$(BIN)/python benchmarks/scrape.py
+	$(BIN)/python benchmarks/instruments.py $(BENCH_ARGS)
+	if [ "$(SCRAPE)" != 0 ]; then $(BIN)/python benchmarks/scrape.py; fi
 
 soak: $(BIN)/.installed
 	$(BIN)/python benchmarks/soak.py --minutes 5
