@@ -56,7 +56,7 @@ log = structlog.get_logger("quantops_exporter.exposition")
 
 MIN_GAP = 0.5  # seconds between two background renders, at least
 MAX_GAP = 5.0  # ... and at most, while changes wait: the bound on how far behind a scrape is
-DUTY = 0.005  # the share of the event loop background renders may take (idle CPU: 1 % budget)
+DUTY = 0.02  # the share of the event loop background renders may take
 FORGET = 600.0  # a format nobody asked for in this long is no longer rendered
 MAX_FORMATS = 4  # formats kept (the Accept header picks the version string: bound it)
 LIVE_MAX_AGE = 0.1  # seconds a rendering of the live part (process_*, HTTP server) is reused
