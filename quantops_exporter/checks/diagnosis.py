@@ -19,7 +19,7 @@ from quantops_exporter.checks.freshness import (
     check_signal_freshness,
 )
 from quantops_exporter.checks.gates import ROLLING_GATE
-from quantops_exporter.checks.kill_switch import KILL_SWITCH_PATH, parse_api_answer
+from quantops_exporter.checks.kill_switch import KILL_SWITCH_PATH, parse_api_answer, transition
 from quantops_exporter.checks.pricing import check_spread_guard
 from quantops_exporter.checks.risk import (
     POSITIONS_PATH,
@@ -27,6 +27,7 @@ from quantops_exporter.checks.risk import (
     check_margin_utilisation,
     open_positions,
 )
+from quantops_exporter.checks.thresholds import KillSwitchPolicy
 from quantops_exporter.checks.trading import check_trading_mode
 from quantops_exporter.checks.verdict import (
     Measure,
@@ -82,6 +83,18 @@ async def _kill_switch_off(ctx: CheckContext) -> Verdict:
     )
     status = Status.FAIL if engaged else Status.OK
     return Verdict(status, Reason.UNEXPECTED_VALUE if engaged else Reason.NONE, "kill switch")
+
+
+def _switch_on_by_the_runbook(ctx: CheckContext, now: float) -> str | None:
+    """The window (see kill_switch.transition) in which the runbook keeps the switch ON, under
+    the `market` policy; None outside one. Flat then is the runbook, not a fault: at the Sunday
+    open the switch stays ON until the first intended session opens (Weekend §2), and the week
+    replay paged FlatWhileGatesGreen 7 minutes after every open (tests/e2e/test_week_replay.py).
+    """
+    t = ctx.thresholds
+    if t.kill_switch_policy is not KillSwitchPolicy.MARKET:
+        return None
+    return transition(ctx.calendar, now, t.kill_switch_grace_seconds, t.expected_sessions)
 
 
 STEPS: tuple[tuple[Step, tuple[Callable[[CheckContext], Awaitable[Verdict]], ...]], ...] = (
@@ -142,6 +155,17 @@ async def check_no_positions(ctx: CheckContext) -> Verdict:
             Status.OK, Reason.NONE, f"no diagnosis needed: {why}", readings=_step_readings(None)
         )
     flat_for = now - flat_since
+    window = _switch_on_by_the_runbook(ctx, now)
+    if window is not None:
+        step1 = await _run_step(_kill_switch_off, ctx)
+        if step1.status is Status.FAIL:  # engaged, as the runbook has it now
+            return Verdict(
+                Status.OK,
+                Reason.NONE,
+                f"no diagnosis needed: flat for {flat_for:.0f}s, the kill switch is ON as the "
+                f"runbook keeps it ({window})",
+                readings=_step_readings(None),
+            )
     for step, checks in STEPS:
         for check in checks:
             verdict = await _run_step(check, ctx)

@@ -33,7 +33,7 @@ from quantops_exporter.checks.warmup import judge_candles
 from quantops_exporter.market import Session
 from quantops_exporter.sources.errors import BadPayload
 from quantops_exporter.sources.stack_metrics import parse_exposition
-from tests.factories import make_ctx
+from tests.factories import FrozenClock, make_ctx
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 PAIRS = ("EUR_USD", "USD_JPY", "GBP_USD", "EUR_JPY", "USD_CAD", "NZD_USD", "AUD_USD", "USD_CHF")
@@ -393,3 +393,50 @@ def test_a_condition_not_seen_for_a_while_starts_again() -> None:
     friday, sunday = 2000.0, 2000.0 + 48 * 3600
     assert memory.holding_since("flat", True, friday, max_gap=600) == 1000
     assert memory.holding_since("flat", True, sunday, max_gap=600) == sunday
+
+
+@pytest.mark.parametrize(
+    ("new_york", "policy", "diagnosed"),
+    [
+        ("2026-02-22T17:10:00", "market", False),  # Sunday open, Tokyo not open yet: ON is right
+        ("2026-02-25T10:00:00", "market", True),  # Wednesday: ON is the cause
+        ("2026-02-22T17:10:00", "always_off", True),  # the policy never keeps it ON
+    ],
+)
+async def test_flat_behind_a_switch_the_runbook_keeps_on_is_no_fault(
+    new_york: str, policy: str, diagnosed: bool
+) -> None:
+    """Weekend §2 leaves the kill switch ON after the open until the first intended session
+    opens: flat while green then is the runbook, not step 1 of the diagnosis (the week replay
+    paged FlatWhileGatesGreen seven minutes after every Sunday open)."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from quantops_exporter.checks.diagnosis import Step, check_no_positions
+    from quantops_exporter.market import FxCalendar
+
+    class Http:
+        async def get_json(self, dependency: object, url: str, params: object = None) -> object:
+            return {"kill_switch": True} if url.endswith("/api/kill-switch") else {"positions": []}
+
+        async def get_text(self, dependency: object, url: str, params: object = None) -> str:
+            return "\n".join(
+                f'sep_rolling_gate{{instrument="{i}",eligible="1"}} 1'
+                for i in ("EUR_USD", "USD_JPY", "GBP_USD")
+            )
+
+    at = datetime.fromisoformat(new_york).replace(tzinfo=ZoneInfo("America/New_York"))
+    ctx = make_ctx(
+        http=Http(),
+        calendar=FxCalendar(),
+        clock=FrozenClock(at.timestamp()),
+        flat_grace_seconds=0,
+        kill_switch_policy=policy,
+    )
+    verdict = await check_no_positions(ctx)
+    if diagnosed:
+        assert verdict.status is Status.FAIL
+        assert verdict.observations["step"] == Step.KILL_SWITCH.value
+    else:
+        assert verdict.status is Status.OK
+        assert "the kill switch is ON as the runbook keeps it" in verdict.summary
