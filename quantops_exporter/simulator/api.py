@@ -1,7 +1,8 @@
 """The simulated stack's HTTP side: the backend API (with its /metrics) and allocator-lite.
 
 GET endpoints render the current World; the `/_sim/` endpoints (the simulator's own control
-API) switch scenarios. API fault scenarios are applied by one middleware to every backend path.
+API) switch scenarios and show where the `week` schedule is (`GET /_sim/week`). API fault
+scenarios are applied by one middleware to every backend path.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from aiohttp.typedefs import Handler
 
 from quantops_exporter.simulator.scenarios import DESCRIPTIONS, Scenario
 from quantops_exporter.simulator.state import Variant
+from quantops_exporter.simulator.week import Schedule, WeekState
 from quantops_exporter.simulator.world import BUDGET, World
 
 
@@ -26,9 +28,14 @@ class SimulatedStack(Protocol):
     instruments: tuple[str, ...]
     variant: Variant
     clock: Callable[[], float]
+    schedule: Schedule
 
     def world(self) -> World:
         """What the stack reports right now."""
+        ...
+
+    def week_state(self, now: float | None = None) -> WeekState | None:
+        """Where the `week` schedule is now; None under `steady`."""
         ...
 
     async def kill_switch_engaged(self) -> bool | None:
@@ -89,6 +96,7 @@ def build_backend(sim: SimulatedStack) -> web.Application:
         "/api/risk/budget": _budget,
         "/metrics": _metrics,
         "/_sim/scenario": _get_scenario,
+        "/_sim/week": _get_week,
     }.items():
         app.router.add_get(path, handler)
     app.router.add_route("PUT", "/_sim/scenario/{name}", _set_scenario)
@@ -263,6 +271,16 @@ async def _get_scenario(request: web.Request) -> web.Response:
             "scenarios": {s.value: DESCRIPTIONS[s] for s in Scenario},
         }
     )
+
+
+async def _get_week(request: web.Request) -> web.Response:
+    sim = _sim(request)
+    now = sim.clock()
+    state = sim.week_state(now)
+    body: dict[str, object] = {"schedule": sim.schedule.value, "now": now}
+    if state is not None:
+        body |= state.as_json()
+    return web.json_response(body)
 
 
 async def _set_scenario(request: web.Request) -> web.Response:

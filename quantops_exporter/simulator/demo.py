@@ -1,4 +1,11 @@
-"""`quantops-exporter demo`: Valkey + the simulated stack + the daemon, on this machine."""
+"""`quantops-exporter demo`: Valkey + the simulated stack + the daemon, on this machine.
+
+The market is always open unless QUANTOPS_MARKET_HOURS is set: then the simulated stack uses
+the daemon's calendar (the FX week and QUANTOPS_MARKET_CLOSURES) and, on FX hours, lives the
+runbook's week (the `week` schedule, week.py): writers freeze over the weekend and holidays,
+the kill switch is ON while closed, and the stack warms up after the open. Run it under
+libfaketime to visit any moment of the week (week.py says how).
+"""
 
 from __future__ import annotations
 
@@ -21,6 +28,7 @@ from quantops_exporter.simulator.valkey_server import (
     find_server_binary,
     free_port,
 )
+from quantops_exporter.simulator.week import Schedule
 
 log = structlog.get_logger("quantops_exporter.demo")
 OLD_MANIFOLD = '{"ts_ms": 1700000000000}'  # 2023-11-14: far older than FRESH_MAX_WS_AGE_SEC
@@ -68,12 +76,15 @@ async def run_demo(generation: Generation, *, scenario: Scenario = Scenario.HEAL
         # Freshness checks are skipped while the FX market is closed; a demo should show them.
         settings = settings.model_copy(update={"market_hours": MarketHours.ALWAYS})
     with valkey_for_demo() as (valkey_url, server, server_name):
+        fx = settings.market_hours is MarketHours.FX
         sim = SepSimulator(
             valkey_url,
             settings.hotband_pairs,
-            calendar=calendar_for(settings.market_hours),
+            calendar=calendar_for(settings.market_hours, settings.market_closures),
             server=server,
             scenario=scenario,
+            schedule=Schedule.WEEK if fx else Schedule.STEADY,
+            intended_sessions=settings.expected_sessions,
         )
         await sim.start()
         settings = settings.model_copy(
@@ -90,6 +101,21 @@ async def run_demo(generation: Generation, *, scenario: Scenario = Scenario.HEAL
             await sim.stop()
 
 
+def _week_note(sim: SepSimulator) -> str:
+    if sim.schedule is not Schedule.WEEK:
+        return ""
+    return (
+        "  (the stack lives the runbook's week: frozen and kill switch ON while closed,\n"
+        f"             a warm-up after the open; now: {sim.api_url}/_sim/week)"
+    )
+
+
+def _restore_note(sim: SepSimulator) -> str:
+    if sim.schedule is not Schedule.WEEK:
+        return ""
+    return "; a manifold at the\nws-hydrator's next 10 s cycle, never while the market is closed"
+
+
 def instructions(settings: Settings, sim: SepSimulator, server_name: str) -> str:
     """The banner: where everything listens and how to break and restore a check."""
     listen = settings.listen
@@ -101,14 +127,14 @@ def instructions(settings: Settings, sim: SepSimulator, server_name: str) -> str
     return f"""
 quantops-exporter demo
   exporter   {base}/metrics   {base}/api/v1/checks   {base}/
-  simulator  {sim.api_url}  (scenario: {sim.scenario.value})
+  simulator  {sim.api_url}  (scenario: {sim.scenario.value}, schedule: {sim.schedule.value})
   valkey     {settings.valkey_url}  ({server_name})
-  market     QUANTOPS_MARKET_HOURS={settings.market_hours.value}
+  market     QUANTOPS_MARKET_HOURS={settings.market_hours.value}{_week_note(sim)}
 
 Break a check and watch it flip (within one interval; manifold_freshness runs every 10 s):
   {cli_cmd} SET ws:last:manifold:EUR_USD '{OLD_MANIFOLD}'
   curl -s {base}/metrics | grep 'runbook_check_ok{{check="manifold_freshness"}}'
-Restore it (the simulator rewrites a deleted key within a second):
+Restore it (the simulator rewrites a deleted key within a second{_restore_note(sim)}):
   {cli_cmd} DEL ws:last:manifold:EUR_USD
 
 More ways to break things:

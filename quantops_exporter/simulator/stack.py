@@ -1,21 +1,27 @@
-"""The simulated SEP stack: Valkey writers plus the backend API, switchable between scenarios."""
+"""The simulated SEP stack: Valkey writers plus the backend API, switchable between scenarios.
+
+Its `schedule` says how the writers follow the clock: `steady` (fresh around the clock) or
+`week` (the runbook's week on the calendar: week.py). Every moment is read from `clock`
+(time.time by default, so libfaketime moves the simulator with the daemon).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import redis.asyncio as aioredis
 import structlog
 from aiohttp import web
 from redis import exceptions as redis_errors
 
-from quantops_exporter.market import Calendar, FxCalendar
+from quantops_exporter.market import Calendar, FxCalendar, Session
 from quantops_exporter.simulator.api import build_allocator, build_backend
 from quantops_exporter.simulator.scenarios import Scenario
 from quantops_exporter.simulator.state import Snapshot, Variant, snapshot
 from quantops_exporter.simulator.valkey_server import ValkeyServer, free_port
+from quantops_exporter.simulator.week import Phase, Schedule, WeekSchedule, WeekState
 from quantops_exporter.simulator.world import World, build_world
 from quantops_exporter.simulator.writer import ValkeyWriter, write_forever
 
@@ -39,10 +45,17 @@ class SepSimulator:
         api_port: int | None = None,
         allocator_port: int | None = None,
         write_every: float = 1.0,
+        schedule: Schedule = Schedule.STEADY,
+        intended_sessions: Iterable[Session] = (Session.TOKYO, Session.LONDON, Session.NEW_YORK),
     ) -> None:
         self.instruments = instruments
         self.calendar = calendar or FxCalendar()
         self.clock = clock
+        self.schedule = schedule
+        self._week = (
+            WeekSchedule(self.calendar, intended_sessions) if schedule is Schedule.WEEK else None
+        )
+        self._phase: Phase | None = None
         self.server = server
         self.variant = variant or Variant()
         self.scenario = scenario
@@ -69,13 +82,31 @@ class SepSimulator:
         """Base URL of the simulated allocator-lite."""
         return f"http://{self.host}:{self.allocator_port}"
 
+    def week_state(self, now: float | None = None) -> WeekState | None:
+        """Where the `week` schedule is at `now` (default: the clock); None when `steady`."""
+        if self._week is None:
+            return None
+        state = self._week.state(self.clock() if now is None else now)
+        if state.phase is not self._phase:
+            log.info(
+                "simulator_week_phase",
+                phase=state.phase.value,
+                previous=self._phase.value if self._phase else None,
+                kill_switch=state.kill_switch,
+                flat=state.flat,
+            )
+            self._phase = state.phase
+        return state
+
     def world(self) -> World:
         """What the stack reports right now."""
+        now = self.clock()
         return build_world(
             self.scenario,
-            self.clock(),
+            now,
             self.instruments,
             normalized_weights=self.variant.weights_scale == "normalized",
+            week=self.week_state(now),
         )
 
     def snapshot(self) -> Snapshot:
@@ -87,6 +118,7 @@ class SepSimulator:
             self.instruments,
             market_open=self.calendar.is_open(now),
             variant=self.variant,
+            week=self.week_state(now),
         )
 
     async def write_now(self) -> bool:
@@ -111,6 +143,7 @@ class SepSimulator:
             api=self.api_url,
             allocator=self.allocator_url,
             scenario=self.scenario.value,
+            schedule=self.schedule.value,
         )
 
     async def _start_allocator(self) -> None:

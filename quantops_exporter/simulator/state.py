@@ -1,7 +1,9 @@
 """What the simulated stack's Valkey holds at a moment: a pure function of scenario and time.
 
 Writers run on cadences (ws-hydrator ~10 s, signals ~30 s, rolling evaluator 60 s), so each
-timestamp is the start of the writer's current cycle, as the real keys would show.
+timestamp is the start of the writer's current cycle, as the real keys would show. Under the
+`week` schedule (week.py) a `WeekState` says when each writer last wrote instead: frozen while
+the market is closed, resuming after the open; manifolds then carry their EX and expire.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 
 from quantops_exporter.simulator.scenarios import Scenario
+from quantops_exporter.simulator.week import WeekState
 from quantops_exporter.simulator.world import World, build_world
 
 MANIFOLD_CADENCE = 10.0
@@ -67,12 +70,18 @@ class Variant:
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
-    """Desired key contents: STRING values, ZSET members and HASH fields by key."""
+    """Desired key contents: STRING values, ZSET members and HASH fields by key.
+
+    A STRING key in `expiring` is written as its writer does, with a TTL (milliseconds left):
+    only when its value changes (a new cycle), never refreshed, so a frozen writer's key
+    expires in Valkey and stays gone.
+    """
 
     strings: dict[str, str] = field(default_factory=dict)
     zsets: dict[str, dict[str, float]] = field(default_factory=dict)
     hashes: dict[str, dict[str, str]] = field(default_factory=dict)
     absent: set[str] = field(default_factory=set)
+    expiring: dict[str, int] = field(default_factory=dict)
 
 
 def _cycle_start(now: float, cadence: float) -> float:
@@ -86,14 +95,16 @@ def snapshot(
     *,
     market_open: bool,
     variant: Variant | None = None,
+    week: WeekState | None = None,
 ) -> Snapshot:
-    """What Valkey should hold at `now` under `scenario`."""
+    """What Valkey should hold at `now` under `scenario` (and `week`, the `week` schedule)."""
     variant = variant or Variant()
     snap = Snapshot()
     for index, inst in enumerate(instruments):
-        updated = _cycle_start(now, MANIFOLD_CADENCE)
-        if scenario is Scenario.STALE_MANIFOLD and inst == BROKEN_INSTRUMENT:
-            updated = _cycle_start(now - STALE_BY, MANIFOLD_CADENCE)
+        updated = _cycle_start(now, MANIFOLD_CADENCE) if week is None else week.manifold_at
+        broken = scenario is Scenario.STALE_MANIFOLD and inst == BROKEN_INSTRUMENT
+        if broken:
+            updated = min(updated, _cycle_start(now - STALE_BY, MANIFOLD_CADENCE))
         manifold = {
             "instrument": inst,
             variant.manifold_ts_field: spell(updated, variant.manifold_ts_unit),
@@ -108,11 +119,16 @@ def snapshot(
         text = json.dumps(manifold)
         if scenario is Scenario.BAD_PAYLOAD and inst == BROKEN_INSTRUMENT:
             text = text[: len(text) // 2]  # a truncated write
-        snap.strings[f"ws:last:manifold:{inst}"] = text
+        key = f"ws:last:manifold:{inst}"
+        if week is None or broken:
+            snap.strings[key] = text
+        elif week.manifold_expires_at > now:  # else Valkey has expired it: nothing to write
+            snap.strings[key] = text
+            snap.expiring[key] = max(1, math.ceil((week.manifold_expires_at - now) * 1000))
 
-        newest = _cycle_start(now, SIGNAL_CADENCE)
+        newest = _cycle_start(now, SIGNAL_CADENCE) if week is None else week.signals_at
         if scenario is Scenario.SIGNALS_STALLED:
-            newest = _cycle_start(now - STALLED_SIGNALS_BY, SIGNAL_CADENCE)
+            newest = min(newest, _cycle_start(now - STALLED_SIGNALS_BY, SIGNAL_CADENCE))
         snap.zsets[f"sep:signal_index:{inst}"] = {
             f"sep:signal:{inst}:{spell(moment, TimeUnit.NS)}": float(
                 spell(moment, variant.signal_score_unit)
@@ -120,11 +136,15 @@ def snapshot(
             for moment in (newest - k * SIGNAL_CADENCE for k in range(SIGNAL_HISTORY))
         }
 
-    blob_ts = _cycle_start(now, EVALUATOR_CADENCE)
+    blob_ts = _cycle_start(now, EVALUATOR_CADENCE) if week is None else week.blob_at
     if scenario is Scenario.GATES_BLOB_STALE:
-        blob_ts = _cycle_start(now - STALE_BY, EVALUATOR_CADENCE)
+        blob_ts = min(blob_ts, _cycle_start(now - STALE_BY, EVALUATOR_CADENCE))
     world = build_world(
-        scenario, now, instruments, normalized_weights=variant.weights_scale == "normalized"
+        scenario,
+        now,
+        instruments,
+        normalized_weights=variant.weights_scale == "normalized",
+        week=week,
     )
     blob = gates_blob(world, spell(blob_ts, variant.gates_blob_ts_unit), variant)
     if scenario is Scenario.BAD_PAYLOAD:
@@ -132,7 +152,10 @@ def snapshot(
     else:
         snap.strings["opt:rolling:gates_blob"] = json.dumps(blob)
 
-    snap.strings["ops:kill_switch"] = "1" if kill_switch_engaged(scenario, market_open) else "0"
+    engaged = kill_switch_engaged(scenario, market_open)
+    if week is not None:
+        engaged = week.kill_switch or kill_switch_engaged(scenario, True)
+    snap.strings["ops:kill_switch"] = "1" if engaged else "0"
     if world.budget is not None:
         snap.hashes["risk:alloc_budget"] = {k: f"{v:g}" for k, v in world.budget.items()}
     else:

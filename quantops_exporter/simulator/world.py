@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass, field
 
 from quantops_exporter.simulator.scenarios import Scenario
+from quantops_exporter.simulator.week import WeekState
 
 TOP_K = 3
 BUDGET = {
@@ -63,9 +64,13 @@ def build_world(
     instruments: tuple[str, ...],
     *,
     normalized_weights: bool = False,
+    week: WeekState | None = None,
 ) -> World:
-    """The world under `scenario` at `now`."""
+    """The world under `scenario` at `now`; `week` (the `week` schedule) flattens positions,
+    holds the gates back while they re-qualify and freezes the candles while closed."""
     eligible = instruments[: 2 if scenario is Scenario.TOO_FEW_ELIGIBLE else 4]
+    if week is not None and not week.requalified:
+        eligible = ()
     selected = instruments[: TOP_K + 1 if scenario is Scenario.TOPK_MISMATCH else TOP_K]
     shares = [0.10, 0.10, 0.08]
     if scenario is Scenario.ALLOCATION_OVERCAP:
@@ -81,17 +86,22 @@ def build_world(
     )
     if scenario is Scenario.POSITION_OVERCAP:
         positions = ((instruments[0], 5000.0), *positions[1:])
-    if scenario in FLAT:
+    if scenario in FLAT or (week is not None and week.flat):
         positions = ()
     used = sum(m for _i, m in positions)
     available = 100_000.0 - used
     if scenario is Scenario.MARGIN_HIGH:
         used, available = 45_000.0, 55_000.0
     minute = math.floor(now / 60) * 60
+    newest_candle: float = minute - 60  # the last complete M1 candle
+    if week is not None:
+        newest_candle = week.newest_candle
     return World(
         instruments=instruments,
         eligible=eligible,
-        hazard_override={eligible[0]: 1.3} if scenario is Scenario.HAZARD_INSANE else {},
+        hazard_override=(
+            {eligible[0]: 1.3} if scenario is Scenario.HAZARD_INSANE and eligible else {}
+        ),
         selected=selected,
         weights={} if scenario is Scenario.WEIGHTS_MISSING else weights,
         weights_published=scenario is not Scenario.WEIGHTS_MISSING,
@@ -105,7 +115,7 @@ def build_world(
         allocator_interval=600 if scenario is Scenario.ALLOCATOR_CADENCE_WRONG else 60,
         allocator_ts=minute,
         candles=80 if scenario is Scenario.CANDLES_SHORT else 120,
-        newest_candle=minute - 60,  # the last complete M1 candle
+        newest_candle=newest_candle,
         spreads_bps={
             inst: 12.0 if scenario is Scenario.SPREAD_WIDE and inst == "EUR_USD" else 0.8
             for inst in instruments

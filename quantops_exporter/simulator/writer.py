@@ -3,6 +3,10 @@
 An operator's change wins: a STRING key whose value is not what the simulator last wrote (or
 that holds another type) is left alone until it is deleted, so `valkey-cli SET` can break a
 check in the demo and `valkey-cli DEL` hands the key back.
+
+A key written with a TTL (`Snapshot.expiring`, the `week` schedule's manifolds) is written only
+when its value changes, as its writer writes it once a cycle: a frozen writer's key expires in
+Valkey and is not brought back (a deleted one comes back with the writer's next cycle).
 """
 
 from __future__ import annotations
@@ -68,8 +72,11 @@ class ValkeyWriter:
             kind, current = _text(answers[2 * index]), answers[2 * index + 1]
             if self._held(key, kind, current):
                 continue
+            ttl = snap.expiring.get(key)
+            if ttl is not None and self._last_written.get(key) == snap.strings[key]:
+                continue  # this cycle is written already: let its TTL run
             writes.delete(key)
-            writes.set(key, snap.strings[key])
+            writes.set(key, snap.strings[key], px=ttl)
             self._last_written[key] = snap.strings[key]
         for key, members in snap.zsets.items():
             writes.delete(key)
