@@ -155,6 +155,18 @@ async def check_no_positions(ctx: CheckContext) -> Verdict:
             Status.OK, Reason.NONE, f"no diagnosis needed: {why}", readings=_step_readings(None)
         )
     flat_for = now - flat_since
+    closes = ctx.calendar.next_close(now)
+    exit_window = ctx.thresholds.session_exit_minutes * 60
+    if closes is not None and closes - now <= exit_window:
+        # ExitBeforeClose flattened the book for the close: flat is the stack's plan. Without
+        # this the Friday close was quiet only while the flat grace was at least the window.
+        return Verdict(
+            Status.OK,
+            Reason.NONE,
+            f"no diagnosis needed: flat for {flat_for:.0f}s within SESSION_EXIT_MINUTES "
+            f"({exit_window / 60:g} min) of the close",
+            readings=_step_readings(None),
+        )
     window = _switch_on_by_the_runbook(ctx, now)
     if window is not None:
         step1 = await _run_step(_kill_switch_off, ctx)

@@ -82,6 +82,7 @@ class Thresholds(BaseModel):
     pm_max_per_pos_pct: Fraction = Field(0.10, validation_alias="PM_MAX_PER_POS_PCT")
     risk_alloc_target_pct: Fraction = Field(0.30, validation_alias="RISK_ALLOC_TARGET_PCT")
     max_spread_bps: PositiveFloat = Field(5.0, validation_alias="MAX_SPREAD_BPS")
+    session_exit_minutes: NonNegativeFloat = Field(5.0, validation_alias="SESSION_EXIT_MINUTES")
 
     kill_switch_policy: KillSwitchPolicy = Field(
         KillSwitchPolicy.MARKET, validation_alias="QUANTOPS_KILL_SWITCH_POLICY"

@@ -440,3 +440,46 @@ async def test_flat_behind_a_switch_the_runbook_keeps_on_is_no_fault(
     else:
         assert verdict.status is Status.OK
         assert "the kill switch is ON as the runbook keeps it" in verdict.summary
+
+
+@pytest.mark.parametrize(
+    ("new_york", "exit_minutes", "diagnosed"),
+    [
+        ("2026-02-27T16:52:00", 10, False),  # Friday, 8 min before the close, 10-min window
+        ("2026-02-27T16:45:00", 10, True),  # before the window: flat is a fault
+        ("2026-02-27T16:52:00", 5, True),  # the stack's default window has not begun
+    ],
+)
+async def test_flat_in_the_exit_window_before_the_close_is_no_fault(
+    new_york: str, exit_minutes: float, diagnosed: bool
+) -> None:
+    """ExitBeforeClose flattens SESSION_EXIT_MINUTES before the close: flat then is the plan,
+    whatever the flat grace (the Friday close was quiet only while grace >= the window)."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from quantops_exporter.checks.diagnosis import check_no_positions
+    from quantops_exporter.market import FxCalendar
+
+    class Http:
+        async def get_json(self, dependency: object, url: str, params: object = None) -> object:
+            return {"kill_switch": True} if url.endswith("/api/kill-switch") else {"positions": []}
+
+        async def get_text(self, dependency: object, url: str, params: object = None) -> str:
+            return "\n".join(
+                f'sep_rolling_gate{{instrument="{i}",eligible="1"}} 1'
+                for i in ("EUR_USD", "USD_JPY", "GBP_USD")
+            )
+
+    at = datetime.fromisoformat(new_york).replace(tzinfo=ZoneInfo("America/New_York"))
+    ctx = make_ctx(
+        http=Http(),
+        calendar=FxCalendar(),
+        clock=FrozenClock(at.timestamp()),
+        flat_grace_seconds=0,
+        session_exit_minutes=exit_minutes,
+    )
+    verdict = await check_no_positions(ctx)
+    assert (verdict.status is Status.FAIL) is diagnosed, verdict.summary
+    if not diagnosed:
+        assert "within SESSION_EXIT_MINUTES" in verdict.summary
