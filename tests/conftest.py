@@ -6,6 +6,8 @@ import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
@@ -67,11 +69,21 @@ def require_program(name: str, install: str) -> str:
     """The path of an external program; skip (saying why) outside CI, fail in CI."""
     found = shutil.which(name)
     if found is None:
-        reason = f"{name} is not installed ({install})"
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must run this test: {reason}")
-        pytest.skip(reason)
+        _missing(f"{name} is not installed ({install})")
     return found
+
+
+def require_libfaketime(library: Path) -> Path:
+    """A libfaketime preload library (Debian's faketime package); as require_program."""
+    if not library.is_file():
+        _missing(f"libfaketime is not installed (no {library}; apt-get install faketime)")
+    return library
+
+
+def _missing(reason: str) -> NoReturn:
+    if os.environ.get("CI"):
+        pytest.fail(f"CI must run this test: {reason}")
+    pytest.skip(reason)
 
 
 @contextmanager

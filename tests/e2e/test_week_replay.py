@@ -46,7 +46,7 @@ import pytest
 
 from quantops_exporter.simulator.scenarios import Scenario
 from quantops_exporter.simulator.valkey_server import free_port
-from tests.conftest import clean_env, require_program
+from tests.conftest import clean_env, require_libfaketime, require_program
 from tests.e2e.replay import (
     Alert,
     Scrape,
@@ -156,16 +156,6 @@ class Replay:
     promtool_rc: int | None = None
     promtool_output: str = ""
     fired: dict[int, set[Alert]] = field(default_factory=dict)
-
-
-def require_libfaketime() -> Path:
-    """The preload library; skip (saying why) outside CI, fail in CI."""
-    if not LIBFAKETIME.is_file():
-        reason = f"libfaketime is not installed (no {LIBFAKETIME}; apt-get install faketime)"
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must run this test: {reason}")
-        pytest.skip(reason)
-    return LIBFAKETIME
 
 
 def _nice(niceness: int) -> tuple[str, ...]:
@@ -372,7 +362,7 @@ async def _replay_all(library: Path, promtool: str, workdir: Path) -> dict[str, 
 @pytest.fixture(scope="module")
 def replays(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Replay]]:
     """Every moment run at once, then evaluated by promtool (module-wide: one run)."""
-    library = require_libfaketime()
+    library = require_libfaketime(LIBFAKETIME)
     promtool = require_program("promtool", "apt-get install prometheus")
     workdir = tmp_path_factory.mktemp("week-replay")
     started = time.monotonic()

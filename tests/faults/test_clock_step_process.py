@@ -11,13 +11,13 @@ and beside the point: the test counts runs, whatever their status.
 from __future__ import annotations
 
 import asyncio
-import os
 from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from quantops_exporter.simulator.stack import SepSimulator
+from tests.conftest import require_libfaketime
 from tests.faults.test_reload_process import stack_env
 from tests.process import Daemon, daemon
 
@@ -28,16 +28,6 @@ INTERVAL = 3.0
 WINDOW = 9.0  # three runs of valkey_ping
 EXPECTED = WINDOW / INTERVAL
 HOUR = 3600.0
-
-
-def require_libfaketime() -> Path:
-    """The preload library; skip (saying why) outside CI, fail in CI."""
-    if not LIBFAKETIME.is_file():
-        reason = f"libfaketime is not installed (no {LIBFAKETIME}; apt-get install faketime)"
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must run this test: {reason}")
-        pytest.skip(reason)
-    return LIBFAKETIME
 
 
 def set_offset(clock_file: Path, offset: str) -> None:
@@ -74,7 +64,7 @@ async def test_checks_keep_their_cadence_across_wall_clock_steps(
     """Step back 1 h, then forward 1 h: valkey_ping runs about WINDOW / INTERVAL times in each
     window (at least two, at most two more than expected), both steps are logged with their size
     and counted on quantops_exporter_clock_steps_total."""
-    library = require_libfaketime()
+    library = require_libfaketime(LIBFAKETIME)
     clock_file = tmp_path / "faketime"
     set_offset(clock_file, "+0")
     faked = {

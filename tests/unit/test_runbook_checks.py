@@ -395,6 +395,19 @@ def test_a_condition_not_seen_for_a_while_starts_again() -> None:
     assert memory.holding_since("flat", True, sunday, max_gap=600) == sunday
 
 
+class FlatBehindAnEngagedSwitch:
+    """The stack's API: flat, the kill switch engaged, three instruments eligible."""
+
+    async def get_json(self, dependency: object, url: str, params: object = None) -> object:
+        return {"kill_switch": True} if url.endswith("/api/kill-switch") else {"positions": []}
+
+    async def get_text(self, dependency: object, url: str, params: object = None) -> str:
+        return "\n".join(
+            f'sep_rolling_gate{{instrument="{i}",eligible="1"}} 1'
+            for i in ("EUR_USD", "USD_JPY", "GBP_USD")
+        )
+
+
 @pytest.mark.parametrize(
     ("new_york", "policy", "diagnosed"),
     [
@@ -415,19 +428,9 @@ async def test_flat_behind_a_switch_the_runbook_keeps_on_is_no_fault(
     from quantops_exporter.checks.diagnosis import Step, check_no_positions
     from quantops_exporter.market import FxCalendar
 
-    class Http:
-        async def get_json(self, dependency: object, url: str, params: object = None) -> object:
-            return {"kill_switch": True} if url.endswith("/api/kill-switch") else {"positions": []}
-
-        async def get_text(self, dependency: object, url: str, params: object = None) -> str:
-            return "\n".join(
-                f'sep_rolling_gate{{instrument="{i}",eligible="1"}} 1'
-                for i in ("EUR_USD", "USD_JPY", "GBP_USD")
-            )
-
     at = datetime.fromisoformat(new_york).replace(tzinfo=ZoneInfo("America/New_York"))
     ctx = make_ctx(
-        http=Http(),
+        http=FlatBehindAnEngagedSwitch(),
         calendar=FxCalendar(),
         clock=FrozenClock(at.timestamp()),
         flat_grace_seconds=0,
@@ -461,19 +464,9 @@ async def test_flat_in_the_exit_window_before_the_close_is_no_fault(
     from quantops_exporter.checks.diagnosis import check_no_positions
     from quantops_exporter.market import FxCalendar
 
-    class Http:
-        async def get_json(self, dependency: object, url: str, params: object = None) -> object:
-            return {"kill_switch": True} if url.endswith("/api/kill-switch") else {"positions": []}
-
-        async def get_text(self, dependency: object, url: str, params: object = None) -> str:
-            return "\n".join(
-                f'sep_rolling_gate{{instrument="{i}",eligible="1"}} 1'
-                for i in ("EUR_USD", "USD_JPY", "GBP_USD")
-            )
-
     at = datetime.fromisoformat(new_york).replace(tzinfo=ZoneInfo("America/New_York"))
     ctx = make_ctx(
-        http=Http(),
+        http=FlatBehindAnEngagedSwitch(),
         calendar=FxCalendar(),
         clock=FrozenClock(at.timestamp()),
         flat_grace_seconds=0,
