@@ -18,15 +18,24 @@ Invalidation
     hook is *probed* instead (dependency health, the thresholds in force): each scrape compares it
     with what the last render read, and renders at once when it moved.
 
-Coalescing
-    A change schedules one render on the event loop, `gap` after the previous render ended, where
-    gap = max(MIN_GAP, render time x (1 - DUTY) / DUTY), at most MAX_GAP: however many outcomes
-    arrive, rendering takes at most DUTY of the loop (unless one render takes longer than
-    MAX_GAP x DUTY). After a quiet spell the render comes at the next turn of the loop. A scrape
-    serves the last whole render, so it is at most one gap (and one render) behind the board; it
-    renders itself only when its format has no bytes yet, when a probe moved, or when no loop will
-    render (none running: the benchmark, synchronous tests). Only the formats asked for in the
-    last FORGET seconds are rendered, at most MAX_FORMATS of them.
+Timing: renders follow the scrapers
+    A render is worth its cost only if a scrape serves it, so renders are timed by the
+    scrapers the exposition has seen (`Cadence`: each scraper, told apart by its address and
+    User-Agent, asks at its own interval). After a change, the next render comes `lead`
+    (LEAD plus one render time) before the next ask of a scraper that has not been prepared for
+    yet: with Prometheus every 15 s, one render per scrape, just before it, however many
+    outcomes land in between; with nobody scraping, none at all. A scraper that asks faster
+    than that (a flood, a test polling) gets renders as fast as the duty bound allows:
+    gap = max(MIN_GAP, render time x (1 - DUTY) / DUTY), at most MAX_GAP, so rendering takes at
+    most DUTY of the loop however many outcomes arrive. Only the formats asked for in the last
+    FORGET seconds are rendered, at most MAX_FORMATS of them.
+
+What a scrape sees
+    A scrape serves the last whole render, and every change older than STALE is in it: a scrape
+    that would serve older news (an ask nobody predicted: a curl, a scraper whose interval
+    changed, the first scrape after a pause) renders itself first. So does a scrape when a
+    probe moved, when its format has no bytes yet, or when no loop runs to render in the
+    background (the benchmark, synchronous tests).
 
 Whole boards only
     A render reads every stored collector in one synchronous step of the event loop (no await, so
@@ -37,6 +46,7 @@ Whole boards only
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 import time
 import zlib
@@ -55,8 +65,11 @@ from prometheus_client.utils import floatToGoString
 log = structlog.get_logger("quantops_exporter.exposition")
 
 MIN_GAP = 0.5  # seconds between two background renders, at least
-MAX_GAP = 5.0  # ... and at most, while changes wait: the bound on how far behind a scrape is
+MAX_GAP = 5.0  # ... and at most, when the duty bound would space them wider
 DUTY = 0.02  # the share of the event loop background renders may take
+STALE = 1.0  # seconds: a scrape serves every change older than this (else it renders itself)
+LEAD = 0.25  # seconds a render comes before the ask it prepares for, plus one render time
+MAX_SCRAPERS = 16  # scrapers whose cadence is kept (addresses come from the wire: bound them)
 FORGET = 600.0  # a format nobody asked for in this long is no longer rendered
 MAX_FORMATS = 4  # formats kept (the Accept header picks the version string: bound it)
 LIVE_MAX_AGE = 0.1  # seconds a rendering of the live part (process_*, HTTP server) is reused
@@ -98,6 +111,53 @@ class ExposedRegistry(CollectorRegistry):
         while lead < len(order) and order[lead] in self._stored:
             lead += 1
         return order[:lead], order[lead:]
+
+
+@dataclass(slots=True)
+class _Scraper:
+    last: float  # when it last asked
+    interval: float | None = None  # between its last two asks
+
+
+class Cadence:
+    """The scrapers seen, and when each will ask next: a render is worth doing just before one
+    does (the module docstring). Scrapers are told apart by a key (address and User-Agent);
+    the MAX_SCRAPERS most recent are kept."""
+
+    def __init__(self) -> None:
+        self._scrapers: dict[str, _Scraper] = {}  # least recently asking first
+
+    def asked(self, who: str, now: float) -> None:
+        """`who` asked at `now`."""
+        scraper = self._scrapers.pop(who, None)
+        if scraper is None:
+            scraper = _Scraper(now)
+            if len(self._scrapers) >= MAX_SCRAPERS:
+                del self._scrapers[next(iter(self._scrapers))]
+        elif now > scraper.last:
+            scraper.interval, scraper.last = now - scraper.last, now
+        self._scrapers[who] = scraper
+
+    def next_render(self, now: float, rendered_at: float, lead: float) -> float | None:
+        """When to render next: `lead` before the earliest predicted ask that no render since
+        `rendered_at` prepared for; None when no scraper with a known interval is still
+        asking (one is gone after missing two asks)."""
+        earliest: float | None = None
+        for who, scraper in list(self._scrapers.items()):
+            interval = scraper.interval
+            if interval is None:
+                if now - scraper.last > FORGET:
+                    del self._scrapers[who]
+                continue
+            if now - scraper.last > 2 * interval + STALE:
+                del self._scrapers[who]  # gone (it comes back as new when it asks again)
+                continue
+            # The first ask after the last one whose render has not started yet.
+            behind = rendered_at + lead - scraper.last
+            asks = 1 if behind < interval else math.floor(behind / interval) + 1
+            due = scraper.last + asks * interval - lead
+            earliest = due if earliest is None else min(earliest, due)
+        return earliest
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,13 +206,19 @@ class Exposition:
         self._clock = clock or time.monotonic
         self._live_max_age = live_max_age
         self._version = 0
+        self._pending_since: float | None = None  # the first change no render has shown yet
         self._probes: tuple[Probe, ...] = ()
         self._probed: tuple[object, ...] | None = None  # what the probes read at the last render
         self._formats: dict[str, _Format] = {}  # by content type, least recently asked first
+        self._cadence = Cadence()
         self._timer: asyncio.TimerHandle | None = None
         self._timer_loop: asyncio.AbstractEventLoop | None = None
-        self._next_render = float("-inf")
+        self._timer_at = float("inf")
+        self._next_render = float("-inf")  # the duty bound
+        self._rendered_at = float("-inf")  # when the last render started
+        self._render_time = 0.0  # how long it took
         self.renders = 0  # how many renders ran (tests and the benchmark count them)
+        self.scrape_renders = 0  # ... of which a scrape had to wait for
 
     def probe(self, *probes: Probe) -> None:
         """Also watch state that has no change hook: each scrape compares what `probes` return
@@ -160,25 +226,39 @@ class Exposition:
         self._probes += probes
 
     def changed(self) -> None:
-        """Something stored changed: render it, coalesced with every other change until then."""
+        """Something stored changed: render it before the next scrape that is expected, with
+        every other change until then."""
         self._version += 1
-        if self._formats:  # else nobody scrapes yet: the first scrape renders
+        if self._pending_since is None:
+            self._pending_since = self._clock()
+        if self._formats and not self._due():  # else nobody scrapes yet, or a render is due
             self._schedule()
 
-    def serve(self, accept: str = "", *, gzip: bool = False, names: Sequence[str] = ()) -> Served:
-        """The body for a scraper that sent `accept` (the Accept header) and accepts gzip or not;
-        `names` (?name[]=...) restricts the families, rendered then, as prometheus_client does."""
+    def serve(
+        self,
+        accept: str = "",
+        *,
+        gzip: bool = False,
+        names: Sequence[str] = (),
+        scraper: str = "",
+    ) -> Served:
+        """The body for `scraper` (a key telling scrapers apart: address and User-Agent) that
+        sent `accept` (the Accept header) and accepts gzip or not; `names` (?name[]=...)
+        restricts the families, rendered then, as prometheus_client does."""
         encoder, content_type = choose_encoder(accept)
         if names:
             body = encoder(self._registry.restricted_registry(names))
             return Served(content_type, _gzip(body) if gzip else body, gzip)
         now = self._clock()
         fmt = self._format(content_type, encoder, now)
+        self._cadence.asked(scraper, now)
         if self._probe() != self._probed:
             self._version += 1  # it moved without telling: show it now
-            self._render(now)
-        elif fmt.stored is None or (fmt.stored.version != self._version and not self._due()):
-            self._render(now)
+            self._render(now, scrape=True)
+        elif fmt.stored is None or (fmt.stored.version != self._version and self._too_stale(now)):
+            self._render(now, scrape=True)
+        elif self._pending_since is not None:
+            self._schedule()  # this ask may move the next render
         stored = fmt.stored
         assert stored is not None  # rendered above
         live = self._live(fmt, encoder, now)
@@ -192,12 +272,23 @@ class Exposition:
         self._render(self._clock())
 
     async def settled(self) -> None:
-        """Return once no render is due: scrapes then serve the board as it is (for tests)."""
+        """Return once no background render is due (for tests)."""
         loop = asyncio.get_running_loop()
         while self._due():
             assert self._timer is not None
             await asyncio.sleep(max(0.0, self._timer.when() - loop.time()))
             await asyncio.sleep(0)
+
+    def _too_stale(self, now: float) -> bool:
+        """Whether a scrape at `now` must render: a change waits longer than STALE, or no loop
+        runs to render in the background."""
+        if self._pending_since is not None and now - self._pending_since > STALE:
+            return True
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return True
+        return False
 
     def _live(self, fmt: _Format, encoder: Encoder, now: float) -> bytes:
         """The live part, rendered at most every `live_max_age` seconds (LIVE_MAX_AGE for the
@@ -226,17 +317,30 @@ class Exposition:
             return self._registry.split()
         return [], [self._registry]  # a plain registry: all of it live
 
+    def _plan(self, now: float) -> float | None:
+        """When the next background render is due: before the next expected ask, within the
+        duty bound; None when nothing waits or no scraper is expected."""
+        if self._pending_since is None:
+            return None
+        lead = LEAD + self._render_time
+        due = self._cadence.next_render(now, self._rendered_at, lead)
+        return None if due is None else max(due, self._next_render)
+
     def _schedule(self) -> None:
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             return  # no loop to render on: the next scrape renders
-        if self._timer is not None:
-            if self._timer_loop is loop:
-                return  # a render is due already: it will see this change too
-            self._timer.cancel()  # due on a loop that will not run it (a test's, since closed)
-        delay = max(0.0, self._next_render - self._clock())
-        self._timer, self._timer_loop = loop.call_later(delay, self._render_due), loop
+        now = self._clock()
+        at = self._plan(now)
+        if at is None:
+            self._cancel()
+            return
+        if self._timer is not None and self._timer_loop is loop and self._timer_at <= at:
+            return  # one is due sooner already: it plans again when it fires
+        self._cancel()
+        self._timer = loop.call_later(max(0.0, at - now), self._render_due)
+        self._timer_loop, self._timer_at = loop, at
 
     def _due(self) -> bool:
         """Whether a background render is due on the running loop."""
@@ -251,16 +355,23 @@ class Exposition:
         if self._timer is not None:
             self._timer.cancel()
         self._timer = self._timer_loop = None
+        self._timer_at = float("inf")
 
     def _render_due(self) -> None:
         self._timer = self._timer_loop = None
+        self._timer_at = float("inf")
+        now = self._clock()
+        at = self._plan(now)
+        if at is None or at > now:
+            self._schedule()  # the asks moved since this was planned
+            return
         try:
-            self._render(self._clock())
+            self._render(now)
         except Exception as err:
             # The last whole render stays served; the next scrape renders and answers 500.
             log.error("exposition_render_failed", error=str(err), exc_info=err)
 
-    def _render(self, now: float) -> None:
+    def _render(self, now: float, *, scrape: bool = False) -> None:
         """Render every format in use that is behind, whole, then swap each one's bytes in."""
         self._cancel()
         started = time.perf_counter()
@@ -278,7 +389,10 @@ class Exposition:
                 fmt.stored = stored
             self._probed = probed
             self.renders += 1
-        elapsed = time.perf_counter() - started
+            self.scrape_renders += scrape
+        self._pending_since = None
+        self._rendered_at = now
+        self._render_time = elapsed = time.perf_counter() - started
         gap = min(MAX_GAP, max(MIN_GAP, elapsed * (1 - DUTY) / DUTY))
         self._next_render = self._clock() + gap
 

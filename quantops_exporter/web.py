@@ -111,11 +111,14 @@ def _too_many(why: str, wait: float) -> web.Response:
 
 async def metrics(request: web.Request) -> web.Response:
     """The exposition: bytes stored when the board changed, the live samples appended
-    (exposition.py); OpenMetrics when the scraper asks for it, gzip when it accepts it."""
+    (exposition.py); OpenMetrics when the scraper asks for it, gzip when it accepts it. The
+    scraper's address and User-Agent tell its asks apart from others' (renders are timed by
+    each scraper's cadence)."""
     served = request.app[EXPOSITION_KEY].serve(
         ",".join(request.headers.getall(hdrs.ACCEPT, [])),
         gzip=gzip_accepted(",".join(request.headers.getall(hdrs.ACCEPT_ENCODING, []))),
         names=request.query.getall("name[]", []),
+        scraper=f"{request.remote} {request.headers.get(hdrs.USER_AGENT, '')}",
     )
     headers = {hdrs.CONTENT_TYPE: served.content_type}
     if served.gzipped:

@@ -352,11 +352,12 @@ def assert_whole(families: list[Metric]) -> None:
 
 @pytest.mark.usefixtures("still_process")
 async def test_a_burst_of_outcomes_costs_one_render() -> None:
-    """A thousand outcomes in a burst: one background render (not a thousand), after which the
-    served body is the board after the last of them."""
+    """A thousand outcomes in a burst, a scraper polling: one background render (not a
+    thousand), after which the served body is the board after the last of them."""
     exporter = Exporter(make_generation())
     exposition = exporter.exposition
-    exposition.serve(OPENMETRICS)  # a format in use
+    for _ in range(2):  # a format in use, by a scraper that keeps asking
+        exposition.serve(OPENMETRICS, scraper="poller")
     renders = exposition.renders
     for i in range(1000):
         exporter.board.record(outcome("valkey_ping", started_at=NOW + i))
@@ -364,8 +365,123 @@ async def test_a_burst_of_outcomes_costs_one_render() -> None:
             await asyncio.sleep(0)
     await exposition.settled()
     assert exposition.renders - renders == 1
-    assert exposition.serve(OPENMETRICS).body == exporter.expected(OPENMETRICS)
+    assert exposition.serve(OPENMETRICS, scraper="poller").body == exporter.expected(OPENMETRICS)
     assert exposition.renders - renders == 1
+
+
+class Clock:
+    """A monotonic clock the test moves."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def counter_exposition(clock: Clock) -> tuple[Counter, exposition_module.Exposition]:
+    """A stored counter and an exposition of it on `clock` (tell it of each change)."""
+    registry = ExposedRegistry()
+    counter = Counter("things", "Things", registry=registry)
+    registry.store_registered()
+    return counter, exposition_module.Exposition(registry, clock=clock)
+
+
+async def test_with_nobody_scraping_changes_cost_no_render() -> None:
+    """Logic (injected clock, a running loop): once the only scraper has stopped asking, changes
+    schedule no render (an idle daemon renders nothing); the next scrape, more than STALE after
+    them, renders the board as it is."""
+    clock = Clock()
+    counter, exposition = counter_exposition(clock)
+    exposition.serve(TEXT, scraper="prometheus")
+    clock.now += 15
+    exposition.serve(TEXT, scraper="prometheus")  # every 15 s
+    renders = exposition.renders
+    clock.now += 2 * 15 + exposition_module.STALE + 1  # two asks missed: gone
+    for _ in range(100):
+        counter.inc()
+        exposition.changed()
+    assert not exposition._due()
+    await exposition.settled()
+    assert exposition.renders == renders
+    clock.now += exposition_module.STALE + 0.1
+    assert b"things_total 100.0" in exposition.serve(TEXT, scraper="prometheus").body
+    assert exposition.renders == renders + 1 and exposition.scrape_renders == 2
+
+
+async def test_a_scrape_serves_every_change_older_than_stale() -> None:
+    """Logic (injected clock, a running loop): an ask nobody predicted (a curl) may get a board
+    that misses changes younger than STALE, never one older: then the scrape renders."""
+    clock = Clock()
+    counter, exposition = counter_exposition(clock)
+    assert b"things_total 0.0" in exposition.serve(TEXT, scraper="curl").body
+    counter.inc()
+    exposition.changed()
+    clock.now += exposition_module.STALE / 2
+    assert b"things_total 0.0" in exposition.serve(TEXT, scraper="curl").body
+    assert exposition.scrape_renders == 1  # the first scrape's, of a format without bytes
+    clock.now += exposition_module.STALE
+    assert b"things_total 1.0" in exposition.serve(TEXT, scraper="curl").body
+    assert exposition.scrape_renders == 2
+
+
+def test_cadence_plans_a_render_just_before_each_scrapers_next_ask() -> None:
+    """Logic: two Prometheus replicas every 15 s, 5 s apart. The render for the next ask comes
+    `lead` before it, once: after it started, the plan moves to the other replica's ask, then
+    to the next round. A scraper seen once has no cadence; one that missed two asks is gone."""
+    cadence, lead = exposition_module.Cadence(), 0.3
+    for t in (0.0, 15.0):
+        cadence.asked("a", t)
+        cadence.asked("b", t + 5)
+    cadence.asked("curl", 21.0)
+    now = 21.0
+    assert cadence.next_render(now, rendered_at=20.0, lead=lead) == 30 - lead
+    assert cadence.next_render(now, rendered_at=30 - lead, lead=lead) == 35 - lead
+    assert cadence.next_render(now, rendered_at=35 - lead, lead=lead) == 45 - lead
+    now = 20 + 2 * 15 + exposition_module.STALE + 0.1  # b gone; a too (its last ask was at 15)
+    assert cadence.next_render(now, rendered_at=35 - lead, lead=lead) is None
+    cadence.asked("a", now)  # back: seen once again, no cadence yet
+    assert cadence.next_render(now, rendered_at=35 - lead, lead=lead) is None
+
+
+@pytest.mark.usefixtures("still_process")
+async def test_a_regular_scraper_gets_one_render_per_ask_made_before_it() -> None:
+    """Logic, real time (the loop's timers): a scraper every 1.5 s (longer than STALE) while
+    outcomes land every 50 ms. After the first two asks, every ask is served a background render
+    made just before it (no scrape renders; one render per ask, not one per outcome), and shows
+    the board as it was at most LEAD + a render before the ask."""
+    exporter = Exporter(make_generation())
+    exposition = exporter.exposition
+    boards: list[tuple[float, bytes]] = []
+    stop = asyncio.Event()
+
+    async def outcomes() -> None:
+        loop = asyncio.get_running_loop()
+        step = 0
+        while not stop.is_set():
+            step += 1
+            exporter.board.record(outcome("sessions_open", started_at=NOW + step))
+            boards.append((loop.time(), exporter.expected(OPENMETRICS)))
+            await asyncio.sleep(0.05)
+
+    writer = asyncio.create_task(outcomes())
+    loop = asyncio.get_running_loop()
+    try:
+        for _ in range(2):
+            exposition.serve(OPENMETRICS, scraper="prometheus")
+            await asyncio.sleep(1.5)
+        renders, scrape_renders = exposition.renders, exposition.scrape_renders
+        for _ in range(4):
+            asked = loop.time()
+            body = exposition.serve(OPENMETRICS, scraper="prometheus").body
+            recent = [b for t, b in boards if t >= asked - 1.0]
+            assert body in recent, "the ask was served a board older than a second"
+            await asyncio.sleep(1.5)
+    finally:
+        stop.set()
+        await writer
+    assert exposition.scrape_renders == scrape_renders
+    assert exposition.renders - renders == 4
 
 
 async def test_a_dependency_flip_shows_at_the_next_scrape() -> None:
