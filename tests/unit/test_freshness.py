@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from quantops_exporter.checks import freshness
 from quantops_exporter.checks.freshness import (
     Stamp,
     judge_freshness,
@@ -14,6 +17,7 @@ from quantops_exporter.checks.freshness import (
 )
 from quantops_exporter.checks.thresholds import SignalTimestampSource
 from quantops_exporter.checks.verdict import Reason, Source, Status
+from quantops_exporter.sources.payloads import MAX_INT_DIGITS, decode_json
 from quantops_exporter.sources.valkey import KeyRead
 
 NOW = 1_800_000_000.0
@@ -120,6 +124,31 @@ def test_manifold_timestamp_field_variants(document: dict[str, object]) -> None:
 def test_manifold_problems(read: KeyRead, reason: Reason) -> None:
     """Missing, wrong type, not JSON, not an object, no or bad timestamp: each its own reason."""
     assert stamp_json_key("EUR_USD", read, FIELDS, now=NOW).problem is reason
+
+
+@given(
+    stamp=st.integers(-(10**500), 10**500) | st.floats(allow_nan=False),
+    other=st.integers(-(10**45), 10**45),
+    field=st.sampled_from(FIELDS),
+)
+def test_an_integer_beyond_64_bits_never_changes_a_stamp(
+    stamp: int | float, other: int, field: str
+) -> None:
+    """Stamps skip the search for integers orjson would round: the stamp (time or problem) is
+    the one exact decoding gives, wherever the wide integer is, timestamp or not. One
+    difference, on purpose: exact decoding refuses a document with an integer of more than
+    MAX_INT_DIGITS digits anywhere; a stamp reads its timestamp (orjson rounds the other)."""
+    read = KeyRead("k", json.dumps({"n": other, field: stamp}).encode())
+    fast = stamp_json_key("EUR_USD", read, FIELDS, now=NOW)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(freshness, "decode_json", lambda raw, what, **_: decode_json(raw, what))
+        exact = stamp_json_key("EUR_USD", read, FIELDS, now=NOW)
+    if len(str(abs(other))) > MAX_INT_DIGITS:
+        assert exact.problem is Reason.BAD_PAYLOAD
+        only_stamp = stamp_json_key("EUR_USD", raw({field: stamp}), FIELDS, now=NOW)
+        assert (fast.updated_at, fast.problem) == (only_stamp.updated_at, only_stamp.problem)
+    else:
+        assert (fast.updated_at, fast.problem) == (exact.updated_at, exact.problem)
 
 
 def test_ttl_fallback_when_no_timestamp_field() -> None:
