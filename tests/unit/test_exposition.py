@@ -425,6 +425,26 @@ async def test_a_scrape_serves_every_change_older_than_stale() -> None:
     assert exposition.scrape_renders == 2
 
 
+async def test_on_a_board_slow_to_render_the_bound_is_the_duty_gap(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Logic (injected clock; perf_counter says each render took 0.1 s, so the duty gap is
+    4.9 s): a scrape may miss changes up to the gap old, never older, so that a flood of
+    scrapes on a big board renders at the duty bound rather than every STALE seconds."""
+    ticks = iter(range(10**6))
+    monkeypatch.setattr(exposition_module.time, "perf_counter", lambda: next(ticks) * 0.1)
+    clock = Clock()
+    counter, exposition = counter_exposition(clock)
+    exposition.serve(TEXT, scraper="flood")  # renders: 0.1 s by perf_counter
+    gap = 0.1 * (1 - exposition_module.DUTY) / exposition_module.DUTY
+    counter.inc()
+    exposition.changed()
+    clock.now += gap - 0.1
+    assert b"things_total 0.0" in exposition.serve(TEXT, scraper="curl").body
+    clock.now += 0.2
+    assert b"things_total 1.0" in exposition.serve(TEXT, scraper="curl").body
+
+
 def test_cadence_plans_a_render_just_before_each_scrapers_next_ask() -> None:
     """Logic: two Prometheus replicas every 15 s, 5 s apart. The render for the next ask comes
     `lead` before it, once: after it started, the plan moves to the other replica's ask, then
