@@ -15,6 +15,7 @@ import sys
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 
 from quantops_exporter.app import run_daemon, run_once
@@ -26,6 +27,7 @@ from quantops_exporter.generation import Generation, load_generation
 from quantops_exporter.log import configure_logging
 from quantops_exporter.market import AlwaysOpenCalendar
 from quantops_exporter.report import Progress, render_table, summary_line
+from quantops_exporter.simulator import fakeclock
 from quantops_exporter.simulator.scenarios import DESCRIPTIONS, Scenario
 from quantops_exporter.views import outcome_json
 
@@ -140,7 +142,46 @@ def build_parser() -> argparse.ArgumentParser:
         help="the simulated stack's state to start in (default: healthy); one of: "
         + "; ".join(f"{s.value} ({DESCRIPTIONS[s]})" for s in Scenario),
     )
+    demo.add_argument(
+        "--at",
+        type=_moment,
+        metavar="WHEN",
+        help="live at another moment: the simulated stack and the daemon on one fake clock "
+        "(libfaketime, apt-get install faketime), on FX hours unless QUANTOPS_MARKET_HOURS "
+        'says otherwise; ISO-8601, New York time unless it has an offset, e.g. "2026-12-25 '
+        '12:00" (Christmas: closed), "2026-12-27 17:02" (the Sunday open\'s warm-up)',
+    )
+    demo.add_argument(
+        "--speed",
+        type=_speed,
+        default=1.0,
+        metavar="X",
+        help="with --at, run the clock X times as fast, the checks' timers too (default 1)",
+    )
+    demo.add_argument(
+        "--libfaketime",
+        type=Path,
+        metavar="PATH",
+        help="with --at, the libfaketime preload to use (default: Debian's libfaketimeMT.so.1)",
+    )
     return parser
+
+
+def _moment(text: str) -> datetime:
+    try:
+        return fakeclock.parse_moment(text)
+    except fakeclock.FakeClockError as err:
+        raise argparse.ArgumentTypeError(str(err).removeprefix("--at ")) from err
+
+
+def _speed(text: str) -> float:
+    try:
+        speed = float(text)
+    except ValueError:
+        speed = 0.0
+    if not 0 < speed <= 1000:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a number above 0, at most 1000")
+    return speed
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -186,6 +227,19 @@ def _main(argv: Sequence[str] | None) -> int:
         return asyncio.run(_check(generation, as_json=args.json, section=args.section))
     configure_logging(settings.log_format.value, settings.log_level.value)
     if command == "demo":
+        if args.at is not None and not fakeclock.active():
+            try:
+                library = fakeclock.find_library(args.libfaketime)
+            except fakeclock.FakeClockError as err:
+                print(f"quantops-exporter demo: {err}", file=sys.stderr)
+                return EXIT_CONFIG
+            fakeclock.reexec(
+                sys.argv[1:] if argv is None else argv,
+                args.at,
+                args.speed,
+                library,
+                market_hours_given="market_hours" in settings.model_fields_set,
+            )
         from quantops_exporter.simulator.demo import run_demo
 
         return asyncio.run(run_demo(generation, scenario=args.scenario))

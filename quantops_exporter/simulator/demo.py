@@ -3,16 +3,18 @@
 The market is always open unless QUANTOPS_MARKET_HOURS is set: then the simulated stack uses
 the daemon's calendar (the FX week and QUANTOPS_MARKET_CLOSURES) and, on FX hours, lives the
 runbook's week (the `week` schedule, week.py): writers freeze over the weekend and holidays,
-the kill switch is ON while closed, and the stack warms up after the open. Run it under
-libfaketime to visit any moment of the week (week.py says how).
+the kill switch is ON while closed, and the stack warms up after the open. `demo --at WHEN`
+visits any moment of the week: it runs itself again under libfaketime (fakeclock.py).
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 
 import structlog
 
@@ -20,6 +22,7 @@ from quantops_exporter.app import run_daemon
 from quantops_exporter.config import Settings
 from quantops_exporter.generation import Generation, build_generation
 from quantops_exporter.market import MarketHours, calendar_for
+from quantops_exporter.simulator import fakeclock
 from quantops_exporter.simulator.scenarios import Scenario
 from quantops_exporter.simulator.stack import SepSimulator
 from quantops_exporter.simulator.valkey_server import (
@@ -116,6 +119,13 @@ def _restore_note(sim: SepSimulator) -> str:
     return "; a manifold at the\nws-hydrator's next 10 s cycle, never while the market is closed"
 
 
+def _clock_line() -> str:
+    if not fakeclock.active():
+        return ""
+    now = datetime.now(fakeclock.NEW_YORK).strftime("%Y-%m-%d %H:%M %Z")
+    return f"\n  clock      {now} New York (libfaketime: FAKETIME={os.environ['FAKETIME']})"
+
+
 def instructions(settings: Settings, sim: SepSimulator, server_name: str) -> str:
     """The banner: where everything listens and how to break and restore a check."""
     listen = settings.listen
@@ -129,7 +139,7 @@ quantops-exporter demo
   exporter   {base}/metrics   {base}/api/v1/checks   {base}/
   simulator  {sim.api_url}  (scenario: {sim.scenario.value}, schedule: {sim.schedule.value})
   valkey     {settings.valkey_url}  ({server_name})
-  market     QUANTOPS_MARKET_HOURS={settings.market_hours.value}{_week_note(sim)}
+  market     QUANTOPS_MARKET_HOURS={settings.market_hours.value}{_week_note(sim)}{_clock_line()}
 
 Break a check and watch it flip (within one interval; manifold_freshness runs every 10 s):
   {cli_cmd} SET ws:last:manifold:EUR_USD '{OLD_MANIFOLD}'

@@ -35,15 +35,10 @@ mid-week
 Fault scenarios still apply on top (a stale manifold stays stale, an engaged switch stays ON).
 
 A fake clock drives the simulator and the daemon together: both read `time.time()` (the
-simulator through `SepSimulator.clock`), so running `demo` under libfaketime moves them both:
-
-    LD_PRELOAD=/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1 \\
-    FAKETIME="@2026-12-25 17:00:00" TZ=UTC QUANTOPS_MARKET_HOURS=fx quantops-exporter demo
-
-(noon on Christmas Day in New York; `FAKETIME=+86400` shifts by a day instead; ` x10` after
-either runs the clock ten times faster, timers included unless FAKETIME_DONT_FAKE_MONOTONIC=1
-keeps the monotonic clock real. The Valkey server the demo starts inherits the preload, so
-its TTLs run on the same clock; the MT build because both programs run threads).
+simulator through `SepSimulator.clock`), so running `demo` under libfaketime moves them both.
+`quantops-exporter demo --at "2026-12-25 12:00" [--speed 10]` does it (fakeclock.py: the demo
+runs itself again with the preload; the Valkey server it starts inherits it, so its TTLs run on
+the same clock).
 `GET /_sim/week` on the simulated backend shows the phase and every writer's last write.
 `tests/e2e/test_week_replay.py` replays the week this way against the shipped alert rules.
 """

@@ -44,6 +44,7 @@ from zoneinfo import ZoneInfo
 import aiohttp
 import pytest
 
+from quantops_exporter.simulator.fakeclock import faketime_env
 from quantops_exporter.simulator.scenarios import Scenario
 from quantops_exporter.simulator.valkey_server import free_port
 from tests.conftest import clean_env, require_libfaketime, require_program
@@ -166,15 +167,12 @@ def _nice(niceness: int) -> tuple[str, ...]:
 
 def _clock(moment: Moment) -> tuple[dict[str, str], int]:
     """libfaketime's settings for a clock now at the moment, running at its speed, and the
-    offset in seconds (the clock reads real time + offset at the start, then runs at speed)."""
-    offset = round(moment.epoch - time.time())
-    spec = f"+{offset}" if offset >= 0 else f"{offset}"
-    if moment.speed == 1:
-        # Only the wall clock moves, as NTP would set it (the simulator's waits avoid
-        # time.sleep, which fails so).
-        return {"FAKETIME": spec, "FAKETIME_DONT_FAKE_MONOTONIC": "1"}, offset
-    # Faster: the monotonic clock too, or the daemon's timers would keep real time.
-    return {"FAKETIME": f"{spec} x{moment.speed}"}, offset
+    offset in seconds (the clock reads real time + offset at the start, then runs at speed).
+    At speed 1 only the wall clock moves, as NTP would set it (the simulator's waits avoid
+    time.sleep, which fails so); faster, the monotonic clock too, or the daemon's timers would
+    keep real time (`demo --at` does the same)."""
+    now = time.time()
+    return faketime_env(moment.epoch, moment.speed, now), round(moment.epoch - now)
 
 
 async def _run_moment(replay: Replay, library: Path, workdir: Path) -> None:

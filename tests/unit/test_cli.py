@@ -235,3 +235,36 @@ def test_version_names_the_revision_on_every_subcommand(command: list[str]) -> N
     assert re.fullmatch(
         r"quantops-exporter \S+ \(revision [0-9a-f]{7,}, \d{4}-\d{2}-\d{2}\)\n", result.stdout
     ), result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--at", "yesterday"], "argument --at: 'yesterday' is not a date and time"),
+        (["--at", "2026-12-25 12:00", "--speed", "0"], "argument --speed: '0': give a number"),
+        (
+            ["--at", "2026-12-25 12:00", "--libfaketime", "/nowhere/libfaketimeMT.so.1"],
+            "--at needs libfaketime and there is none at /nowhere/libfaketimeMT.so.1: install "
+            "it (apt-get install faketime)",
+        ),
+    ],
+)
+def test_demo_at_refuses_what_it_cannot_do_naming_the_flag(args: list[str], says: str) -> None:
+    """A moment that is not one, a speed of 0, no libfaketime: exit 2 before anything starts,
+    the flag and the fix named."""
+    result = cli("demo", *args, timeout=20)
+    assert result.returncode == 2
+    assert says in result.stderr
+    assert "Traceback" not in result.stderr and "quantops-exporter demo" not in result.stdout
+
+
+def test_faketime_env_keeps_real_timers_at_speed_one() -> None:
+    """Logic: at speed 1 only the wall clock moves (the scheduler's monotonic timers stay
+    real, as under NTP); faster, both run faster. The offset is from now."""
+    from quantops_exporter.simulator.fakeclock import faketime_env
+
+    assert faketime_env(1_000_100.0, now=1_000_000.0) == {
+        "FAKETIME": "+100",
+        "FAKETIME_DONT_FAKE_MONOTONIC": "1",
+    }
+    assert faketime_env(999_000.0, 15, now=1_000_000.0) == {"FAKETIME": "-1000 x15"}
