@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import subprocess
 from pathlib import Path
@@ -16,6 +17,9 @@ from quantops_exporter.checks.thresholds import Thresholds
 from quantops_exporter.deploykit.__main__ import main as deploykit
 from quantops_exporter.deploykit.__main__ import servers
 from quantops_exporter.deploykit.rule_tests import (
+    FAULT_REASON,
+    WARM_UP_FAULTS,
+    alert_names,
     check_state,
     dependencies_up,
     expected_check_alert,
@@ -31,6 +35,7 @@ from quantops_exporter.deploykit.rules import (
     UNALERTED,
     render,
 )
+from quantops_exporter.simulator import week
 from quantops_exporter.sources.health import Dependency
 from tests.conftest import make_settings, require_program
 from tests.deploy.oracles import github_slug
@@ -325,3 +330,42 @@ def test_the_readme_names_every_alert() -> None:
         for rule in rules:
             if "alert" in rule:
                 assert f"`{rule['alert']}`" in section, rule["alert"]
+
+
+def test_every_alert_has_warm_up_holiday_and_ha_cases() -> None:
+    """Issue 14: besides firing and staying silent while closed, every alert of the rule file
+    is asserted (silent, or firing by design) in a warm-up case, a holiday case and an HA case
+    of the promtool tests, and every check's alert has a fault of its own to inject."""
+    asserted: dict[str, set[str]] = {"warm-up": set(), "holiday": set(), "HA": set()}
+    for group in yaml.safe_load(PROMTOOL_TESTS.read_text())["tests"]:
+        for kind, names in asserted.items():
+            if group["name"].startswith(kind):
+                names.update(case["alertname"] for case in group["alert_rule_test"])
+    every = set(alert_names())
+    assert every == {
+        r["alert"]
+        for g in yaml.safe_load(RULES.read_text())["groups"]
+        for r in g["rules"]
+        if "alert" in r
+    }
+    for kind, names in asserted.items():
+        assert every <= names, f"no {kind} case for {sorted(every - names)}"
+    assert set(FAULT_REASON) == set(ALERTS)
+
+
+def test_the_warm_up_cases_follow_the_simulated_week() -> None:
+    """The promtool warm-up cases fail each check for as long (to the minute they sample at)
+    as the `week` schedule's writers take to resume after an open, as the replay lived it."""
+
+    def minute(seconds: float) -> int:
+        return math.ceil(seconds / 60) * 60
+
+    requalified = (
+        minute(week.SIGNALS_RESUME) + (week.ECHO_MIN_REPETITIONS - 1) * week.EVALUATOR_CADENCE
+    )
+    assert {name: fails_for for name, (fails_for, _reason) in WARM_UP_FAULTS.items()} == {
+        "manifold_freshness": minute(week.HYDRATOR_RESUMES),
+        "signal_freshness": minute(week.SIGNALS_RESUME + week.SIGNAL_CADENCE),
+        "gates_eligible": requalified,
+        "candles": minute(week.CANDLE),
+    }
