@@ -79,6 +79,7 @@ FAULT_FROM = ("5m", "15m", "30m")  # a fault's alert fires by then (the longest 
 # shortest check interval and so misfire grace) before a late run counts as missed.
 LIVED = 15
 AT_SPEED_NICENESS = 10  # the real-speed demos yield the CPU to the faster ones
+LISTEN_ATTEMPTS = 3  # a demo that lost its port to another moment's process starts again
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +146,7 @@ class Replay:
     """What one moment's run produced."""
 
     moment: Moment
-    port: int
+    port: int = 0  # chosen when its demo starts
     origin: float = 0.0  # the fake Unix time at grid second 0
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     texts: list[tuple[int, str]] = field(default_factory=list)  # (grid second, /metrics)
@@ -184,7 +185,27 @@ async def _run_moment(replay: Replay, library: Path, workdir: Path) -> None:
 
 
 async def _live(replay: Replay, library: Path, workdir: Path) -> None:
+    for attempt in range(1, LISTEN_ATTEMPTS + 1):
+        process, log, spawned = await _spawn(replay, library, workdir)
+        try:
+            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http:
+                if not await _ready(http, replay, process, log, last=attempt == LISTEN_ATTEMPTS):
+                    continue  # lost its port: again, on another
+                replay.ready.set()
+                await _scrape(replay, http, log, spawned)
+                return
+        finally:
+            await _stop(process)
+            replay.log = await _read(log)
+
+
+async def _spawn(
+    replay: Replay, library: Path, workdir: Path
+) -> tuple[asyncio.subprocess.Process, Path, float]:
+    """Start the demo at the moment, on a port chosen now: one chosen before every moment
+    started could be taken meanwhile by another moment's Valkey or simulator (seen in CI)."""
     moment = replay.moment
+    replay.port = free_port()
     clock, offset = _clock(moment)
     inherited = clean_env()
     if moment.speed != 1:
@@ -224,34 +245,51 @@ async def _live(replay: Replay, library: Path, workdir: Path) -> None:
             stderr=sink,
             start_new_session=True,  # its Valkey server too: one group to end if it hangs
         )
-    base = f"http://127.0.0.1:{replay.port}"
+    return process, log, spawned
+
+
+async def _ready(
+    http: aiohttp.ClientSession,
+    replay: Replay,
+    process: asyncio.subprocess.Process,
+    log: Path,
+    *,
+    last: bool,
+) -> bool:
+    """True once the demo is ready; False when it could not listen on its port (unless this
+    was the last attempt: then, as any other failure, an AssertionError with its log)."""
     try:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http:
-            await _until_ready(http, base, process, log)
-            replay.ready.set()
-            every, speed = moment.scrape_every, moment.speed
-            # A faster clock's window counts from its start (its minutes are the point);
-            # another's from when the daemon is ready.
-            end = (spawned if speed != 1 else time.time()) + moment.window
-            while True:
-                taken = time.time()
-                async with http.get(f"{base}/metrics") as response:
-                    text = await response.text()
-                replay.texts.append((round((taken - spawned) * speed), text))
-                replay.last_text = text
-                left = end - time.time()
-                if left < every:
-                    break
-                await asyncio.sleep(every - ((time.time() - spawned) % every))
-            async with http.get(f"{base}/api/v1/checks") as response:
-                replay.checks = (await response.json())["checks"]
-            simulator = _simulator_url(await _read(log))
-            if simulator:
-                async with http.get(f"{simulator}/_sim/week") as response:
-                    replay.week = await response.json()
-    finally:
-        await _stop(process)
-        replay.log = await _read(log)
+        await _until_ready(http, f"http://127.0.0.1:{replay.port}", process, log)
+    except AssertionError:
+        if not last and '"event": "cannot_listen"' in await _read(log):
+            return False
+        raise
+    return True
+
+
+async def _scrape(replay: Replay, http: aiohttp.ClientSession, log: Path, spawned: float) -> None:
+    """Scrape the demo for the moment's window, then read its checks and the simulator's week."""
+    moment, base = replay.moment, f"http://127.0.0.1:{replay.port}"
+    every, speed = moment.scrape_every, moment.speed
+    # A faster clock's window counts from its start (its minutes are the point); another's
+    # from when the daemon is ready.
+    end = (spawned if speed != 1 else time.time()) + moment.window
+    while True:
+        taken = time.time()
+        async with http.get(f"{base}/metrics") as response:
+            text = await response.text()
+        replay.texts.append((round((taken - spawned) * speed), text))
+        replay.last_text = text
+        left = end - time.time()
+        if left < every:
+            break
+        await asyncio.sleep(every - ((time.time() - spawned) % every))
+    async with http.get(f"{base}/api/v1/checks") as response:
+        replay.checks = (await response.json())["checks"]
+    simulator = _simulator_url(await _read(log))
+    if simulator:
+        async with http.get(f"{simulator}/_sim/week") as response:
+            replay.week = await response.json()
 
 
 async def _until_ready(
@@ -328,7 +366,7 @@ async def _run_promtool(promtool: str, path: Path, document: dict[str, Any]) -> 
 
 
 async def _replay_all(library: Path, promtool: str, workdir: Path) -> dict[str, Replay]:
-    replays = {m.name: Replay(m, free_port()) for m in MOMENTS}
+    replays = {m.name: Replay(m) for m in MOMENTS}
     at_speed = [r for r in replays.values() if r.moment.speed == 1]
     faster = [r for r in replays.values() if r.moment.speed != 1]
 
