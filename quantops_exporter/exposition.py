@@ -22,7 +22,7 @@ Timing: renders follow the scrapers
     A render is worth its cost only if a scrape serves it, so renders are timed by the
     scrapers the exposition has seen (`Cadence`: each scraper, told apart by its address and
     User-Agent, asks at its own interval). After a change, the next render comes `lead`
-    (LEAD plus one render time) before the next ask of a scraper that has not been prepared for
+    (LEAD plus the longest render) before the next ask of a scraper that has not been prepared for
     yet: with Prometheus every 15 s, one render per scrape, just before it, however many
     outcomes land in between; with nobody scraping, none at all. A scraper that asks faster
     than that (a flood, a test polling) gets renders as fast as the duty bound allows:
@@ -218,7 +218,10 @@ class Exposition:
         self._timer_at = float("inf")
         self._next_render = float("-inf")  # the duty bound
         self._rendered_at = float("-inf")  # when the last render started
-        self._render_time = 0.0  # how long it took
+        # How long before an ask its render comes: LEAD plus the longest render seen, at most
+        # STALE. Never shorter, or a render made for an ask would, measured with a shorter
+        # lead, look as if it came too early and the ask would get a second one.
+        self._lead = LEAD
         self._gap = MIN_GAP  # the duty bound's gap after it
         self.renders = 0  # how many renders ran (tests and the benchmark count them)
         self.scrape_renders = 0  # ... of which a scrape had to wait for
@@ -327,8 +330,7 @@ class Exposition:
         duty bound; None when nothing waits or no scraper is expected."""
         if self._pending_since is None:
             return None
-        lead = LEAD + self._render_time
-        due = self._cadence.next_render(now, self._rendered_at, lead)
+        due = self._cadence.next_render(now, self._rendered_at, self._lead)
         return None if due is None else max(due, self._next_render)
 
     def _schedule(self) -> None:
@@ -397,7 +399,8 @@ class Exposition:
             self.scrape_renders += scrape
         self._pending_since = None
         self._rendered_at = now
-        self._render_time = elapsed = time.perf_counter() - started
+        elapsed = time.perf_counter() - started
+        self._lead = min(STALE, max(self._lead, LEAD + elapsed))
         self._gap = min(MAX_GAP, max(MIN_GAP, elapsed * (1 - DUTY) / DUTY))
         self._next_render = self._clock() + self._gap
 
