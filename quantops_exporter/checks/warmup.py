@@ -31,8 +31,15 @@ def judge_candles(
     now: float,
     market_open: bool,
     max_skew: float,
+    opened_at: float | None = None,
 ) -> Verdict:
-    """`limit` items are returned, and the newest is at most `max_age` old while open."""
+    """`limit` items are returned, and the newest is at most `max_age` old while open.
+
+    The age counts from the market's last open (`opened_at`) when the newest candle is older:
+    no M1 candle completes in the first minute after an open, and the close's last one, days
+    old, is not a stale feed then (it failed every Sunday's first runs). No candle within
+    `max_age` of the open is.
+    """
     candles = as_list(payload, ("items", "candles"), CANDLES_PATH)
     readings = (Reading(Measure.CANDLES, float(len(candles)), (instrument,)),)
     newest = None
@@ -59,6 +66,9 @@ def judge_candles(
         )
     if newest is not None and market_open:
         age = now - newest
+        since_open = opened_at is not None and newest < opened_at <= now
+        if since_open:
+            age = now - opened_at  # type: ignore[operator]  # since_open says it is a float
         if age < -max_skew:
             return error(
                 Reason.CLOCK_SKEW,
@@ -66,9 +76,14 @@ def judge_candles(
                 readings=readings,
             )
         if age > max_age:
+            what = (
+                f"no {instrument} candle since the open {age:.0f}s ago"
+                if since_open
+                else f"newest {instrument} candle is {age:.0f}s old"
+            )
             return fail(
                 Reason.STALE,
-                f"newest {instrument} candle is {age:.0f}s old (max {max_age:.0f}s)",
+                f"{what} (max {max_age:.0f}s)",
                 readings=readings,
                 freshness=freshness,
             )
@@ -96,4 +111,5 @@ async def check_candles(ctx: CheckContext) -> Verdict:
         now,
         ctx.calendar.is_open(now),
         t.max_clock_skew_seconds,
+        ctx.calendar.last_open(now),
     )

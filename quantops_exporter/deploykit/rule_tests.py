@@ -1144,9 +1144,7 @@ WARM_UP_FAULTS: Mapping[str, tuple[int, str]] = {
     "signal_freshness": (180, "stale"),
     # count_1h starts again: eligible after three evaluator cycles with signals
     "gates_eligible": (240, "threshold"),
-    # the close's last candle until the first M1 candle after the open is complete; candles is
-    # not a market-hours check, so this one is expected from the open
-    "candles": (60, "stale"),
+    # (candles passes: its age counts from the open until the first M1 candle after it)
 }
 # The freshness limits by source, as /metrics exports them (the defaults).
 LIMITS: Mapping[str, float] = {
@@ -1382,9 +1380,9 @@ def _alerted(*, market_hours: bool) -> list[Check]:
 def warm_up_cases() -> list[dict[str, Any]]:
     """The warm-up after an open (QUANTOPS_PREOPEN_READY_WITHIN_SECONDS): the daemon's
     exposition raises nothing; a market-hours check's alert stays silent whatever the check
-    reads then, and pages its `for:` after the warm-up if the check still fails; candles outlast
-    their first runs; what is judged from the open (the other checks, dependencies, the
-    exporter) fires then by design, as at any hour."""
+    reads then, and pages its `for:` after the warm-up if the check still fails; candles late
+    for less than its `for:` stay silent; what is judged from the open (the other checks,
+    dependencies, the exporter) fires then by design, as at any hour."""
     cases = [
         _test(
             "warm-up: no alert on the daemon's exposition from the open (freshness, eligibility "
@@ -1417,8 +1415,8 @@ def warm_up_cases() -> list[dict[str, Any]]:
     candles = _check("candles")
     cases.append(
         _test(
-            f"warm-up: {_alert(candles.name)} stays silent while candles reads the close's last "
-            "candle for two runs (expected from the open, shorter than its for:)",
+            f"warm-up: {_alert(candles.name)} stays silent while the first candles after the "
+            "open are late for two runs (expected from the open, shorter than its for:)",
             warm_up({**WARM_UP_FAULTS, candles.name: (120, "stale")}),
             [_at(t, _alert(candles.name), []) for t in (60, 120, 180, 240, WARM_UP + 30)],
         )

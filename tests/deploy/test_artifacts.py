@@ -367,5 +367,4 @@ def test_the_warm_up_cases_follow_the_simulated_week() -> None:
         "manifold_freshness": minute(week.HYDRATOR_RESUMES),
         "signal_freshness": minute(week.SIGNALS_RESUME + week.SIGNAL_CADENCE),
         "gates_eligible": requalified,
-        "candles": minute(week.CANDLE),
     }

@@ -28,7 +28,7 @@ from quantops_exporter.checks.risk import (
 from quantops_exporter.checks.sessions import judge_sessions
 from quantops_exporter.checks.thresholds import Thresholds, WeightsScale
 from quantops_exporter.checks.trading import judge_trading_mode
-from quantops_exporter.checks.verdict import Measure, Reason, Status
+from quantops_exporter.checks.verdict import Measure, Reason, Status, Verdict
 from quantops_exporter.checks.warmup import judge_candles
 from quantops_exporter.market import Session
 from quantops_exporter.sources.errors import BadPayload
@@ -322,6 +322,24 @@ def test_candles() -> None:
     assert judge_candles(candles(120, now - 900), "EUR_USD", 120, 180, now, False, 5).status is (
         Status.OK
     )
+
+
+def test_after_an_open_the_candles_age_counts_from_it() -> None:
+    """The close's last candle (two days old) is not stale a minute after the Sunday open: no
+    M1 candle has completed yet. With still none 200 s after the open (max 180 s) it is, and
+    the summary says since when; mid-week (the newest after the open) the age is the candle's."""
+    opened = 1_800_000_000.0
+    friday = opened - 2 * 86_400
+
+    def judged(now: float, newest: float) -> Verdict:
+        return judge_candles(candles(120, newest), "EUR_USD", 120, 180, now, True, 5, opened)
+
+    assert judged(opened + 60, friday).status is Status.OK
+    late = judged(opened + 200, friday)
+    assert (late.status, late.reason) == (Status.FAIL, Reason.STALE)
+    assert "no EUR_USD candle since the open 200s ago (max 180s)" in late.summary
+    assert judged(opened + 86_400, opened + 86_400 - 900).reason is Reason.STALE
+    assert "newest EUR_USD candle is 900s old" in judged(opened + 86_400, opened + 85_500).summary
 
 
 def test_candles_with_oanda_rfc3339_times() -> None:
