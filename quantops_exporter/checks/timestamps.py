@@ -25,18 +25,19 @@ def parse_timestamp(value: object) -> float:
     if isinstance(value, bool):
         raise TimestampError(f"boolean {value!r} is not a timestamp")
     if isinstance(value, int | float):
-        return _from_epoch(float(value))
+        return from_epoch(float(value))
     if isinstance(value, str):
         text = value.strip()
         try:
-            return _from_epoch(float(text))
+            return from_epoch(float(text))
         except ValueError:
             pass
         return _from_iso(text)
     raise TimestampError(f"{type(value).__name__} is not a timestamp")
 
 
-def _from_epoch(number: float) -> float:
+def from_epoch(number: float) -> float:
+    """Epoch seconds for an epoch number in s, ms, µs or ns (by magnitude)."""
     if not math.isfinite(number) or number <= 0:
         raise TimestampError(f"epoch value {number!r} is not a positive finite number")
     for bound, per_second in _UNIT_BOUNDS:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from quantops_exporter.checks import freshness
@@ -141,6 +141,7 @@ def test_an_integer_beyond_64_bits_never_changes_a_stamp(
     read = KeyRead("k", json.dumps({"n": other, field: stamp}).encode())
     fast = stamp_json_key("EUR_USD", read, FIELDS, now=NOW)
     with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(freshness, "quick_object", lambda _raw: None)
         patch.setattr(freshness, "decode_json", lambda raw, what, **_: decode_json(raw, what))
         exact = stamp_json_key("EUR_USD", read, FIELDS, now=NOW)
     if len(str(abs(other))) > MAX_INT_DIGITS:
@@ -149,6 +150,46 @@ def test_an_integer_beyond_64_bits_never_changes_a_stamp(
         assert (fast.updated_at, fast.problem) == (only_stamp.updated_at, only_stamp.problem)
     else:
         assert (fast.updated_at, fast.problem) == (exact.updated_at, exact.problem)
+
+
+_STAMP_VALUES = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(10**25), 10**25)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.sampled_from(["2027-01-15T08:00:00Z", "1800000000", "soon", ""])
+    | st.lists(st.integers(), max_size=2)
+)
+
+
+@settings(max_examples=400)
+@given(
+    document=st.builds(
+        lambda rest, field, value: {**rest, field: value},
+        st.dictionaries(st.sampled_from([*FIELDS, "coherence", "n"]), _STAMP_VALUES),
+        st.sampled_from(FIELDS),
+        _STAMP_VALUES,
+    )
+    | st.dictionaries(st.sampled_from(["coherence", "n"]), _STAMP_VALUES)
+    | st.lists(st.integers(), max_size=2)
+    | st.integers(),
+    raw=st.sampled_from([None, b"", b"{", b"NaN", b'{"ts": NaN}', b'{"ts": 1e400}', b"\xff"]),
+    use_raw=st.booleans(),
+    pttl=st.none() | st.integers(0, 300_000),
+)
+def test_the_quick_path_stamps_as_the_careful_one(
+    document: object, raw: bytes | None, use_raw: bool, pttl: int | None
+) -> None:
+    """Logic: every document (objects with each timestamp spelling, none, several, bools,
+    strings, lists; not objects; not JSON) gets the stamp the careful path gives: the same
+    time, or the same problem worded the same."""
+    value = raw if use_raw else json.dumps(document).encode()
+    read = KeyRead("k", value, pttl_ms=pttl)
+    quick = stamp_json_key("EUR_USD", read, FIELDS, now=NOW, ttl=300)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(freshness, "quick_object", lambda _raw: None)
+        careful = stamp_json_key("EUR_USD", read, FIELDS, now=NOW, ttl=300)
+    assert quick == careful
 
 
 def test_ttl_fallback_when_no_timestamp_field() -> None:
