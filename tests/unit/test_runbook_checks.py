@@ -426,6 +426,26 @@ class FlatBehindAnEngagedSwitch:
         )
 
 
+async def diagnosed_flat_at(new_york: str, **thresholds: object) -> Verdict:
+    """The no-positions diagnosis of a flat stack behind an engaged switch, at a New York
+    moment on the FX calendar, with no flat grace (and `thresholds`)."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from quantops_exporter.checks.diagnosis import check_no_positions
+    from quantops_exporter.market import FxCalendar
+
+    at = datetime.fromisoformat(new_york).replace(tzinfo=ZoneInfo("America/New_York"))
+    ctx = make_ctx(
+        http=FlatBehindAnEngagedSwitch(),
+        calendar=FxCalendar(),
+        clock=FrozenClock(at.timestamp()),
+        flat_grace_seconds=0,
+        **thresholds,
+    )
+    return await check_no_positions(ctx)
+
+
 @pytest.mark.parametrize(
     ("new_york", "policy", "diagnosed"),
     [
@@ -440,21 +460,9 @@ async def test_flat_behind_a_switch_the_runbook_keeps_on_is_no_fault(
     """Weekend §2 leaves the kill switch ON after the open until the first intended session
     opens: flat while green then is the runbook, not step 1 of the diagnosis (the week replay
     paged FlatWhileGatesGreen seven minutes after every Sunday open)."""
-    from datetime import datetime
-    from zoneinfo import ZoneInfo
+    from quantops_exporter.checks.diagnosis import Step
 
-    from quantops_exporter.checks.diagnosis import Step, check_no_positions
-    from quantops_exporter.market import FxCalendar
-
-    at = datetime.fromisoformat(new_york).replace(tzinfo=ZoneInfo("America/New_York"))
-    ctx = make_ctx(
-        http=FlatBehindAnEngagedSwitch(),
-        calendar=FxCalendar(),
-        clock=FrozenClock(at.timestamp()),
-        flat_grace_seconds=0,
-        kill_switch_policy=policy,
-    )
-    verdict = await check_no_positions(ctx)
+    verdict = await diagnosed_flat_at(new_york, kill_switch_policy=policy)
     if diagnosed:
         assert verdict.status is Status.FAIL
         assert verdict.observations["step"] == Step.KILL_SWITCH.value
@@ -476,21 +484,7 @@ async def test_flat_in_the_exit_window_before_the_close_is_no_fault(
 ) -> None:
     """ExitBeforeClose flattens SESSION_EXIT_MINUTES before the close: flat then is the plan,
     whatever the flat grace (the Friday close was quiet only while grace >= the window)."""
-    from datetime import datetime
-    from zoneinfo import ZoneInfo
-
-    from quantops_exporter.checks.diagnosis import check_no_positions
-    from quantops_exporter.market import FxCalendar
-
-    at = datetime.fromisoformat(new_york).replace(tzinfo=ZoneInfo("America/New_York"))
-    ctx = make_ctx(
-        http=FlatBehindAnEngagedSwitch(),
-        calendar=FxCalendar(),
-        clock=FrozenClock(at.timestamp()),
-        flat_grace_seconds=0,
-        session_exit_minutes=exit_minutes,
-    )
-    verdict = await check_no_positions(ctx)
+    verdict = await diagnosed_flat_at(new_york, session_exit_minutes=exit_minutes)
     assert (verdict.status is Status.FAIL) is diagnosed, verdict.summary
     if not diagnosed:
         assert "within SESSION_EXIT_MINUTES" in verdict.summary
