@@ -142,13 +142,14 @@ def stamp_json_key(
         return Stamp(instrument, problem=Reason.WRONG_TYPE, detail="not a STRING")
     if read.missing:
         return Stamp(instrument, problem=Reason.MISSING, detail="key missing")
-    try:
-        # Only the timestamp is read: an integer beyond 64 bits may come back as a float.
-        document = as_object(
-            decode_json(read.value, "the value", exact_integers=False), "the value"
-        )
-    except BadPayload as err:
-        return Stamp(instrument, problem=Reason.BAD_PAYLOAD, detail=_short(err))
+    if document is None:  # else decoded above already, as decode_json would have
+        try:
+            # Only the timestamp is read: an integer beyond 64 bits may come back as a float.
+            document = as_object(
+                decode_json(read.value, "the value", exact_integers=False), "the value"
+            )
+        except BadPayload as err:
+            return Stamp(instrument, problem=Reason.BAD_PAYLOAD, detail=_short(err))
     try:
         _field, updated_at = find_timestamp(document, fields)
     except TimestampError as err:
