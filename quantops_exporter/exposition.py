@@ -365,8 +365,7 @@ class Exposition:
         self._timer_at = float("inf")
 
     def _render_due(self) -> None:
-        self._timer = self._timer_loop = None
-        self._timer_at = float("inf")
+        self._cancel()  # it fired: forget it
         now = self._clock()
         at = self._plan(now)
         if at is None or at > now:
