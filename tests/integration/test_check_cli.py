@@ -12,6 +12,7 @@ import pytest
 from quantops_exporter.simulator.scenarios import Scenario
 from quantops_exporter.simulator.stack import SepSimulator
 from tests.integration.scenario_expectations import EXPECTED_FAILURES
+from tests.moments import clock_at, next_saturday_noon
 
 pytestmark = pytest.mark.integration
 
@@ -77,10 +78,11 @@ def saturday() -> dict[str, str]:
         if os.environ.get("CI"):
             pytest.fail(f"{LIBFAKETIME} missing: apt-get install faketime (.ci/run does)")
         pytest.skip(f"{LIBFAKETIME} missing: apt-get install faketime")
+    # The next Saturday, never a fixed one: the simulator writes on the real clock, so its
+    # data is days old to this one (a past Saturday put it in the future: clock_skew).
     return {
         "LD_PRELOAD": LIBFAKETIME,
-        "FAKETIME": "@2026-11-28 12:00:00",
-        "FAKETIME_DONT_FAKE_MONOTONIC": "1",
+        **clock_at(next_saturday_noon()),
         "QUANTOPS_MARKET_HOURS": "fx",
         "QUANTOPS_KILL_SWITCH_POLICY": "ignore",  # the simulator leaves it off all week
     }
@@ -91,7 +93,7 @@ async def test_a_gate_never_passes_because_the_market_is_closed(
 ) -> None:
     """Process test (libfaketime: the CLI's clock on a Saturday). `check --section pre-open`
     used to exit 0 with every market-hours check skipped; now it exits 3 saying what was not
-    verified. --assume-open judges them: the simulator's data is two days old to that clock,
+    verified. --assume-open judges them: the simulator's data is days old to that clock,
     so the gate fails, as it must."""
     code, rows, stderr = await check_cli(sim, "--section", "pre-open", env=saturday)
     skipped = {row["check"] for row in rows if row["reason"] == "market_closed"}
