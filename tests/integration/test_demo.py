@@ -12,7 +12,8 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -20,6 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from quantops_exporter.checks.catalog import CHECK_NAMES
 from quantops_exporter.simulator.valkey_server import free_port
 from tests.conftest import require_libfaketime
+from tests.moments import next_date
 
 pytestmark = pytest.mark.integration
 
@@ -99,12 +101,37 @@ def test_demo_all_ok_then_the_printed_command_flips_manifold(demo) -> None:  # t
     assert "Traceback" not in process.stderr.read()
 
 
-def test_demo_at_christmas_runs_the_stack_and_the_daemon_on_one_fake_clock() -> None:
-    """Process, real libfaketime: `demo --at "2026-12-25 12:00"` re-runs itself with the
+def christmas_open(noon: datetime) -> float:
+    """When the market opens after Christmas noon, by the rule itself: that day's 17:00 opens
+    the next trading day unless it falls on the weekend, else the Sunday open."""
+    day = noon.date()
+    if day.weekday() in (4, 5):  # Friday or Saturday: closed until Sunday 17:00
+        day += timedelta(days=6 - day.weekday())
+    return noon.replace(year=day.year, month=day.month, day=day.day, hour=17).timestamp()
+
+
+@pytest.fixture(params=["path as is", "a redis-server on PATH that never answers"])
+def search_path(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """PATH for the demo: as the test runs, or with a Valkey stand-in first that hangs, as
+    Debian's redis-server does under libfaketime (it must not be the one the demo uses)."""
+    if request.param == "path as is":
+        return os.environ["PATH"]
+    hung = tmp_path / "bin" / "redis-server"
+    hung.parent.mkdir()
+    hung.write_text("#!/bin/sh\nexec sleep 600\n")
+    hung.chmod(0o755)
+    return f"{hung.parent}{os.pathsep}{os.environ['PATH']}"
+
+
+def test_demo_at_christmas_runs_the_stack_and_the_daemon_on_one_fake_clock(
+    search_path: str,
+) -> None:
+    """Process, real libfaketime: `demo --at "<next Dec 25> 12:00"` re-runs itself with the
     preload. The daemon's runs are stamped Christmas Day (New York noon), the calendar says
-    closed until the Sunday open, the market-hours checks skip themselves, and the simulated
-    stack, on the same clock, is in its closed phase with the kill switch ON."""
-    from quantops_exporter.simulator.fakeclock import LIBRARIES, NEW_YORK, find_library
+    closed until the next open, the market-hours checks skip themselves, and the simulated
+    stack, on the same clock, is in its closed phase with the kill switch ON; a Valkey server
+    on PATH that does not answer under libfaketime is not the one it runs."""
+    from quantops_exporter.simulator.fakeclock import LIBRARIES, find_library
 
     try:
         find_library()
@@ -112,10 +139,21 @@ def test_demo_at_christmas_runs_the_stack_and_the_daemon_on_one_fake_clock() -> 
         require_libfaketime(LIBRARIES[0])
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("QUANTOPS_")}
-    env |= {"QUANTOPS_LISTEN_ADDRESS": f"127.0.0.1:{port}", "PYTHONUNBUFFERED": "1"}
-    noon = datetime(2026, 12, 25, 12, 0, tzinfo=NEW_YORK).timestamp()
-    sunday_open = datetime(2026, 12, 27, 17, 0, tzinfo=NEW_YORK).timestamp()
-    argv = [sys.executable, "-m", "quantops_exporter", "demo", "--at", "2026-12-25 12:00"]
+    env |= {
+        "QUANTOPS_LISTEN_ADDRESS": f"127.0.0.1:{port}",
+        "PYTHONUNBUFFERED": "1",
+        "PATH": search_path,
+    }
+    christmas = next_date(12, 25, 12)
+    noon = christmas.timestamp()
+    argv = [
+        sys.executable,
+        "-m",
+        "quantops_exporter",
+        "demo",
+        "--at",
+        f"{christmas:%Y-%m-%d %H:%M}",
+    ]
     with subprocess.Popen(
         argv, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     ) as process:
@@ -128,7 +166,8 @@ def test_demo_at_christmas_runs_the_stack_and_the_daemon_on_one_fake_clock() -> 
         try:
             text = "\n".join(banner)
             assert "QUANTOPS_MARKET_HOURS=fx" in text
-            assert "clock      2026-12-25 12:00 EST New York" in text, text
+            assert f"clock      {christmas:%Y-%m-%d %H:%M %Z} New York" in text, text
+            assert "valkey-server" in text and "/bin/redis-server" not in text, text
             simulator = re.search(r"simulator  (http://\S+)", text)
             assert simulator is not None, text
 
@@ -152,7 +191,9 @@ def test_demo_at_christmas_runs_the_stack_and_the_daemon_on_one_fake_clock() -> 
             seen = metrics()
             ran = seen[("runbook_check_last_run_timestamp_seconds", "manifold_freshness")]
             assert noon <= ran < noon + 120
-            assert seen[("runbook_market_next_open_timestamp_seconds", "")] == sunday_open
+            assert seen[("runbook_market_next_open_timestamp_seconds", "")] == christmas_open(
+                christmas
+            )
             assert seen[("runbook_check_failure_reason", "manifold_freshness")] == 1.0
             url = f"{simulator.group(1)}/_sim/week"
             with urllib.request.urlopen(url, timeout=2) as response:
