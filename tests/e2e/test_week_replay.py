@@ -1,7 +1,8 @@
 """The runbook's week, replayed against the shipped alert rules.
 
 For each moment of the week (the Friday close, Saturday, the Sunday open's warm-up, both
-Sundays on which New York changes its clocks, Dec 25, Jan 1, mid-week), the real daemon and its
+Sundays on which New York changes its clocks, Dec 25, Jan 1, mid-week; each the next one from
+today, tests/moments.py), the real daemon and its
 simulated stack (`quantops-exporter demo` on FX hours: the `week` schedule,
 quantops_exporter/simulator/week.py) run as one process under libfaketime, its clock set to that
 moment; /metrics is scraped every 2 s for 24 s, the scrapes are held for 35 minutes
@@ -62,6 +63,7 @@ from tests.e2e.replay import (
     spans,
     steps,
 )
+from tests.moments import at, next_clock_change, next_date, next_ordinary_week
 
 # A lane of its own under `make test` (-n 2 --dist loadgroup): one worker runs every moment.
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("replay")]
@@ -114,30 +116,39 @@ def lived(name: str, new_york: str, minutes: int) -> Moment:
     )
 
 
+def _local(moment: datetime) -> str:
+    """A derived moment as Moment.new_york spells it (ISO, New York wall time)."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%S")
+
+
+# Every moment derived from today (tests/moments.py), never a date: the next week with no
+# holiday near it, the next Sundays on which New York moves its clocks, the next holidays.
+WEEK = next_ordinary_week()
+FORWARD, BACK = next_clock_change(forward=True), next_clock_change(forward=False)
 MOMENTS = (
-    Moment("wednesday 10:00", "2026-02-18T10:00:00"),
-    Moment("friday 16:55 (positions flattened)", "2026-02-20T16:55:00"),
-    Moment("friday 17:05 (closed)", "2026-02-20T17:05:00"),
-    Moment("saturday noon", "2026-02-21T12:00:00"),
-    Moment("sunday 17:05 (open; kill switch ON until Tokyo)", "2026-02-22T17:05:00"),
-    Moment("sunday 17:05, clocks forward that morning", "2026-03-08T17:05:00"),
-    Moment("sunday 17:05, clocks back that morning", "2026-11-01T17:05:00"),
-    Moment("dec 25 noon (holiday, a Friday)", "2026-12-25T12:00:00"),
-    Moment("jan 1 noon (holiday, a Thursday)", "2026-01-01T12:00:00"),
+    Moment("wednesday 10:00", _local(WEEK.wednesday(10))),
+    Moment("friday 16:55 (positions flattened)", _local(WEEK.friday(16, 55))),
+    Moment("friday 17:05 (closed)", _local(WEEK.friday(17, 5))),
+    Moment("saturday noon", _local(WEEK.saturday(12))),
+    Moment("sunday 17:05 (open; kill switch ON until Tokyo)", _local(WEEK.sunday(17, 5))),
+    Moment("sunday 17:05, clocks forward that morning", _local(at(FORWARD, 17, 5))),
+    Moment("sunday 17:05, clocks back that morning", _local(at(BACK, 17, 5))),
+    Moment("dec 25 noon (holiday)", _local(next_date(12, 25, 12))),
+    Moment("jan 1 noon (holiday)", _local(next_date(1, 1, 12))),
     Moment(
         "wednesday 10:00, manifold stale",
-        "2026-02-18T10:00:00",
+        _local(WEEK.wednesday(10)),
         Scenario.STALE_MANIFOLD,
         ("SepRunbookManifoldStale", "manifold_freshness"),
     ),
     Moment(
         "saturday noon, kill switch API/Valkey mismatch",
-        "2026-02-21T12:00:00",
+        _local(WEEK.saturday(12)),
         Scenario.KILL_SWITCH_MISMATCH,
         ("SepRunbookKillSwitch", "kill_switch"),
     ),
-    lived("friday close lived through, 16:54-17:04", "2026-02-20T16:54:00", 10),
-    lived("sunday open lived through, 16:58-17:12", "2026-02-22T16:58:00", 14),
+    lived("friday close lived through, 16:54-17:04", _local(WEEK.friday(16, 54)), 10),
+    lived("sunday open lived through, 16:58-17:12", _local(WEEK.sunday(16, 58)), 14),
 )
 
 
@@ -503,8 +514,8 @@ def test_the_simulated_stack_was_where_the_runbook_says(replays: dict[str, Repla
         "sunday 17:05 (open; kill switch ON until Tokyo)": ("pre_open", True, True),
         "sunday 17:05, clocks forward that morning": ("pre_open", True, True),
         "sunday 17:05, clocks back that morning": ("pre_open", True, True),
-        "dec 25 noon (holiday, a Friday)": ("closed", True, True),
-        "jan 1 noon (holiday, a Thursday)": ("closed", True, True),
+        "dec 25 noon (holiday)": ("closed", True, True),
+        "jan 1 noon (holiday)": ("closed", True, True),
         "friday close lived through, 16:54-17:04": ("closed", True, True),
         "sunday open lived through, 16:58-17:12": ("pre_open", True, True),
     }
