@@ -8,13 +8,12 @@ The knobs the checks judge against are declared once, in `checks.thresholds.Thre
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
-from collections.abc import Mapping
+import stat
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 from dotenv import dotenv_values
@@ -30,10 +29,18 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from quantops_exporter.checks.catalog import CHECK_NAMES, DEFAULT_RUNBOOK_URL, CheckOverride
+from quantops_exporter import variables
+from quantops_exporter.checks.catalog import (
+    CHECK_NAMES,
+    DEFAULT_RUNBOOK_URL,
+    CheckOverride,
+    build_catalog,
+)
 from quantops_exporter.checks.thresholds import INSTRUMENT, Thresholds, split_csv
 from quantops_exporter.market import DEFAULT_CLOSURES, Closure, MarketHours
+from quantops_exporter.problems import PREFIX, closest, problems, show
 from quantops_exporter.redact import redact
+from quantops_exporter.urls import endpoint
 
 DEFAULT_PAIRS = (
     "EUR_USD",
@@ -45,7 +52,7 @@ DEFAULT_PAIRS = (
     "AUD_USD",
     "USD_CHF",
 )
-CHECKS_ENV = "QUANTOPS_CHECKS"
+CHECKS_ENV = variables.CHECKS_ENV
 
 
 class LogFormat(StrEnum):
@@ -94,7 +101,7 @@ def _http_url(value: str) -> str:
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError("expected an http:// or https:// URL, e.g. http://localhost:8000")
     _port(parts)
-    return value.strip().rstrip("/")
+    return urlunsplit(parts._replace(path=parts.path.rstrip("/")))
 
 
 def _port(parts: SplitResult) -> None:
@@ -136,6 +143,11 @@ class Settings(BaseSettings, Thresholds):
         120.0, gt=0, validation_alias="QUANTOPS_WEB_IDLE_TIMEOUT_SECONDS"
     )
     web_max_connections: int = Field(0, ge=0, validation_alias="QUANTOPS_WEB_MAX_CONNECTIONS")
+    # Where the metrics are served (--web.telemetry-path, as the Prometheus exporters).
+    web_telemetry_path: str = Field("/metrics", validation_alias="QUANTOPS_WEB_TELEMETRY_PATH")
+    # The `_created` series of counters and histograms: off, as most exporters keep them (they
+    # double what a text scrape carries and Prometheus ingests them only when asked to).
+    created_series: bool = Field(False, validation_alias="QUANTOPS_CREATED_SERIES")
     log_format: LogFormat = Field(LogFormat.JSON, validation_alias="QUANTOPS_LOG_FORMAT")
     log_level: LogLevel = Field(LogLevel.INFO, validation_alias="QUANTOPS_LOG_LEVEL")
     market_hours: MarketHours = Field(MarketHours.FX, validation_alias="QUANTOPS_MARKET_HOURS")
@@ -209,7 +221,15 @@ class Settings(BaseSettings, Thresholds):
         known = {str(f.validation_alias).upper() for f in cls.model_fields.values()}
         unknown = [name for name in names if name not in known]
         if unknown:
-            raise ValueError(f"{', '.join(unknown)} is not a setting")
+            raise problems(
+                f"QUANTOPS_REQUIRE names {name}, which is not a setting: "
+                + (
+                    f"did you mean {match}?"
+                    if (match := closest(name, known))
+                    else variables.SEE_SETTINGS
+                )
+                for name in unknown
+            )
         return names
 
     @field_validator("hotband_pairs")
@@ -221,8 +241,9 @@ class Settings(BaseSettings, Thresholds):
             raise ValueError(f"{', '.join(bad)} is not an instrument like EUR_USD")
         if not pairs:
             raise ValueError("at least one instrument is needed, e.g. EUR_USD,USD_JPY")
-        if len(set(pairs)) != len(pairs):
-            raise ValueError("instruments are listed twice")
+        twice = sorted({item for item in pairs if pairs.count(item) > 1})
+        if twice:
+            raise ValueError(f"{', '.join(twice)} listed twice: list each instrument once")
         return pairs
 
     @field_validator("sep_metrics_url")
@@ -269,6 +290,11 @@ class Settings(BaseSettings, Thresholds):
                 f"unknown check {', '.join(unknown)}; known checks: "
                 f"{', '.join(sorted(CHECK_NAMES))}"
             )
+        lines = [
+            variables.overlap(c, value.get(c.name, CheckOverride())) for c in build_catalog(value)
+        ]
+        if any(lines):
+            raise problems(line for line in lines if line)
         return value
 
     @model_validator(mode="after")
@@ -282,7 +308,8 @@ class Settings(BaseSettings, Thresholds):
             ("QUANTOPS_API_CA_FILE", self.api_ca_file),
         ):
             if path is not None and not path.is_file():
-                raise ValueError(f"{alias}={path}: no such file")
+                what = "is a directory, not a file" if path.is_dir() else "no such file"
+                raise ValueError(f"{alias}={path}: {what}")
         tls_files = (self.valkey_ca_file, self.valkey_cert_file, self.valkey_key_file)
         if any(tls_files) and not self.valkey_url.startswith("rediss://"):
             raise ValueError("QUANTOPS_VALKEY_*_FILE need a TLS URL: VALKEY_URL=rediss://...")
@@ -311,140 +338,127 @@ class Settings(BaseSettings, Thresholds):
     @property
     def stack_metrics_url(self) -> str:
         """SEP_METRICS_URL, defaulting to the backend's own /metrics."""
-        return self.sep_metrics_url or f"{self.sep_api_url}/metrics"
+        return self.sep_metrics_url or endpoint(self.sep_api_url, "/metrics")
 
     @property
     def listen(self) -> ListenAddress:
         """The parsed listen address."""
         return parse_listen_address(self.listen_address)
 
-    def masked(self) -> dict[str, Any]:
-        """The effective settings by environment variable name (sorted), secrets masked."""
-        shown: dict[str, Any] = {}
+    def masked(self) -> dict[str, str]:
+        """The effective settings by environment variable name (sorted), as an environment file
+        would spell them (`false`, `3`, `0.3`), secrets masked."""
+        shown: dict[str, str] = {}
         for name, field in type(self).model_fields.items():
             alias = str(field.validation_alias)
             value = getattr(self, name)
             if name == "checks":
                 for check, override in value.items():
                     for key, item in override.model_dump(exclude_none=True).items():
-                        shown[f"{CHECKS_ENV}__{check}__{key.upper()}"] = item
+                        shown[f"{CHECKS_ENV}__{check}__{key.upper()}"] = show(item)
                 continue
             if name == "sep_metrics_url":
                 value = self.stack_metrics_url
-            if isinstance(value, SecretStr):
-                value = "***"
-            if isinstance(value, Path):
-                value = str(value)
             if value is None:
                 continue
-            if isinstance(value, tuple):
-                value = ",".join(str(item) for item in value)
-            elif isinstance(value, StrEnum):
-                value = value.value
-            shown[alias] = redact(value) if isinstance(value, str) else value
+            shown[alias] = redact(show(value))
         return dict(sorted(shown.items()))
 
 
 class ConfigError(Exception):
-    """Settings that do not validate; the message names each variable and the fix."""
+    """Settings that do not validate; the message names each variable and the fix, under the
+    one prefix every configuration problem has (a line per problem)."""
+
+    def __init__(self, message: str) -> None:
+        if not message.startswith(PREFIX):
+            message = f"{PREFIX}\n  " + message.replace("\n", "\n  ")
+        super().__init__(message)
 
 
 def load_settings(env_file: Path | None = None) -> Settings:
-    """Read the environment (and `env_file`); raise ConfigError naming every bad variable."""
-    if env_file is not None and not env_file.is_file():
-        raise ConfigError(f"--env-file {env_file}: no such file")
+    """Read the environment (and `env_file`); raise ConfigError naming every problem at once:
+    misspelled names, bad values, settings QUANTOPS_REQUIRE needs."""
+    if env_file is not None:
+        _readable(env_file)
+    lines = variables.unknown(os.environ, "the environment", Settings.model_fields)
+    given = {name.upper() for name in os.environ}
+    settings = None
     try:
-        given = {name.upper() for name in os.environ}
-        _refuse_unknown_variables(os.environ, "the environment")
         if env_file is not None:
             from_file = dotenv_values(env_file)
-            _refuse_unknown_variables(from_file, f"--env-file {env_file}")
+            lines += variables.unknown(from_file, f"--env-file {env_file}", Settings.model_fields)
             given |= {name.upper() for name, value in from_file.items() if value is not None}
         settings = Settings(_env_file=env_file)
     except ValidationError as err:
-        raise ConfigError(describe_validation_error(err)) from err
+        described = variables.describe_settings(err, Settings.model_fields)
+        lines += [line for line in described if not _reported(line, lines)]
     except UnicodeDecodeError as err:
         raise ConfigError(
-            f"--env-file {env_file}: not UTF-8 text (byte 0x{err.object[err.start]:02x} at "
-            f"offset {err.start}); save it as UTF-8"
+            f"{PREFIX}\n  --env-file {env_file}: not UTF-8 text (byte "
+            f"0x{err.object[err.start]:02x} at offset {err.start}); save it as UTF-8"
         ) from err
-    missing = [name for name in settings.required if name not in given]
-    if missing:
-        raise ConfigError(
-            f"{', '.join(missing)} not set, and QUANTOPS_REQUIRE says this deployment needs "
-            "it: set it (its default would point at localhost)"
-        )
+    except OSError as err:  # read between the check above and now: replaced, permissions
+        raise ConfigError(f"{PREFIX}\n  --env-file {env_file}: cannot read it ({err})") from err
+    if settings is not None:
+        missing = [name for name in settings.required if name not in given]
+        if missing:
+            them = "them" if len(missing) > 1 else "it"
+            lines.append(
+                f"{_and(missing)} {'are' if len(missing) > 1 else 'is'} not set, and "
+                f"QUANTOPS_REQUIRE says this deployment needs {them}: set {them} (the default "
+                "would point at localhost), e.g. "
+                + " ".join(f"{name}={_EXAMPLES.get(name, '...')}" for name in missing)
+            )
+    if lines:
+        raise ConfigError(f"{PREFIX}\n  " + "\n  ".join(lines))
+    assert settings is not None  # no problem reported: it validated
     return settings
 
 
-_SECRETS = frozenset({"VALKEY_PASSWORD", "API_BEARER_TOKEN"})
-_OURS = "QUANTOPS_"
-_CHECK_KEYS = tuple(name.upper() for name in CheckOverride.model_fields)
+def _readable(path: Path) -> None:
+    """--env-file must name a regular file: a directory or a FIFO (which would block the
+    read) is refused by what it is."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise ConfigError(f"{PREFIX}\n  --env-file {path}: no such file") from None
+    except OSError as err:
+        raise ConfigError(f"{PREFIX}\n  --env-file {path}: cannot read it ({err})") from err
+    if stat.S_ISDIR(mode):
+        what = "a directory"
+    elif not stat.S_ISREG(mode):
+        what = "not a regular file (a FIFO, socket or device)"
+    else:
+        return
+    raise ConfigError(
+        f"{PREFIX}\n  --env-file {path}: is {what}; give the path of a dotenv file of "
+        "VARIABLE=value lines, e.g. --env-file /opt/sep/.env.hotband"
+    )
+
+
+def _and(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+def _reported(line: str, lines: list[str]) -> bool:
+    """Whether the variable `line` is about was already reported as not a setting."""
+    variable = line.partition("=")[0].partition(":")[0]
+    return any(other.startswith(f"{variable} (in ") for other in lines)
+
+
+_EXAMPLES = {
+    "VALKEY_URL": "redis://sep-valkey:6379/0",
+    "SEP_API_URL": "http://sep-backend:8000",
+    "ALLOCATOR_URL": "http://sep-allocator-lite:8100",
+}
 
 
 def known_variables() -> dict[str, str]:
     """Every QUANTOPS_* variable a setting reads (the per-check ones spelled out), by its
     upper-case form (names are case-insensitive)."""
-    names = [str(f.validation_alias) for f in Settings.model_fields.values()]
-    names += [f"{CHECKS_ENV}__{check}__{key}" for check in CHECK_NAMES for key in _CHECK_KEYS]
-    return {name.upper(): name for name in names if name.upper().startswith(_OURS)}
-
-
-def _judged_here(name: str) -> bool:
-    """Whether `name` is checked against the known variables: every QUANTOPS_* one, except a
-    per-check variable naming an unknown check (the settings validator lists the known checks)."""
-    upper, prefix = name.upper(), f"{CHECKS_ENV}__".upper()
-    if not upper.startswith(prefix):
-        return upper.startswith(_OURS)
-    return upper.removeprefix(prefix).partition("__")[0] in {c.upper() for c in CHECK_NAMES}
-
-
-def _refuse_unknown_variables(variables: Mapping[str, str | None], where: str) -> None:
-    """A misspelled QUANTOPS_* variable is an error naming the closest valid one: silently
-    running on the default is worse (QUANTOPS_LISTEN_ADRESS would serve on :9110)."""
-    known = known_variables()
-    unknown = sorted(name for name in variables if _judged_here(name) and name.upper() not in known)
-    if not unknown:
-        return
-    # Compared without the shared prefix, which would make every name look alike.
-    suffixes = {k.removeprefix(_OURS): k for k in known}
-    lines = []
-    for name in unknown:
-        close = [
-            suffixes[match]
-            for match in difflib.get_close_matches(
-                name.upper().removeprefix(_OURS), list(suffixes), n=1, cutoff=0.7
-            )
-        ]
-        hint = (
-            f"did you mean {known[close[0]]}?"
-            if close
-            else "see `quantops-exporter check-config` and the README's settings table"
-        )
-        lines.append(f"{name} (in {where}) is not a setting: {hint}")
-    raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines))
+    return variables.known(Settings.model_fields)
 
 
 def describe_validation_error(err: ValidationError) -> str:
-    """One line per problem: the variable, the bad value, what is accepted."""
-    aliases = {}
-    for name, field in Settings.model_fields.items():
-        aliases[name] = aliases[str(field.validation_alias).lower()] = str(field.validation_alias)
-    lines = []
-    for problem in err.errors():
-        loc = [str(part) for part in problem["loc"]]
-        head = aliases.get(loc[0].lower(), loc[0].upper()) if loc else "settings"
-        if head == CHECKS_ENV:
-            variable = "__".join([CHECKS_ENV, *loc[1:2], *(p.upper() for p in loc[2:])])
-        else:
-            variable = head
-        message = redact(problem["msg"].removeprefix("Value error, "))
-        value = problem.get("input")
-        if isinstance(value, dict) or value is None:
-            shown = ""
-        elif variable in _SECRETS:
-            shown = "=***"
-        else:
-            shown = f"={redact(str(value))!r}"
-        lines.append(f"{variable}{shown}: {message}" if loc else message)
-    return "invalid configuration:\n  " + "\n  ".join(lines)
+    """Every problem of `err`, one line each, under the one prefix."""
+    return f"{PREFIX}\n  " + "\n  ".join(variables.describe_settings(err, Settings.model_fields))

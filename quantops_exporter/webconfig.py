@@ -28,8 +28,10 @@ import bcrypt
 import structlog
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_core import ErrorDetails
 
 from quantops_exporter.config import ConfigError
+from quantops_exporter.problems import closest
 
 log = structlog.get_logger("quantops_exporter.webconfig")
 _T = TypeVar("_T")
@@ -99,6 +101,9 @@ class WebConfig(BaseModel):
         return value
 
 
+_SECTIONS: dict[tuple[str, ...], type[BaseModel]] = {("tls_server_config",): TLSServerConfig}
+
+
 def load_web_config(path: Path) -> WebConfig:
     """Read and validate a web config file; ConfigError names the field and the fix."""
     where = f"web config {path}"
@@ -111,10 +116,7 @@ def load_web_config(path: Path) -> WebConfig:
     try:
         config = WebConfig.model_validate(document)
     except ValidationError as err:
-        lines = [
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg'].removeprefix('Value error, ')}"
-            for e in err.errors()
-        ]
+        lines = [_problem(e) for e in err.errors()]
         raise ConfigError(f"{where}:\n  " + "\n  ".join(lines)) from err
     tls = config.tls_server_config
     if tls is not None:
@@ -134,6 +136,23 @@ def load_web_config(path: Path) -> WebConfig:
             )
         build_ssl_context(tls)  # fail now, at start-up or reload, not at the first handshake
     return config
+
+
+def _problem(error: ErrorDetails) -> str:
+    """One line of a web config problem; a misspelled key names the key it most likely is."""
+    where = ".".join(str(p) for p in error["loc"])
+    if error["type"] == "missing":
+        return f"{where}: missing; it is required here"
+    if error["type"] == "literal_error":
+        choices = str(error.get("ctx", {}).get("expected", "")).replace("'", "")
+        return f"{where}: {error['input']} is not one of {choices.replace(' or ', ', ')}"
+    if error["type"] != "extra_forbidden":
+        return f"{where}: {error['msg'].removeprefix('Value error, ')}"
+    model = _SECTIONS.get(tuple(str(p) for p in error["loc"][:-1]), WebConfig)
+    known = list(model.model_fields)
+    match = closest(str(error["loc"][-1]), known)
+    hint = f"did you mean {match}?" if match else f"the keys here are {', '.join(known)}"
+    return f"{where}: not a key of the web config: {hint}"
 
 
 def build_ssl_context(tls: TLSServerConfig) -> ssl.SSLContext:

@@ -25,6 +25,7 @@ from quantops_exporter.sources.errors import BadPayload, WrongType
 from quantops_exporter.sources.health import Dependency
 from quantops_exporter.sources.payloads import decode_json
 from quantops_exporter.sources.stack_metrics import StackMetrics
+from quantops_exporter.urls import endpoint
 
 ALLOCATOR_SELECTED = "sep_allocator_selected"
 WEIGHTS_KEY = "risk:allocation_weights"
@@ -158,7 +159,7 @@ async def check_allocator_topk(ctx: CheckContext) -> Verdict:
 async def check_allocation_status(ctx: CheckContext) -> Verdict:
     """/api/risk/allocation-status: total within target, weights only on the published Top-K."""
     payload, metrics = await read_both(
-        ctx.http.get_json(Dependency.API, ctx.api_url + ALLOCATION_STATUS_PATH),
+        ctx.http.get_json(Dependency.API, endpoint(ctx.api_url, ALLOCATION_STATUS_PATH)),
         ctx.stack_metrics.read(),
     )
     t = ctx.thresholds
@@ -175,7 +176,9 @@ async def check_allocation_status(ctx: CheckContext) -> Verdict:
 
 async def check_allocator_cadence(ctx: CheckContext) -> Verdict:
     """allocator-lite /status reports ALLOC_INTERVAL_SEC and a fresh cycle."""
-    payload = await ctx.http.get_json(Dependency.ALLOCATOR, ctx.allocator_url + STATUS_PATH)
+    payload = await ctx.http.get_json(
+        Dependency.ALLOCATOR, endpoint(ctx.allocator_url, STATUS_PATH)
+    )
     now = ctx.clock()
     t = ctx.thresholds
     return judge_cadence(
@@ -191,8 +194,8 @@ async def check_allocator_cadence(ctx: CheckContext) -> Verdict:
 async def check_allocator_health(ctx: CheckContext) -> Verdict:
     """allocator-lite /status answers JSON, and the backend's /health answers 200."""
     status, _health = await read_both(
-        ctx.http.get_json(Dependency.ALLOCATOR, ctx.allocator_url + STATUS_PATH),
-        ctx.http.get_bytes(Dependency.API, ctx.api_url + HEALTH_PATH),
+        ctx.http.get_json(Dependency.ALLOCATOR, endpoint(ctx.allocator_url, STATUS_PATH)),
+        ctx.http.get_bytes(Dependency.API, endpoint(ctx.api_url, HEALTH_PATH)),
     )
     as_object(status, f"allocator {STATUS_PATH}")
     return ok("allocator-lite /status and backend /health answer")

@@ -42,6 +42,7 @@ from quantops_exporter.checks.verdict import (
 from quantops_exporter.redact import redact
 from quantops_exporter.sources.errors import SourceError
 from quantops_exporter.sources.health import Dependency
+from quantops_exporter.urls import endpoint
 
 PROCEDURE = "no_positions"
 FLAT_KEY = "no_positions_diagnosis:flat"
@@ -79,7 +80,7 @@ ADVICE = {
 
 async def _kill_switch_off(ctx: CheckContext) -> Verdict:
     engaged = parse_api_answer(
-        await ctx.http.get_json(Dependency.API, ctx.api_url + KILL_SWITCH_PATH)
+        await ctx.http.get_json(Dependency.API, endpoint(ctx.api_url, KILL_SWITCH_PATH))
     )
     status = Status.FAIL if engaged else Status.OK
     return Verdict(status, Reason.UNEXPECTED_VALUE if engaged else Reason.NONE, "kill switch")
@@ -129,7 +130,7 @@ async def check_no_positions(ctx: CheckContext) -> Verdict:
     """Flat while gates are green for longer than the grace: report the first failing step."""
     metrics, positions_payload = await read_both(
         ctx.stack_metrics.read(),
-        ctx.http.get_json(Dependency.API, ctx.api_url + POSITIONS_PATH),
+        ctx.http.get_json(Dependency.API, endpoint(ctx.api_url, POSITIONS_PATH)),
     )
     eligible = sum(1 for s in metrics.series(ROLLING_GATE) if s.labels.get("eligible") == "1")
     positions = open_positions(positions_payload)

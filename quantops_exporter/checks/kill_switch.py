@@ -11,6 +11,7 @@ from quantops_exporter.market import Calendar, Session
 from quantops_exporter.sources.errors import BadPayload
 from quantops_exporter.sources.health import Dependency
 from quantops_exporter.sources.valkey import KeyRead
+from quantops_exporter.urls import endpoint
 
 KILL_SWITCH_KEY = "ops:kill_switch"
 KILL_SWITCH_PATH = "/api/kill-switch"
@@ -141,7 +142,7 @@ def transition(
 async def check_kill_switch(ctx: CheckContext) -> Verdict:
     """`GET /api/kill-switch` and `ops:kill_switch` agree and match the policy for now."""
     payload, read = await read_both(
-        ctx.http.get_json(Dependency.API, ctx.api_url + KILL_SWITCH_PATH),
+        ctx.http.get_json(Dependency.API, endpoint(ctx.api_url, KILL_SWITCH_PATH)),
         ctx.valkey.get(KILL_SWITCH_KEY),
     )
     now, t = ctx.clock(), ctx.thresholds

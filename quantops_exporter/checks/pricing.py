@@ -9,6 +9,7 @@ from quantops_exporter.checks.parsing import as_decimal, as_object
 from quantops_exporter.checks.verdict import Measure, Reading, Reason, Verdict, fail, ok
 from quantops_exporter.sources.errors import BadPayload
 from quantops_exporter.sources.health import Dependency
+from quantops_exporter.urls import endpoint
 
 PRICING_PATH = "/api/oanda/pricing"
 
@@ -74,7 +75,9 @@ def judge_spreads(spreads: dict[str, float], instruments: Sequence[str], max_bps
 async def check_spread_guard(ctx: CheckContext) -> Verdict:
     """Spreads from /api/oanda/pricing are within MAX_SPREAD_BPS."""
     payload = await ctx.http.get_json(
-        Dependency.API, ctx.api_url + PRICING_PATH, {"instruments": ",".join(ctx.instruments)}
+        Dependency.API,
+        endpoint(ctx.api_url, PRICING_PATH),
+        {"instruments": ",".join(ctx.instruments)},
     )
     spreads = spreads_bps(payload)
     verdict = judge_spreads(spreads, ctx.instruments, ctx.thresholds.max_spread_bps)

@@ -18,6 +18,7 @@ from quantops_exporter.checks.thresholds import WeightsScale
 from quantops_exporter.checks.verdict import Measure, Reading, Reason, Verdict, fail, ok
 from quantops_exporter.sources.errors import BadPayload, WrongType
 from quantops_exporter.sources.health import Dependency
+from quantops_exporter.urls import endpoint
 
 ACCOUNT_PATH = "/api/oanda/account"
 POSITIONS_PATH = "/api/oanda/positions"
@@ -142,7 +143,7 @@ async def read_budget(ctx: CheckContext) -> float:
     if not read.missing:
         return budget_from(numeric_hash(read.value, BUDGET_KEY))
     payload = as_object(
-        await ctx.http.get_json(Dependency.API, ctx.api_url + BUDGET_PATH), BUDGET_PATH
+        await ctx.http.get_json(Dependency.API, endpoint(ctx.api_url, BUDGET_PATH)), BUDGET_PATH
     )
     return budget_from(
         {
@@ -198,14 +199,14 @@ def judge_exposure(ratio: float, allocation: float, high: float, target: float) 
 
 async def check_margin_utilisation(ctx: CheckContext) -> Verdict:
     """Margin utilisation from /api/oanda/account is below MARGIN_HYST_HIGH."""
-    payload = await ctx.http.get_json(Dependency.API, ctx.api_url + ACCOUNT_PATH)
+    payload = await ctx.http.get_json(Dependency.API, endpoint(ctx.api_url, ACCOUNT_PATH))
     return judge_margin(margin_utilisation(payload), ctx.thresholds.margin_hyst_high)
 
 
 async def check_position_caps(ctx: CheckContext) -> Verdict:
     """No open position uses more margin than min(budget/K, PM_MAX_PER_POS_PCT x budget)."""
     budget, payload = await read_both(
-        read_budget(ctx), ctx.http.get_json(Dependency.API, ctx.api_url + POSITIONS_PATH)
+        read_budget(ctx), ctx.http.get_json(Dependency.API, endpoint(ctx.api_url, POSITIONS_PATH))
     )
     t = ctx.thresholds
     positions = open_positions(payload)
@@ -228,8 +229,8 @@ async def check_alloc_budget(ctx: CheckContext) -> Verdict:
 async def check_exposure_within_cap(ctx: CheckContext) -> Verdict:
     """Margin utilisation and total allocation are both within 0.30 (Recovery procedure)."""
     account, status = await read_both(
-        ctx.http.get_json(Dependency.API, ctx.api_url + ACCOUNT_PATH),
-        ctx.http.get_json(Dependency.API, ctx.api_url + ALLOCATION_STATUS_PATH),
+        ctx.http.get_json(Dependency.API, endpoint(ctx.api_url, ACCOUNT_PATH)),
+        ctx.http.get_json(Dependency.API, endpoint(ctx.api_url, ALLOCATION_STATUS_PATH)),
     )
     t = ctx.thresholds
     allocation = total_allocation(

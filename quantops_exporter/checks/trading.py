@@ -7,6 +7,7 @@ from quantops_exporter.checks.parsing import as_object
 from quantops_exporter.checks.verdict import Reason, Status, Verdict, fail
 from quantops_exporter.sources.errors import BadPayload
 from quantops_exporter.sources.health import Dependency
+from quantops_exporter.urls import endpoint
 
 TRADING_MODE_PATH = "/api/trading/mode"
 
@@ -50,5 +51,5 @@ def judge_trading_mode(payload: object) -> Verdict:
 async def check_trading_mode(ctx: CheckContext) -> Verdict:
     """`GET /api/trading/mode` says live and connected to OANDA."""
     return judge_trading_mode(
-        await ctx.http.get_json(Dependency.API, ctx.api_url + TRADING_MODE_PATH)
+        await ctx.http.get_json(Dependency.API, endpoint(ctx.api_url, TRADING_MODE_PATH))
     )

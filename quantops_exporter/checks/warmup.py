@@ -18,6 +18,7 @@ from quantops_exporter.checks.verdict import (
 )
 from quantops_exporter.sources.errors import BadPayload
 from quantops_exporter.sources.health import Dependency
+from quantops_exporter.urls import endpoint
 
 CANDLES_PATH = "/api/candles"
 CANDLE_TIME_FIELDS = ("time", "ts", "t", "timestamp", "ts_ms")
@@ -99,7 +100,7 @@ async def check_candles(ctx: CheckContext) -> Verdict:
     t = ctx.thresholds
     payload = await ctx.http.get_json(
         Dependency.API,
-        ctx.api_url + CANDLES_PATH,
+        endpoint(ctx.api_url, CANDLES_PATH),
         {"instrument": t.candles_instrument, "granularity": "M1", "limit": str(t.candles_limit)},
     )
     now = ctx.clock()

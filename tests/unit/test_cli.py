@@ -93,7 +93,7 @@ def test_bad_listen_address_exits_2_naming_the_variable(command: list[str]) -> N
     """Any command refuses a bad QUANTOPS_LISTEN_ADDRESS with exit 2 and the variable's name."""
     result = cli(*command, env={"QUANTOPS_LISTEN_ADDRESS": "localhost"}, timeout=20)
     assert result.returncode == 2
-    assert "QUANTOPS_LISTEN_ADDRESS='localhost'" in result.stderr
+    assert "QUANTOPS_LISTEN_ADDRESS=localhost: expected host:port" in result.stderr
     assert "Traceback" not in result.stderr
 
 
@@ -143,7 +143,7 @@ def test_env_file_works_before_or_after_the_command(tmp_path, before: bool) -> N
     )
     result = cli(*args)
     assert result.returncode == 0, result.stderr
-    assert "FRESH_MAX_WS_AGE_SEC=41.0" in result.stdout
+    assert "FRESH_MAX_WS_AGE_SEC=41\n" in result.stdout
 
 
 def test_missing_env_file_exits_2() -> None:
@@ -204,7 +204,7 @@ def test_web_listen_address_flag_wins_over_the_environment(where: str) -> None:
     result = cli(*args, env={"QUANTOPS_LISTEN_ADDRESS": ":9110"})
     assert result.returncode == 0 and "QUANTOPS_LISTEN_ADDRESS=127.0.0.1:9944" in result.stdout
     bad = cli("check-config", "--web.listen-address", "nope")
-    assert bad.returncode == 2 and "--web.listen-address 'nope'" in bad.stderr
+    assert bad.returncode == 2 and "--web.listen-address nope: expected" in bad.stderr
 
 
 def test_logfmt_lines(capsys: pytest.CaptureFixture[str]) -> None:

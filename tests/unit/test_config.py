@@ -61,41 +61,103 @@ def test_per_check_overrides_reach_the_catalog(monkeypatch: pytest.MonkeyPatch) 
 @pytest.mark.parametrize(
     ("variable", "value", "expected"),
     [
-        ("QUANTOPS_LISTEN_ADDRESS", "9110", "QUANTOPS_LISTEN_ADDRESS='9110': expected host:port"),
+        ("QUANTOPS_LISTEN_ADDRESS", "9110", "QUANTOPS_LISTEN_ADDRESS=9110: expected host:port"),
         ("QUANTOPS_LISTEN_ADDRESS", ":99999", "port from 1 to 65535"),
-        ("QUANTOPS_MARKET_HOURS", "weekdays", "QUANTOPS_MARKET_HOURS='weekdays': Input should be"),
-        ("QUANTOPS_LOG_FORMAT", "xml", "'json', 'logfmt' or 'console'"),
-        ("HOTBAND_PAIRS", "EURUSD", "HOTBAND_PAIRS"),
-        ("FRESH_MAX_WS_AGE_SEC", "-1", "FRESH_MAX_WS_AGE_SEC='-1': Input should be greater than 0"),
-        ("VALKEY_URL", "http://valkey:6379", "VALKEY_URL='http://valkey:6379': expected redis://"),
-        ("SEP_API_URL", "localhost:8000", "SEP_API_URL='localhost:8000': expected an http://"),
+        (
+            "QUANTOPS_MARKET_HOURS",
+            "weekdays",
+            "QUANTOPS_MARKET_HOURS=weekdays: must be one of fx, always; set e.g. "
+            "QUANTOPS_MARKET_HOURS=fx, or unset it for the default",
+        ),
+        ("QUANTOPS_LOG_FORMAT", "xml", "must be one of json, logfmt, console"),
+        ("HOTBAND_PAIRS", "EURUSD", "HOTBAND_PAIRS=EURUSD: EURUSD is not an instrument"),
+        ("HOTBAND_PAIRS", "EUR_USD,EUR_USD", "EUR_USD listed twice: list each instrument once"),
+        (
+            "FRESH_MAX_WS_AGE_SEC",
+            "-1",
+            "FRESH_MAX_WS_AGE_SEC=-1: must be above 0 seconds; set e.g. "
+            "FRESH_MAX_WS_AGE_SEC=30, or unset it for the default",
+        ),
+        ("VALKEY_URL", "http://valkey:6379", "VALKEY_URL=http://valkey:6379: expected redis://"),
+        ("SEP_API_URL", "localhost:8000", "SEP_API_URL=localhost:8000: expected an http://"),
         ("QUANTOPS_CHECKS__no_such_check__ENABLED", "true", "unknown check no_such_check"),
         (
             "QUANTOPS_PREOPEN_READY_WITHIN_SECONDS",
             "3600",
-            "QUANTOPS_PREOPEN_READY_WITHIN_SECONDS='3600': Input should be less than or equal "
-            "to 1800",
+            "QUANTOPS_PREOPEN_READY_WITHIN_SECONDS=3600: must be at most 1800 seconds; set e.g. "
+            "QUANTOPS_PREOPEN_READY_WITHIN_SECONDS=300, or unset it for the default",
         ),
         (
             "QUANTOPS_CHECKS__valkey_ping__INTERVAL_SECONDS",
             "soon",
-            "QUANTOPS_CHECKS__valkey_ping__INTERVAL_SECONDS='soon'",
+            "QUANTOPS_CHECKS__valkey_ping__INTERVAL_SECONDS=soon: is not a number of seconds; "
+            "set e.g. QUANTOPS_CHECKS__valkey_ping__INTERVAL_SECONDS=5, or unset it for "
+            "valkey_ping's default",
+        ),
+        (
+            "QUANTOPS_CHECKS__valkey_ping__INTERVAL_SECONDS",
+            "0",
+            "QUANTOPS_CHECKS__valkey_ping__INTERVAL_SECONDS=0: must be above 0 seconds; set "
+            "e.g. QUANTOPS_CHECKS__valkey_ping__INTERVAL_SECONDS=5, or unset it for "
+            "valkey_ping's default",
         ),
         (
             "QUANTOPS_CHECKS__valkey_ping__TIMEOUT_SECONDS",
             "9",
-            "QUANTOPS_CHECKS__valkey_ping__TIMEOUT_SECONDS (9) must be below",
+            "QUANTOPS_CHECKS__valkey_ping__TIMEOUT_SECONDS=9: must be below the check's "
+            "interval, 5 seconds, so runs cannot overlap; set e.g. "
+            "QUANTOPS_CHECKS__valkey_ping__TIMEOUT_SECONDS=2, or raise "
+            "QUANTOPS_CHECKS__valkey_ping__INTERVAL_SECONDS",
+        ),
+        (
+            "QUANTOPS_CHECKS__candles__INTERVAL_SECONDS",
+            "8",
+            "QUANTOPS_CHECKS__candles__INTERVAL_SECONDS=8: must be above the check's timeout, "
+            "10 seconds, so runs cannot overlap; set e.g. "
+            "QUANTOPS_CHECKS__candles__INTERVAL_SECONDS=60, or lower "
+            "QUANTOPS_CHECKS__candles__TIMEOUT_SECONDS too",
+        ),
+        (
+            "MARGIN_HYST_HIGH",
+            "30",
+            "MARGIN_HYST_HIGH=30: must be a fraction from 0 to 1, not a percentage (30 % is "
+            "0.3); set e.g. MARGIN_HYST_HIGH=0.3, or unset it for the default",
+        ),
+        (
+            "ECHO_HAZARD_MAX",
+            "high",
+            "ECHO_HAZARD_MAX=high: must be a fraction from 0 to 1; set e.g. ECHO_HAZARD_MAX=0.7",
+        ),
+        (
+            "QUANTOPS_DEBUG_RUNS",
+            "maybe",
+            "QUANTOPS_DEBUG_RUNS=maybe: must be true or false; set e.g. QUANTOPS_DEBUG_RUNS=false",
+        ),
+        (
+            "ALLOC_TOP_K",
+            "2.5",
+            "ALLOC_TOP_K=2.5: is not a whole number; set e.g. ALLOC_TOP_K=3",
+        ),
+        ("QUANTOPS_CANDLES_LIMIT", "0", "QUANTOPS_CANDLES_LIMIT=0: must be above 0; set e.g."),
+        (
+            "QUANTOPS_MARKET_CLOSURES",
+            "12-25 01-01",
+            "QUANTOPS_MARKET_CLOSURES='12-25 01-01': ",
         ),
     ],
 )
 def test_bad_values_name_the_variable_and_the_fix(
     monkeypatch: pytest.MonkeyPatch, variable: str, value: str, expected: str
 ) -> None:
-    """Each invalid value raises ConfigError naming the variable, the value and what is accepted."""
+    """Each invalid value raises ConfigError naming the variable, the value as a shell writes
+    it, its unit or kind, an example of a good value and the fix, under the one prefix."""
     monkeypatch.setenv(variable, value)
     with pytest.raises(ConfigError) as caught:
         load_generation()
-    assert expected in str(caught.value)
+    message = str(caught.value)
+    assert message.startswith("invalid configuration:\n  "), message
+    assert expected in message
+    assert "Input should" not in message and "Value error" not in message
 
 
 def test_every_problem_is_reported_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -238,14 +300,29 @@ def test_required_settings_must_be_given_in_the_environment_or_the_env_file(
     """QUANTOPS_REQUIRE: a listed setting left to its default is an error naming it; given in
     the env file it counts; a name that is not a setting is refused."""
     monkeypatch.setenv("QUANTOPS_REQUIRE", "valkey_url, SEP_API_URL")
-    with pytest.raises(ConfigError, match="VALKEY_URL, SEP_API_URL not set"):
+    with pytest.raises(ConfigError) as both:
         load_settings()
+    assert (
+        "VALKEY_URL and SEP_API_URL are not set, and QUANTOPS_REQUIRE says this deployment needs "
+        "them: set them (the default would point at localhost), e.g. "
+        "VALKEY_URL=redis://sep-valkey:6379/0 SEP_API_URL=http://sep-backend:8000"
+    ) in str(both.value)
     env_file = tmp_path / ".env"
     env_file.write_text("VALKEY_URL=redis://valkey:6379/0\n")
     monkeypatch.setenv("SEP_API_URL", "http://sep-backend:8000")
     assert load_settings(env_file).required == ("VALKEY_URL", "SEP_API_URL")
+    monkeypatch.delenv("SEP_API_URL")
+    with pytest.raises(
+        ConfigError,
+        match="SEP_API_URL is not set, and QUANTOPS_REQUIRE says this deployment needs it: set it",
+    ):
+        load_settings(env_file)
     monkeypatch.setenv("QUANTOPS_REQUIRE", "VALKEY_URI")
-    with pytest.raises(ConfigError, match="VALKEY_URI is not a setting"):
+    with pytest.raises(
+        ConfigError,
+        match=r"QUANTOPS_REQUIRE names VALKEY_URI, which is not a setting: did you mean "
+        r"VALKEY_URL\?",
+    ):
         load_settings(env_file)
 
 

@@ -58,7 +58,7 @@ def write_config(tmp_path: Path, document: dict[str, Any]) -> Path:
     ("document", "message"),
     [
         ({"basic_auth_users": {"ops": "plaintext"}}, "not a bcrypt hash"),
-        ({"basic_auth": {}}, "basic_auth: Extra inputs are not permitted"),
+        ({"basic_auth": {}}, "basic_auth: not a key of the web config: did you mean basic_auth_u"),
         (
             {"tls_server_config": {"cert_file": "nope.crt", "key_file": "nope.key"}},
             "tls_server_config.cert_file: no such file",
@@ -75,7 +75,7 @@ def write_config(tmp_path: Path, document: dict[str, Any]) -> Path:
         ),
         (
             {"tls_server_config": {"cert_file": "a", "key_file": "b", "min_version": "SSL3"}},
-            "tls_server_config.min_version",
+            "tls_server_config.min_version: SSL3 is not one of TLS10, TLS11, TLS12, TLS13",
         ),
     ],
 )
