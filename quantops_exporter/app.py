@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import os
 import signal
 import time
 from collections.abc import AsyncIterator, Callable
@@ -43,6 +44,16 @@ from quantops_exporter.webconfig import certificate_reloader
 
 log = structlog.get_logger("quantops_exporter.app")
 EXIT_OK, EXIT_FAILED = 0, 1
+EXIT_CANNOT_LISTEN = EXIT_FAILED  # `run` and `demo`: the listen address is taken or refused
+
+
+class CannotListen(Exception):
+    """The listen address could not be bound (taken, not this host's, a privileged port)."""
+
+    def __init__(self, address: str, error: OSError) -> None:
+        self.reason = os.strerror(error.errno) if error.errno else str(error)
+        super().__init__(f"cannot listen on {address}: {self.reason}")
+        self.address, self.error = address, error
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,8 +101,16 @@ def build_exporter(
     return Exporter(board, health, registry, runtime, app)
 
 
-async def run_daemon(generation: Generation, loader: Loader | None = None) -> int:
-    """Serve until SIGTERM or SIGINT; SIGHUP reloads through `loader`. Returns the exit code."""
+async def run_daemon(
+    generation: Generation,
+    loader: Loader | None = None,
+    *,
+    listening: Callable[[], None] | None = None,
+) -> int:
+    """Serve until SIGTERM or SIGINT; SIGHUP reloads through `loader`. Returns the exit code.
+
+    `listening` is told once the port is bound (the demo prints its banner then).
+    """
     exporter = build_exporter(generation, loader=loader)
     # What is imported and built by now lives as long as the process (but the first
     # generation, if a reload replaces it: it then stays, once): out of the collector's sight,
@@ -113,20 +132,26 @@ async def run_daemon(generation: Generation, loader: Loader | None = None) -> in
     with contextlib.suppress(NotImplementedError, RuntimeError):  # no signals off the main thread
         loop.add_signal_handler(signal.SIGHUP, on_hangup)
     try:
-        await serve(exporter, stop)
-    except OSError as err:
+        await serve(exporter, stop, listening)
+    except CannotListen as err:
         log.error(
             "cannot_listen",
-            address=generation.settings.listen_address,
-            error=str(err),
-            hint="another process holds the port; set QUANTOPS_LISTEN_ADDRESS",
+            address=err.address,
+            error=err.reason,
+            hint="another process holds the port, or the address is not this host's: set "
+            "--web.listen-address or QUANTOPS_LISTEN_ADDRESS",
         )
-        return EXIT_FAILED
+        return EXIT_CANNOT_LISTEN
     return EXIT_OK
 
 
-async def serve(exporter: Exporter, stop: asyncio.Event) -> None:
-    """Serve the exporter until `stop` is set; the checks run on their schedule meanwhile."""
+async def serve(
+    exporter: Exporter, stop: asyncio.Event, listening: Callable[[], None] | None = None
+) -> None:
+    """Serve the exporter until `stop` is set; the checks run on their schedule meanwhile.
+
+    Raises CannotListen when the address cannot be bound, and only then: any other OSError is
+    not a port problem and is not reported as one."""
     generation = exporter.runtime.generation
     settings = generation.settings
     limits = ServerLimits(
@@ -150,7 +175,10 @@ async def serve(exporter: Exporter, stop: asyncio.Event) -> None:
         site = LimitedSite(
             runner, listen.host or None, listen.port, connections, ssl_context=generation.server_tls
         )
-        await site.start()
+        try:
+            await site.start()
+        except OSError as err:
+            raise CannotListen(str(listen), err) from err
         log_limits(limits, fd_limit, cap)
         log.info(
             "listening",
@@ -162,6 +190,8 @@ async def serve(exporter: Exporter, stop: asyncio.Event) -> None:
             market_hours=settings.market_hours.value,
         )
         log_exposure(generation)
+        if listening is not None:
+            listening()
         tls = generation.web.tls_server_config if generation.web is not None else None
         async with certificate_reloader(generation.server_tls, tls):
             await stop.wait()

@@ -1,6 +1,11 @@
-"""Command line: `run` (default), `check`, `check-config` and `demo`.
+"""Command line: `run` (default), `check`, `check-config`, `healthcheck` and `demo`.
 
-Exit codes: 0 ok, 1 a check failed (check) or the daemon could not start, 2 bad configuration.
+Exit codes: 0 ok; 1 a check failed (`check`) or the daemon could not listen (`run`, `demo`: the
+port is taken, one line says which flag to change); 2 bad configuration or flags; 3 (`check`)
+nothing failed but market-hours checks were skipped. Flags are the Prometheus exporters'
+(`--web.listen-address`, `--web.telemetry-path`, `--log.level`, ...) and win over the
+environment; each command offers only the flags that act on it. The simulator and its clock are
+imported by `demo` alone: `run` loads none of them.
 """
 
 from __future__ import annotations
@@ -14,22 +19,24 @@ import ssl
 import sys
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from quantops_exporter.app import run_daemon, run_once
 from quantops_exporter.build import build
 from quantops_exporter.checks.catalog import Section, section_checks
 from quantops_exporter.checks.verdict import Reason, Status
-from quantops_exporter.config import ConfigError
+from quantops_exporter.config import ConfigError, LogFormat, LogLevel, Settings
 from quantops_exporter.generation import Generation, load_generation
 from quantops_exporter.log import configure_logging
 from quantops_exporter.market import AlwaysOpenCalendar
 from quantops_exporter.report import Progress, render_table, summary_line
-from quantops_exporter.simulator import fakeclock
-from quantops_exporter.simulator.scenarios import DESCRIPTIONS, Scenario
 from quantops_exporter.views import outcome_json
+
+if TYPE_CHECKING:
+    from quantops_exporter.simulator.scenarios import Scenario
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 EXIT_UNVERIFIED = 3  # `check`: nothing failed, but market-hours checks were skipped
@@ -59,12 +66,40 @@ COMMANDS = (
     (
         "demo",
         "run the daemon against a simulated SEP stack",
-        "Start Valkey and a simulated SEP stack on loopback, then the daemon.",
+        "Start Valkey and a simulated SEP stack on loopback, then the daemon (on 127.0.0.1 "
+        "unless --web.listen-address says otherwise).",
     ),
 )
+# The web flags, and the commands each acts on: a flag is offered only where it does something
+# (check-config shows what `run` would use, so it takes them all).
+WEB_FLAGS = ("listen_address", "telemetry_path", "web_config_file", "web_enable_lifecycle")
+ACTS_ON = {
+    "run": WEB_FLAGS,
+    "demo": WEB_FLAGS,
+    "check-config": WEB_FLAGS,
+    "healthcheck": ("listen_address", "web_config_file"),
+    "check": (),
+}
+_FLAG_NAMES = {
+    "listen_address": "--web.listen-address",
+    "telemetry_path": "--web.telemetry-path",
+    "web_config_file": "--web.config.file",
+    "web_enable_lifecycle": "--web.enable-lifecycle",
+}
 
 
-def _add_file_options(parser: argparse.ArgumentParser, default: object) -> None:
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose help may end with text made when it is shown (the demo's
+    scenarios: listing them needs the simulator, which only `demo` imports)."""
+
+    more_help: Callable[[], str] | None = None
+
+    def format_help(self) -> str:
+        text = super().format_help()
+        return text + "\n" + self.more_help() if self.more_help is not None else text
+
+
+def _add_general_options(parser: argparse.ArgumentParser, default: object) -> None:
     parser.add_argument(
         "--env-file",
         type=Path,
@@ -74,49 +109,83 @@ def _add_file_options(parser: argparse.ArgumentParser, default: object) -> None:
         "environment variables win over it",
     )
     parser.add_argument(
-        "--web.config.file",
-        dest="web_config_file",
-        type=Path,
-        metavar="PATH",
+        "--log.level",
+        dest="log_level",
+        choices=[level.value for level in LogLevel],
         default=default,
-        help="TLS and basic auth for every endpoint, in the Prometheus exporter-toolkit "
-        "format (env QUANTOPS_WEB_CONFIG_FILE)",
+        help="the lowest level logged (env QUANTOPS_LOG_LEVEL; default info)",
     )
     parser.add_argument(
-        "--web.listen-address",
-        dest="listen_address",
-        metavar="HOST:PORT",
+        "--log.format",
+        dest="log_format",
+        choices=[fmt.value for fmt in LogFormat],
         default=default,
-        help="where to serve /metrics (env QUANTOPS_LISTEN_ADDRESS; default :9110)",
+        help="json, logfmt or console (env QUANTOPS_LOG_FORMAT; default json)",
     )
-    parser.add_argument(
-        "--web.enable-lifecycle",
-        dest="web_enable_lifecycle",
-        action="store_true",
-        default=default if default is not None else False,
-        help="allow POST/PUT /-/reload (env QUANTOPS_WEB_ENABLE_LIFECYCLE; SIGHUP always reloads)",
-    )
+    parser.add_argument("--version", action="version", version=f"quantops-exporter {build()}")
+
+
+def _add_web_options(
+    parser: argparse.ArgumentParser, default: object, flags: Sequence[str]
+) -> None:
+    if "web_config_file" in flags:
+        parser.add_argument(
+            "--web.config.file",
+            dest="web_config_file",
+            type=Path,
+            metavar="PATH",
+            default=default,
+            help="TLS and basic auth for every endpoint, in the Prometheus exporter-toolkit "
+            "format (env QUANTOPS_WEB_CONFIG_FILE)",
+        )
+    if "listen_address" in flags:
+        parser.add_argument(
+            "--web.listen-address",
+            dest="listen_address",
+            metavar="HOST:PORT",
+            default=default,
+            help="where to serve (env QUANTOPS_LISTEN_ADDRESS; default :9110, the demo's "
+            "127.0.0.1:9110)",
+        )
+    if "telemetry_path" in flags:
+        parser.add_argument(
+            "--web.telemetry-path",
+            dest="telemetry_path",
+            metavar="PATH",
+            default=default,
+            help="the path of the metrics (env QUANTOPS_WEB_TELEMETRY_PATH; default /metrics)",
+        )
+    if "web_enable_lifecycle" in flags:
+        parser.add_argument(
+            "--web.enable-lifecycle",
+            dest="web_enable_lifecycle",
+            action="store_true",
+            default=default if default is not None else False,
+            help="allow POST/PUT /-/reload (env QUANTOPS_WEB_ENABLE_LIFECYCLE; SIGHUP always "
+            "reloads)",
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every subcommand."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="quantops-exporter",
         description="Run the SEP operations runbook as continuous Prometheus checks.",
-        epilog="Settings come from environment variables; see README.md or `check-config`.",
+        epilog="Settings come from environment variables; see docs/configuration.md or "
+        "`check-config`. Flags win over the environment.",
     )
-    _add_file_options(parser, None)
-    # Subcommands accept them too; SUPPRESS keeps their default from erasing a value given
-    # before the subcommand (`quantops-exporter --env-file F run`).
-    common = argparse.ArgumentParser(add_help=False)
-    _add_file_options(common, argparse.SUPPRESS)
-    common.add_argument("--version", action="version", version=f"quantops-exporter {build()}")
-    parser.add_argument("--version", action="version", version=f"quantops-exporter {build()}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    commands = {
-        name: sub.add_parser(name, parents=[common], help=summary, description=description)
-        for name, summary, description in COMMANDS
-    }
+    # Before a command: the general options, and the web flags of `run` (the default command).
+    _add_general_options(parser, None)
+    _add_web_options(parser, None, WEB_FLAGS)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    commands: dict[str, _Parser] = {}
+    for name, summary, description in COMMANDS:
+        command = sub.add_parser(name, help=summary, description=description)
+        # SUPPRESS keeps a subcommand's default from erasing a value given before it
+        # (`quantops-exporter --env-file F run`).
+        _add_general_options(command, argparse.SUPPRESS)
+        _add_web_options(command, argparse.SUPPRESS, ACTS_ON[name])
+        commands[name] = command
     check, demo = commands["check"], commands["demo"]
     commands["healthcheck"].add_argument(
         "--path", choices=["/-/healthy", "/-/ready"], default="/-/healthy", help="what to probe"
@@ -131,17 +200,18 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument(
         "--section",
         choices=sorted(SECTIONS),
-        help="run only one runbook section's checks (e.g. daily: the Daily Ops Snapshot)",
+        help="run only one runbook section's checks, in its steps' order (e.g. daily: the "
+        "Daily Ops Snapshot)",
     )
     demo.add_argument(
         "--scenario",
-        type=Scenario,
-        choices=list(Scenario),
-        default=Scenario.HEALTHY,
+        type=_scenario,
+        default="healthy",
         metavar="NAME",
-        help="the simulated stack's state to start in (default: healthy); one of: "
-        + "; ".join(f"{s.value} ({DESCRIPTIONS[s]})" for s in Scenario),
+        help="the simulated stack's state to start in (default: healthy; the scenarios are "
+        "listed below)",
     )
+    demo.more_help = _scenarios_help
     demo.add_argument(
         "--at",
         type=_moment,
@@ -154,7 +224,6 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--speed",
         type=_speed,
-        default=1.0,
         metavar="X",
         help="with --at, run the clock X times as fast, the checks' timers too (default 1)",
     )
@@ -164,10 +233,33 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="with --at, the libfaketime preload to use (default: Debian's libfaketimeMT.so.1)",
     )
+    parser.set_defaults(_commands=commands)
     return parser
 
 
+def _scenario(text: str) -> Scenario:
+    from quantops_exporter.simulator.scenarios import Scenario
+
+    try:
+        return Scenario(text.strip().lower())
+    except ValueError:
+        names = ", ".join(scenario.value for scenario in Scenario)
+        raise argparse.ArgumentTypeError(
+            f"{text} is not a scenario; choose one of: {names} (demo --help describes them)"
+        ) from None
+
+
+def _scenarios_help() -> str:
+    from quantops_exporter.simulator.scenarios import DESCRIPTIONS
+
+    width = max(len(scenario.value) for scenario in DESCRIPTIONS)
+    lines = [f"  {s.value:<{width}}  {text}" for s, text in DESCRIPTIONS.items()]
+    return "scenarios (--scenario NAME):\n" + "\n".join(lines) + "\n"
+
+
 def _moment(text: str) -> datetime:
+    from quantops_exporter.simulator import fakeclock
+
     try:
         return fakeclock.parse_moment(text)
     except fakeclock.FakeClockError as err:
@@ -180,7 +272,7 @@ def _speed(text: str) -> float:
     except ValueError:
         speed = 0.0
     if not 0 < speed <= 1000:
-        raise argparse.ArgumentTypeError(f"{text!r}: give a number above 0, at most 1000")
+        raise argparse.ArgumentTypeError(f"{text}: give a number above 0, at most 1000")
     return speed
 
 
@@ -196,8 +288,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BROKEN_PIPE
 
 
+def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    """The flags, refusing those that would do nothing where they were given."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    command = args.command or "run"
+    commands: dict[str, _Parser] = args._commands
+    for dest, flag in _FLAG_NAMES.items():
+        given = getattr(args, dest, None)
+        if given not in (None, False) and dest not in ACTS_ON[command]:
+            parser.error(
+                f"{flag} does nothing for `{command}`: give it to run, demo or check-config"
+            )
+    if command == "demo" and args.at is None:
+        for dest, flag in (("speed", "--speed"), ("libfaketime", "--libfaketime")):
+            if getattr(args, dest) is not None:
+                commands["demo"].error(
+                    f"{flag} needs --at: it sets how the fake clock runs, e.g. "
+                    '--at "2026-12-27 16:55" --speed 10'
+                )
+    return args
+
+
 def _main(argv: Sequence[str] | None) -> int:
-    args = build_parser().parse_args(argv)
+    args = _parse(argv)
     command = args.command or "run"
 
     def load() -> Generation:
@@ -205,9 +319,12 @@ def _main(argv: Sequence[str] | None) -> int:
         every reload)."""
         return load_generation(
             args.env_file,
-            args.web_config_file,
-            enable_lifecycle=args.web_enable_lifecycle,
-            listen_address=args.listen_address,
+            getattr(args, "web_config_file", None),
+            enable_lifecycle=getattr(args, "web_enable_lifecycle", False),
+            listen_address=getattr(args, "listen_address", None),
+            telemetry_path=getattr(args, "telemetry_path", None),
+            log_level=args.log_level,
+            log_format=args.log_format,
         )
 
     try:
@@ -221,29 +338,41 @@ def _main(argv: Sequence[str] | None) -> int:
     if command == "healthcheck":
         return _healthcheck(generation, args.path)
     if command == "check":
-        configure_logging("console", "error")
+        # A report for people: only errors are logged, on the console, unless asked otherwise.
+        configure_logging(args.log_format or "console", args.log_level or "error")
         if args.assume_open:
             generation = dataclasses.replace(generation, calendar=AlwaysOpenCalendar())
         return asyncio.run(_check(generation, as_json=args.json, section=args.section))
-    configure_logging(settings.log_format.value, settings.log_level.value)
     if command == "demo":
-        if args.at is not None and not fakeclock.active():
-            try:
-                library = fakeclock.find_library(args.libfaketime)
-            except fakeclock.FakeClockError as err:
-                print(f"quantops-exporter demo: {err}", file=sys.stderr)
-                return EXIT_CONFIG
-            fakeclock.reexec(
-                sys.argv[1:] if argv is None else argv,
-                args.at,
-                args.speed,
-                library,
-                market_hours_given="market_hours" in settings.model_fields_set,
-            )
-        from quantops_exporter.simulator.demo import run_demo
-
-        return asyncio.run(run_demo(generation, scenario=args.scenario))
+        return _demo(args, argv, generation, load)
+    configure_logging(settings.log_format.value, settings.log_level.value)
     return asyncio.run(run_daemon(generation, load))
+
+
+def _demo(
+    args: argparse.Namespace,
+    argv: Sequence[str] | None,
+    generation: Generation,
+    load: Callable[[], Generation],
+) -> int:
+    from quantops_exporter.simulator import fakeclock
+    from quantops_exporter.simulator.demo import run_demo
+
+    if args.at is not None and not fakeclock.active():
+        try:
+            library = fakeclock.find_library(args.libfaketime)
+        except fakeclock.FakeClockError as err:
+            print(f"quantops-exporter demo: {err}", file=sys.stderr)
+            return EXIT_CONFIG
+        fakeclock.reexec(
+            sys.argv[1:] if argv is None else argv,
+            args.at,
+            args.speed or 1.0,
+            library,
+            market_hours_given="market_hours" in generation.settings.model_fields_set,
+        )
+    scenario = _scenario(args.scenario) if isinstance(args.scenario, str) else args.scenario
+    return asyncio.run(run_demo(generation, loader=load, scenario=scenario))
 
 
 def _healthcheck(generation: Generation, path: str) -> int:
@@ -280,8 +409,9 @@ def _check_config(generation: Generation) -> int:
 
 async def _check(generation: Generation, *, as_json: bool, section: str | None = None) -> int:
     only = None
-    if section is not None:
-        only = frozenset(c.name for c in section_checks(generation.catalog, SECTIONS[section]))
+    chosen = SECTIONS[section] if section is not None else None
+    if chosen is not None:
+        only = frozenset(c.name for c in section_checks(generation.catalog, chosen))
     selected = [c for c in generation.enabled if only is None or c.name in only]
     progress = Progress(len(selected), enabled=sys.stderr.isatty())
     results = await run_once(generation, only=only, on_done=progress.done)
@@ -291,9 +421,13 @@ async def _check(generation: Generation, *, as_json: bool, section: str | None =
         print(json.dumps(rows, indent=2))
     else:
         colour = sys.stdout.isatty() and "NO_COLOR" not in os.environ
-        print(render_table(results, colour=colour))
+        print(render_table(results, colour=colour, section=chosen))
     closed = [c.name for c, o in results if o.reason is Reason.MARKET_CLOSED]
     print(summary_line(results), file=sys.stderr if as_json else sys.stdout)
+    if any(o.status is Status.ERROR for _c, o in results):
+        note = localhost_note(generation.settings)
+        if note:
+            print(note, file=sys.stderr)
     if any(o.status in (Status.FAIL, Status.ERROR) for _c, o in results):
         return EXIT_FAILED
     if closed:  # a gate must never pass because nothing was checked
@@ -304,3 +438,27 @@ async def _check(generation: Generation, *, as_json: bool, section: str | None =
         )
         return EXIT_UNVERIFIED
     return EXIT_OK
+
+
+# The stack's addresses, and how a deployment names them (sep-stack-contract.md §0).
+_STACK = (
+    ("valkey_url", "VALKEY_URL", "redis://sep-valkey:6379/0"),
+    ("sep_api_url", "SEP_API_URL", "http://sep-backend:8000"),
+    ("allocator_url", "ALLOCATOR_URL", "http://sep-allocator-lite:8100"),
+)
+
+
+def localhost_note(settings: Settings) -> str | None:
+    """Which of the stack's addresses were left to their defaults, which point at localhost,
+    and how to set them; None when every one was given."""
+    unset = [row for row in _STACK if row[0] not in settings.model_fields_set]
+    if not unset:
+        return None
+    names = ", ".join(alias for _name, alias, _example in unset)
+    defaults = ", ".join(f"{alias}={getattr(settings, name)}" for name, alias, _e in unset)
+    examples = " ".join(f"{alias}={example}" for _name, alias, example in unset)
+    return (
+        f"note: {names} {'is' if len(unset) == 1 else 'are'} not set, so the checks read "
+        f"localhost ({defaults}). Point them at the stack: {examples} quantops-exporter check, "
+        "or read the stack's env file: quantops-exporter --env-file /opt/sep/.env.hotband check"
+    )

@@ -96,6 +96,18 @@ def parse_listen_address(value: str) -> ListenAddress:
     return ListenAddress(host=match["v6"] or match["host"] or "", port=int(match["port"]))
 
 
+def parse_telemetry_path(value: str) -> str:
+    """`/metrics` or another path of its own (not one the exporter serves otherwise)."""
+    path = value.strip()
+    ours = path in ("/", "/-/healthy", "/-/ready", "/-/reload") or path.startswith("/api/")
+    if not path.startswith("/") or ours or any(c in path for c in "?#{} "):
+        raise ValueError(
+            "expected a path of its own, starting with /, e.g. /metrics (not /, /-/... or "
+            "/api/..., which the exporter serves)"
+        )
+    return path
+
+
 def _http_url(value: str) -> str:
     parts = urlsplit(value.strip())
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -274,6 +286,11 @@ class Settings(BaseSettings, Thresholds):
             # redis-py speaks the same protocol; accept the Valkey spelling too.
             return urlunsplit(parts._replace(scheme=parts.scheme.replace("valkey", "redis")))
         return value.strip()
+
+    @field_validator("web_telemetry_path")
+    @classmethod
+    def _telemetry_path(cls, value: str) -> str:
+        return parse_telemetry_path(value)
 
     @field_validator("listen_address")
     @classmethod

@@ -28,9 +28,12 @@ from quantops_exporter.checks.memory import CheckMemory
 from quantops_exporter.checks.thresholds import Thresholds
 from quantops_exporter.config import (
     ConfigError,
+    LogFormat,
+    LogLevel,
     Settings,
     load_settings,
     parse_listen_address,
+    parse_telemetry_path,
 )
 from quantops_exporter.market import Calendar, calendar_for
 from quantops_exporter.problems import quoted
@@ -110,25 +113,40 @@ def load_generation(
     *,
     enable_lifecycle: bool = False,
     listen_address: str | None = None,
+    telemetry_path: str | None = None,
+    log_level: str | None = None,
+    log_format: str | None = None,
 ) -> Generation:
     """Read the environment, `env_file` and the web config, and build a generation from them.
 
-    The flags win over the environment: `listen_address` (--web.listen-address) over
-    QUANTOPS_LISTEN_ADDRESS, `web_config_file` (--web.config.file) over
-    QUANTOPS_WEB_CONFIG_FILE, `enable_lifecycle` (--web.enable-lifecycle) over
-    QUANTOPS_WEB_ENABLE_LIFECYCLE.
+    The flags win over the environment, as in the Prometheus exporters: `listen_address`
+    (--web.listen-address) over QUANTOPS_LISTEN_ADDRESS, `telemetry_path`
+    (--web.telemetry-path) over QUANTOPS_WEB_TELEMETRY_PATH, `web_config_file`
+    (--web.config.file) over QUANTOPS_WEB_CONFIG_FILE, `enable_lifecycle`
+    (--web.enable-lifecycle) over QUANTOPS_WEB_ENABLE_LIFECYCLE, `log_level` and `log_format`
+    (--log.level, --log.format) over QUANTOPS_LOG_LEVEL and QUANTOPS_LOG_FORMAT.
     """
     settings = load_settings(env_file)
-    if listen_address is not None:
-        try:
-            parse_listen_address(listen_address)
-        except ValueError as err:
-            raise ConfigError(f"--web.listen-address {quoted(listen_address)}: {err}") from err
-        settings = settings.model_copy(update={"listen_address": listen_address.strip()})
-    if web_config_file is not None:
-        settings = settings.model_copy(update={"web_config_file": web_config_file})
-    if enable_lifecycle:
-        settings = settings.model_copy(update={"web_enable_lifecycle": True})
+    for flag, value, parse in (
+        ("--web.listen-address", listen_address, parse_listen_address),
+        ("--web.telemetry-path", telemetry_path, parse_telemetry_path),
+    ):
+        if value is not None:
+            try:
+                parse(value)
+            except ValueError as err:
+                raise ConfigError(f"{flag} {quoted(value)}: {err}") from err
+    given = {
+        "listen_address": listen_address.strip() if listen_address is not None else None,
+        "web_telemetry_path": telemetry_path.strip() if telemetry_path is not None else None,
+        "web_config_file": web_config_file,
+        "web_enable_lifecycle": True if enable_lifecycle else None,
+        "log_level": LogLevel(log_level) if log_level is not None else None,
+        "log_format": LogFormat(log_format) if log_format is not None else None,
+    }
+    update = {name: value for name, value in given.items() if value is not None}
+    if update:
+        settings = settings.model_copy(update=update)
     path = settings.web_config_file
     return build_generation(settings, load_web_config(path) if path is not None else None)
 

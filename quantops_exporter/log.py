@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import TextIO
 
 import structlog
 from aiohttp.http_exceptions import HttpProcessingError
@@ -66,9 +67,12 @@ _RENDERERS: dict[str, list[structlog.typing.Processor]] = {
 }
 
 
-def configure_logging(fmt: str = "json", level: str = "info") -> None:
-    """Route structlog and the standard library (aiohttp, apscheduler) through one renderer."""
+def configure_logging(fmt: str = "json", level: str = "info", stream: TextIO | None = None) -> None:
+    """Route structlog and the standard library (aiohttp, apscheduler) through one renderer,
+    to `stream` (default: stderr; the demo writes its daemon's log to a file)."""
     renderers = _RENDERERS.get(fmt) or _RENDERERS["console"]
+    if fmt == "console" and stream is not None and not stream.isatty():
+        renderers = _renderers(structlog.dev.ConsoleRenderer(colors=False))
     shared: list[structlog.typing.Processor] = [
         structlog.contextvars.merge_contextvars,
         trace.structlog_processor,
@@ -82,7 +86,7 @@ def configure_logging(fmt: str = "json", level: str = "info") -> None:
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=False,
     )
-    handler = logging.StreamHandler(sys.stderr)
+    handler = logging.StreamHandler(sys.stderr if stream is None else stream)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder()],

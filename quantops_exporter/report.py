@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Sequence
 
 from quantops_exporter.checks.base import Check, Outcome
+from quantops_exporter.checks.catalog import Section
 from quantops_exporter.checks.verdict import MARKS, Status
 
 _COLOURS = {Status.OK: "32", Status.FAIL: "31", Status.ERROR: "33", Status.SKIPPED: "90"}
@@ -44,15 +46,39 @@ def summary_line(results: Sequence[tuple[Check, Outcome]]) -> str:
     return f"{len(results)} checks: {', '.join(parts) or 'none run'}"
 
 
-def render_table(results: Sequence[tuple[Check, Outcome]], *, colour: bool = False) -> str:
+def step_of(check: Check, section: Section) -> float:
+    """Where `check` stands in `section`'s checklist: a precondition first, then by the step
+    number its runbook reference gives there (`Daily Ops Snapshot §4`, `Troubleshooting step
+    3`), a reference to the whole procedure last."""
+    for step in check.runbook.split(";"):
+        step = step.strip()
+        if not step.startswith(section.value):
+            continue
+        if "precondition" in step:
+            return 0.0
+        number = re.search(r"(?:§|step )(\d+)", step)
+        return float(number[1]) if number else float("inf")
+    return float("inf")
+
+
+def render_table(
+    results: Sequence[tuple[Check, Outcome]],
+    *,
+    colour: bool = False,
+    section: Section | None = None,
+) -> str:
     """The report, grouped by runbook section like the runbook itself: a mark per step,
-    status/reason when it is not ok, the summary, and the runbook reference."""
+    status/reason when it is not ok, the summary, and the runbook reference. For one `section`
+    (`check --section`), every row under its heading, in its steps' order."""
+    if section is not None:
+        results = sorted(results, key=lambda pair: step_of(pair[0], section))
     lines: list[str] = []
-    section = None
+    heading = None
     for check, outcome in results:
-        if check.section != section:
-            section = check.section
-            lines.append(("\n" if lines else "") + section)
+        group = section or check.section
+        if group != heading:
+            heading = group
+            lines.append(("\n" if lines else "") + heading)
         verdict = "" if outcome.status is Status.OK else f"{outcome.status}/{outcome.reason}  "
         mark = MARKS[outcome.status]
         if colour:

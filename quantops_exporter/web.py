@@ -50,7 +50,8 @@ def build_web_app(
     app[RELOAD_GATE_KEY] = [float("-inf")]
     app[ATTEMPTS_KEY] = FailedAttempts()  # kept across reloads: a new web config resets nothing
     app[EXPOSITION_KEY] = exposition_of(registry)
-    app.router.add_get("/metrics", metrics)
+    # --web.telemetry-path: read at start-up (a reload keeps the path, like the listen address)
+    app.router.add_get(daemon.generation.settings.web_telemetry_path, metrics)
     app.router.add_get("/-/healthy", healthy)
     app.router.add_get("/-/ready", ready)
     app.router.add_post("/-/reload", reload_config)

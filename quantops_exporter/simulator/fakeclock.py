@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import NoReturn
 from zoneinfo import ZoneInfo
 
+from quantops_exporter.problems import quoted
+
 NEW_YORK = ZoneInfo("America/New_York")  # the runbook's clock: a moment without a zone is there
 LIBRARIES = tuple(
     Path(prefix) / "faketime" / "libfaketimeMT.so.1"
@@ -44,7 +46,7 @@ def parse_moment(text: str) -> datetime:
         moment = datetime.fromisoformat(text.strip())
     except ValueError as err:
         raise FakeClockError(
-            f"--at {text!r} is not a date and time: give ISO-8601, New York time unless it "
+            f"--at {quoted(text)} is not a date and time: give ISO-8601, New York time unless it "
             'carries an offset, e.g. --at "2026-12-25 12:00" or --at 2026-12-27T17:05-05:00'
         ) from err
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=NEW_YORK)

@@ -101,6 +101,91 @@ def test_demo_all_ok_then_the_printed_command_flips_manifold(demo) -> None:  # t
     assert "Traceback" not in process.stderr.read()
 
 
+def test_the_banner_is_the_last_thing_on_screen_and_names_the_allocator(demo) -> None:  # type: ignore[no-untyped-def]
+    """The daemon logs to the file the banner names, so nothing follows the banner on the
+    terminal while the checks run; the banner gives the allocator's URL and a `check` line
+    that works against the demo."""
+    process, port, banner = demo
+    text = "\n".join(banner)
+    allocator = re.search(r"^  allocator  (http://127\.0\.0\.1:\d+)/status$", text, re.M)
+    assert allocator is not None, text
+    log_path = re.search(r"^  logs       (\S+)  \(tail -f it\)", text, re.M)
+    assert log_path is not None, text
+    wait_until(lambda: ok_values(port) == dict.fromkeys(CHECK_NAMES, 1.0), limit=10)
+    command = re.search(
+        r"^  (VALKEY_URL=.*) \\\n    (QUANTOPS_MARKET_HOURS=\S+) quantops-exporter check$",
+        text,
+        re.M,
+    )
+    assert command is not None, text
+    env = dict(item.split("=", 1) for item in [*command[1].split(), command[2]])
+    checked = subprocess.run(
+        [sys.executable, "-m", "quantops_exporter", "check"],
+        env={k: v for k, v in os.environ.items() if not k.startswith("QUANTOPS_")} | env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert env["ALLOCATOR_URL"] == allocator[1]
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=15)
+    assert err == "", err  # nothing reached the terminal but the banner and the goodbye
+    assert out.strip() == f"quantops-exporter demo: stopped; the log is kept in {log_path[1]}"
+    with open(log_path[1]) as log:
+        assert "listening" in log.read()
+
+
+def test_sighup_reloads_the_demo_like_run(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Issue 21: the demo's SIGHUP re-reads the configuration (here a changed --env-file) and
+    keeps reading the simulated stack: the interval changes, every check stays ok."""
+    env_file = tmp_path / "demo.env"
+    env_file.write_text("QUANTOPS_CHECKS__gates_sanity__INTERVAL_SECONDS=60\n")
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QUANTOPS_")}
+    env |= {"PYTHONUNBUFFERED": "1"}
+    argv = [
+        sys.executable,
+        "-m",
+        "quantops_exporter",
+        "demo",
+        "--env-file",
+        str(env_file),
+        "--web.listen-address",
+        f"127.0.0.1:{port}",
+    ]
+    with subprocess.Popen(
+        argv, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    ) as process:
+        assert process.stdout is not None
+        for line in process.stdout:
+            if line.startswith("Press Ctrl-C"):
+                break
+        try:
+
+            def interval() -> float:
+                url = f"http://127.0.0.1:{port}/metrics"
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    families = text_string_to_metric_families(response.read().decode())
+                return next(
+                    s.value
+                    for f in families
+                    for s in f.samples
+                    if s.name == "runbook_check_interval_seconds"
+                    and s.labels["check"] == "gates_sanity"
+                )
+
+            assert interval() == 60
+            env_file.write_text("QUANTOPS_CHECKS__gates_sanity__INTERVAL_SECONDS=45\n")
+            process.send_signal(signal.SIGHUP)
+            wait_until(lambda: interval() == 45, limit=10)
+            wait_until(lambda: ok_values(port) == dict.fromkeys(CHECK_NAMES, 1.0), limit=15)
+        finally:
+            process.send_signal(signal.SIGINT)
+            process.wait(timeout=15)
+    assert process.returncode == 0
+
+
 def christmas_open(noon: datetime) -> float:
     """When the market opens after Christmas noon, by the rule itself: that day's 17:00 opens
     the next trading day unless it falls on the weekend, else the Sunday open."""
@@ -143,6 +228,8 @@ def test_demo_at_christmas_runs_the_stack_and_the_daemon_on_one_fake_clock(
         "QUANTOPS_LISTEN_ADDRESS": f"127.0.0.1:{port}",
         "PYTHONUNBUFFERED": "1",
         "PATH": search_path,
+        "QUANTOPS_CHECKS__gates_sanity__INTERVAL_SECONDS": "2",
+        "QUANTOPS_CHECKS__gates_sanity__TIMEOUT_SECONDS": "1",
     }
     christmas = next_date(12, 25, 12)
     noon = christmas.timestamp()
@@ -199,6 +286,16 @@ def test_demo_at_christmas_runs_the_stack_and_the_daemon_on_one_fake_clock(
             with urllib.request.urlopen(url, timeout=2) as response:
                 week = json.loads(response.read())
             assert week["phase"] == "closed" and week["kill_switch"] is True, week
+            # The printed recipe works at this moment: not the manifold (its check skips
+            # itself while closed) but a check that runs at all hours.
+            assert "SET ws:last:manifold" not in text.partition("More ways")[0]
+            set_cmd = next(line for line in banner if "SET opt:rolling:gates_blob oops" in line)
+            del_cmd = next(line for line in banner if "DEL opt:rolling:gates_blob" in line)
+            assert ok_values(port)["gates_sanity"] == 1.0
+            subprocess.run(shlex.split(set_cmd), check=True, capture_output=True)
+            wait_until(lambda: ok_values(port)["gates_sanity"] == 0.0, limit=10)
+            subprocess.run(shlex.split(del_cmd), check=True, capture_output=True)
+            wait_until(lambda: ok_values(port)["gates_sanity"] == 1.0, limit=20)
         finally:
             process.send_signal(signal.SIGINT)
             process.wait(timeout=15)

@@ -240,8 +240,8 @@ def test_version_names_the_revision_on_every_subcommand(command: list[str]) -> N
 @pytest.mark.parametrize(
     ("args", "says"),
     [
-        (["--at", "yesterday"], "argument --at: 'yesterday' is not a date and time"),
-        (["--at", "2026-12-25 12:00", "--speed", "0"], "argument --speed: '0': give a number"),
+        (["--at", "yesterday"], "argument --at: yesterday is not a date and time"),
+        (["--at", "2026-12-25 12:00", "--speed", "0"], "argument --speed: 0: give a number"),
         (
             ["--at", "2026-12-25 12:00", "--libfaketime", "/nowhere/libfaketimeMT.so.1"],
             "--at needs libfaketime and there is none at /nowhere/libfaketimeMT.so.1: install "
@@ -268,3 +268,189 @@ def test_faketime_env_keeps_real_timers_at_speed_one() -> None:
         "FAKETIME_DONT_FAKE_MONOTONIC": "1",
     }
     assert faketime_env(999_000.0, 15, now=1_000_000.0) == {"FAKETIME": "-1000 x15"}
+
+
+def test_run_imports_no_simulator_and_no_deploy_kit() -> None:
+    """Issue 21: a fresh interpreter that imports the CLI and parses `run` has loaded neither
+    the simulator (nor its clock, nor fakeredis) nor the deploy kit: they are `demo`'s and the
+    build's alone."""
+    code = (
+        "import sys\n"
+        "from quantops_exporter import cli\n"
+        "cli._parse(['run'])\n"
+        "cli._parse(['--web.listen-address', '127.0.0.1:9999'])\n"
+        "loaded = sorted(m for m in sys.modules if m.startswith(("
+        "'quantops_exporter.simulator', 'quantops_exporter.deploykit', 'fakeredis')))\n"
+        "print(loaded)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=clean_env(), capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
+def test_demo_with_an_unknown_scenario_lists_the_scenarios() -> None:
+    """`demo --scenario nope`: exit 2 before anything starts, every scenario named."""
+    from quantops_exporter.simulator.scenarios import Scenario
+
+    result = cli("demo", "--scenario", "nope", timeout=20)
+    assert result.returncode == 2
+    assert "argument --scenario: nope is not a scenario; choose one of: healthy, " in result.stderr
+    assert all(scenario.value in result.stderr for scenario in Scenario)
+    assert "Scenario" not in result.stderr  # no Python class name, no repr
+
+
+def test_demo_help_describes_every_scenario() -> None:
+    """The list is in `demo --help`, made only when help is shown."""
+    from quantops_exporter.simulator.scenarios import DESCRIPTIONS
+
+    result = cli("demo", "--help")
+    assert result.returncode == 0
+    for scenario, text in DESCRIPTIONS.items():
+        assert re.search(rf"^  {scenario.value} +{re.escape(text)}$", result.stdout, re.M)
+
+
+@pytest.mark.parametrize("flag", [["--speed", "10"], ["--libfaketime", "/usr/lib/x.so"]])
+def test_demo_clock_flags_without_at_are_an_error(flag: list[str]) -> None:
+    """--speed (or --libfaketime) without --at used to be ignored silently."""
+    result = cli("demo", *flag, timeout=20)
+    assert result.returncode == 2
+    assert f"{flag[0]} needs --at" in result.stderr
+    assert "quantops-exporter demo" not in result.stdout
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["check", "--web.listen-address", ":9111"],
+        ["check", "--web.config.file", "/etc/web.yml"],
+        ["--web.listen-address", ":9111", "check"],
+        ["--web.enable-lifecycle", "check"],
+        ["healthcheck", "--web.telemetry-path", "/m"],
+        ["--web.telemetry-path", "/m", "healthcheck"],
+    ],
+    ids=" ".join,
+)
+def test_web_flags_are_refused_where_they_do_nothing(args: list[str]) -> None:
+    """`check` serves nothing: a web flag there is an error (exit 2), not silently ignored."""
+    result = cli(*args, timeout=20)
+    assert result.returncode == 2, result.stderr
+    flag = next(a for a in args if a.startswith("--web."))
+    assert flag in result.stderr and "Traceback" not in result.stderr
+
+
+def test_check_help_offers_no_web_flags() -> None:
+    """Per-subcommand flags only where they act: `check --help` has no --web.*."""
+    assert "--web." not in cli("check", "--help").stdout
+    assert "--web.listen-address" in cli("healthcheck", "--help").stdout
+    assert "--web.telemetry-path" in cli("run", "--help").stdout
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_log_and_telemetry_flags_win_over_the_environment(where: str) -> None:
+    """--log.level, --log.format and --web.telemetry-path as in node_exporter: before or after
+    the command, over QUANTOPS_LOG_LEVEL, QUANTOPS_LOG_FORMAT, QUANTOPS_WEB_TELEMETRY_PATH."""
+    flags = ["--log.level", "debug", "--log.format", "logfmt", "--web.telemetry-path", "/m"]
+    args = [*flags, "check-config"] if where == "before" else ["check-config", *flags]
+    env = {
+        "QUANTOPS_LOG_LEVEL": "error",
+        "QUANTOPS_LOG_FORMAT": "json",
+        "QUANTOPS_WEB_TELEMETRY_PATH": "/other",
+    }
+    result = cli(*args, env=env)
+    assert result.returncode == 0, result.stderr
+    for line in ("QUANTOPS_LOG_LEVEL=debug", "QUANTOPS_LOG_FORMAT=logfmt"):
+        assert f"  {line}\n" in result.stdout
+    assert "  QUANTOPS_WEB_TELEMETRY_PATH=/m\n" in result.stdout
+    bad = cli("check-config", "--log.level", "loud")
+    assert bad.returncode == 2 and "--log.level: invalid choice" in bad.stderr
+    path = cli("check-config", "--web.telemetry-path", "/-/ready")
+    assert path.returncode == 2
+    assert "--web.telemetry-path /-/ready: expected a path of its own" in path.stderr
+
+
+def test_check_on_defaults_names_what_points_at_localhost() -> None:
+    """The stack's addresses left to their defaults are named, with how to set them; one that
+    was given is not."""
+    env = {"VALKEY_URL": f"redis://127.0.0.1:{free_port()}/0", "QUANTOPS_MARKET_HOURS": "always"}
+    env |= {"QUANTOPS_CHECKS__no_positions_diagnosis__ENABLED": "false"}
+    result = cli("check", env=env | {"SEP_API_URL": f"http://127.0.0.1:{free_port()}"})
+    assert result.returncode == 1
+    (note,) = [line for line in result.stderr.splitlines() if line.startswith("note: ")]
+    assert note.startswith(
+        "note: ALLOCATOR_URL is not set, so the checks read localhost "
+        "(ALLOCATOR_URL=http://localhost:8100). Point them at the stack: "
+        "ALLOCATOR_URL=http://sep-allocator-lite:8100 quantops-exporter check"
+    ), note
+
+
+def test_localhost_note_lists_every_default() -> None:
+    """Logic: every unset address, in the plural; nothing when all are given."""
+    from quantops_exporter.cli import localhost_note
+    from tests.conftest import make_settings
+
+    note = localhost_note(make_settings())
+    assert note is not None
+    assert note.startswith("note: VALKEY_URL, SEP_API_URL, ALLOCATOR_URL are not set")
+    given = make_settings(
+        valkey_url="redis://v:6379/0", sep_api_url="http://a:8000", allocator_url="http://b:1"
+    )
+    assert localhost_note(given) is None
+
+
+def test_check_section_daily_is_one_heading_in_step_order() -> None:
+    """`check --section daily`: every row under "Daily Ops Snapshot", §1 to §6, though three of
+    them belong to the Pre-Open Spin-Up by their own section."""
+    result = cli("check", "--section", "daily", env=nothing_listening())
+    lines = result.stdout.splitlines()
+    assert lines[0] == "Daily Ops Snapshot"
+    rows = [line.split()[1] for line in lines[1:] if line.startswith("  ")]
+    assert rows == [
+        "allocator_cadence",
+        "gates_eligible",
+        "allocator_topk",
+        "gates_blob_freshness",
+        "span_integrity",
+        "allocation_status",
+    ]
+    assert "Pre-Open Spin-Up\n" not in result.stdout
+
+
+@pytest.mark.parametrize(
+    "section", ["pre-open", "daily", "post-deploy", "troubleshooting", "recovery"]
+)
+def test_every_section_report_is_in_its_steps_order(section: str) -> None:
+    """Logic, for every section: one heading, rows ordered by their step in it (a
+    precondition first, the whole procedure last)."""
+    from quantops_exporter.checks.catalog import CHECKS, Section, section_checks
+    from quantops_exporter.report import render_table, step_of
+    from tests.factories import outcome
+
+    chosen = next(s for s in Section if s.slug == section)
+    checks = section_checks(CHECKS, chosen)
+    text = render_table([(c, outcome(c.name)) for c in checks], section=chosen)
+    assert text.splitlines()[0] == chosen.value
+    assert sum(1 for line in text.splitlines() if not line.startswith("  ")) == 1
+    steps = [step_of(c, chosen) for c in sorted(checks, key=lambda c: step_of(c, chosen))]
+    assert steps == sorted(steps)
+    names = [line.split()[1] for line in text.splitlines()[1:]]
+    assert names == [c.name for c in sorted(checks, key=lambda c: step_of(c, chosen))]
+
+
+def test_demo_on_a_busy_port_says_so_in_one_line() -> None:
+    """Before anything starts: one line naming the address and the flag to change, exit 1
+    (the documented cannot-listen code), no banner pointing at the other process."""
+    import socket
+
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        result = cli("demo", "--web.listen-address", f"127.0.0.1:{port}", timeout=30)
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr == (
+        f"quantops-exporter demo: cannot listen on 127.0.0.1:{port}: Address already in use; "
+        f"another process holds it: run with --web.listen-address 127.0.0.1:{port + 1}\n"
+    )
