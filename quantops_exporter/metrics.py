@@ -87,6 +87,12 @@ MEASURES: Mapping[Measure, MeasureSpec] = {
         ("instrument",),
     ),
     Measure.OPEN_POSITIONS: MeasureSpec("runbook_open_positions", "Number of open positions"),
+    Measure.RECOVERY_MARGIN_TO_RELEASE: MeasureSpec(
+        "runbook_recovery_margin_to_release",
+        "Margin (account currency) to release to bring utilisation below MARGIN_HYST_HIGH "
+        "(target below_cap) or 0.03 under it (target buffer, Recovery step 3); 0 within the cap",
+        ("target",),
+    ),
     Measure.SPREAD_BPS: MeasureSpec(
         "runbook_spread_bps", "(ask - bid) / mid x 1e4 per instrument", ("instrument",)
     ),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from quantops_exporter.checks.base import CheckContext, read_both, with_unconfigured
 from quantops_exporter.checks.parsing import (
@@ -14,9 +13,25 @@ from quantops_exporter.checks.parsing import (
     numeric_hash,
     unwrap,
 )
+from quantops_exporter.checks.recovery import (
+    Margin,
+    Position,
+    over_cap,
+    release_readings,
+    sizing,
+)
 from quantops_exporter.checks.thresholds import WeightsScale
-from quantops_exporter.checks.verdict import Measure, Reading, Reason, Verdict, fail, ok
-from quantops_exporter.sources.errors import BadPayload, WrongType
+from quantops_exporter.checks.verdict import (
+    Measure,
+    Reading,
+    Reason,
+    Status,
+    Verdict,
+    fail,
+    ok,
+    reason_for,
+)
+from quantops_exporter.sources.errors import BadPayload, SourceError, WrongType
 from quantops_exporter.sources.health import Dependency
 from quantops_exporter.urls import endpoint
 
@@ -32,25 +47,32 @@ RECOVERY = (
 )
 
 
-def margin_utilisation(payload: object) -> float:
-    """marginUsed / (marginUsed + marginAvailable) from an OANDA account body (maybe wrapped)."""
+def account_margin(payload: object) -> Margin:
+    """marginUsed and marginAvailable from an OANDA account body (maybe wrapped)."""
     account = unwrap(payload, "account", ACCOUNT_PATH)
     used = as_decimal(account.get("marginUsed"), "account.marginUsed")
     available = as_decimal(account.get("marginAvailable"), "account.marginAvailable")
     if used < 0 or available < 0:
         raise BadPayload("account margins are negative")
-    return 0.0 if used + available == 0 else used / (used + available)
+    return Margin(used, available)
 
 
-def judge_margin(ratio: float, high: float) -> Verdict:
-    """Utilisation must stay below MARGIN_HYST_HIGH (at or above it the stack stops adding)."""
-    readings = (Reading(Measure.MARGIN_UTILISATION, ratio),)
+def margin_utilisation(payload: object) -> float:
+    """marginUsed / (marginUsed + marginAvailable) from an OANDA account body (maybe wrapped)."""
+    return account_margin(payload).ratio
+
+
+def judge_margin(margin: Margin, high: float) -> Verdict:
+    """Utilisation must stay below MARGIN_HYST_HIGH (at or above it the stack stops adding);
+    above it, how much margin to release (Recovery §3)."""
+    ratio = margin.ratio
+    readings = (Reading(Measure.MARGIN_UTILISATION, ratio), *release_readings(margin, high))
     observations = {"margin_utilisation": round(ratio, 6), "limit": high}
     if ratio >= high:
         return fail(
             Reason.THRESHOLD,
             f"margin utilisation {ratio:.3f} >= MARGIN_HYST_HIGH {high:.2f}: "
-            "new entries are blocked",
+            f"new entries are blocked; {sizing(margin, high)}",
             readings=readings,
             observations=observations,
         )
@@ -59,14 +81,6 @@ def judge_margin(ratio: float, high: float) -> Verdict:
         readings=readings,
         observations=observations,
     )
-
-
-@dataclass(frozen=True, slots=True)
-class Position:
-    """An open position's instrument and the margin it uses."""
-
-    instrument: str
-    margin: float
 
 
 def open_positions(payload: object) -> list[Position]:
@@ -102,6 +116,11 @@ def budget_from(fields: dict[str, float]) -> float:
     raise BadPayload("budget has neither 'budget' nor margin_available and target_pct")
 
 
+def position_cap(budget: float, top_k: int, per_pos_pct: float) -> float:
+    """The per-position cap min(budget / K, PM_MAX_PER_POS_PCT x budget)."""
+    return min(budget / top_k, per_pos_pct * budget)
+
+
 def judge_position_caps(
     positions: Sequence[Position],
     budget: float,
@@ -110,7 +129,7 @@ def judge_position_caps(
     instruments: Sequence[str],
 ) -> Verdict:
     """No open position's margin exceeds min(budget / K, PM_MAX_PER_POS_PCT x budget)."""
-    cap = min(budget / top_k, per_pos_pct * budget)
+    cap = position_cap(budget, top_k, per_pos_pct)
     over = [p for p in positions if p.margin > cap]
     readings = [Reading(Measure.OPEN_POSITIONS, float(len(positions)))]
     readings += [
@@ -176,23 +195,30 @@ def total_allocation(weight_map: dict[str, float], scale: WeightsScale, target_p
     return total * target_pct if normalized else total
 
 
-def judge_exposure(ratio: float, allocation: float, high: float, target: float) -> Verdict:
-    """Recovery: margin utilisation or total allocation above 0.30 needs the recovery steps."""
-    # No readings: margin_utilisation and allocation_status export these numbers already.
+def judge_exposure(
+    margin: Margin, allocation: float, high: float, target: float, positions: str = ""
+) -> Verdict:
+    """Recovery: margin utilisation or total allocation above 0.30 needs the recovery steps;
+    the summary sizes step 3 (the margin to release) and names the positions over their cap
+    (`positions`, from `over_cap`, when they could be read)."""
+    ratio = margin.ratio
+    # Margin utilisation and allocation are exported by their own checks; the release too.
     observations = {"margin_utilisation": round(ratio, 6), "total_allocation": round(allocation, 6)}
     problems = []
     if ratio > high:
-        problems.append(f"margin utilisation {ratio:.3f} > {high:.2f}")
+        problems.append(f"margin utilisation {ratio:.3f} > {high:.2f}: {sizing(margin, high)}")
     if allocation > target + 1e-9:
         problems.append(f"total allocation {allocation:.3f} > {target:.2f}")
     if problems:
         return fail(
             Reason.THRESHOLD,
-            "; ".join(problems) + ". " + RECOVERY,
+            "; ".join(problems + ([positions] if positions else [])) + ". " + RECOVERY,
+            readings=release_readings(margin, high),
             observations=observations,
         )
     return ok(
         f"margin {ratio:.3f} and allocation {allocation:.3f} within caps",
+        readings=release_readings(margin, high),
         observations=observations,
     )
 
@@ -200,7 +226,7 @@ def judge_exposure(ratio: float, allocation: float, high: float, target: float) 
 async def check_margin_utilisation(ctx: CheckContext) -> Verdict:
     """Margin utilisation from /api/oanda/account is below MARGIN_HYST_HIGH."""
     payload = await ctx.http.get_json(Dependency.API, endpoint(ctx.api_url, ACCOUNT_PATH))
-    return judge_margin(margin_utilisation(payload), ctx.thresholds.margin_hyst_high)
+    return judge_margin(account_margin(payload), ctx.thresholds.margin_hyst_high)
 
 
 async def check_position_caps(ctx: CheckContext) -> Verdict:
@@ -238,6 +264,30 @@ async def check_exposure_within_cap(ctx: CheckContext) -> Verdict:
         t.allocation_weights_scale,
         t.risk_alloc_target_pct,
     )
+    margin = account_margin(account)
+    verdict = judge_exposure(margin, allocation, t.margin_hyst_high, t.risk_alloc_target_pct)
+    if verdict.status is Status.OK:
+        return verdict
     return judge_exposure(
-        margin_utilisation(account), allocation, t.margin_hyst_high, t.risk_alloc_target_pct
+        margin,
+        allocation,
+        t.margin_hyst_high,
+        t.risk_alloc_target_pct,
+        await positions_over_cap(ctx),
     )
+
+
+async def positions_over_cap(ctx: CheckContext) -> str:
+    """Which positions exceed their per-position cap, for the recovery summary; read only when
+    the cap is exceeded, and what cannot be read is said, not raised (the verdict stands on
+    the account and the allocation alone)."""
+    try:
+        budget, payload = await read_both(
+            read_budget(ctx),
+            ctx.http.get_json(Dependency.API, endpoint(ctx.api_url, POSITIONS_PATH)),
+        )
+        positions = open_positions(payload)
+    except SourceError as err:
+        return f"positions over their cap unknown ({reason_for(err)})"
+    t = ctx.thresholds
+    return over_cap(positions, position_cap(budget, t.alloc_top_k, t.pm_max_per_pos_pct))

@@ -84,6 +84,7 @@ class Measure(StrEnum):
     SPREAD_BPS = "spread_bps"
     CANDLES = "candles"
     DIAGNOSIS_STEP = "diagnosis_step"
+    RECOVERY_MARGIN_TO_RELEASE = "recovery_margin_to_release"
     UNCONFIGURED_INSTRUMENTS = "unconfigured_instruments"
 
 

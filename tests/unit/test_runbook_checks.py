@@ -15,6 +15,7 @@ from quantops_exporter.checks.gates import (
 )
 from quantops_exporter.checks.memory import CheckMemory
 from quantops_exporter.checks.pricing import judge_spreads, spreads_bps
+from quantops_exporter.checks.recovery import Margin, over_cap, to_release
 from quantops_exporter.checks.risk import (
     Position,
     budget_from,
@@ -186,8 +187,8 @@ def test_margin_from_the_oanda_account_with_string_decimals() -> None:
     """The wrapped OANDA summary with string decimals gives used / (used + available)."""
     ratio = margin_utilisation(fixture("oanda_account.json"))
     assert ratio == pytest.approx(5300 / 100000)
-    assert judge_margin(ratio, 0.30).status is Status.OK
-    assert judge_margin(0.30, 0.30).status is Status.FAIL  # at the limit adds stop
+    assert judge_margin(Margin(5300, 94700), 0.30).status is Status.OK
+    assert judge_margin(Margin(30, 70), 0.30).status is Status.FAIL  # at the limit adds stop
 
 
 def test_margin_unwrapped_account_and_bad_decimals() -> None:
@@ -210,6 +211,83 @@ def test_position_caps() -> None:
     assert judge_position_caps([Position("EUR_USD", 5000)], 27000, 3, 0.50, PAIRS).status is (
         Status.OK
     )  # with a 50% cap, budget/K = 9000 binds
+
+
+# Hand-computed (utilisation = used / (used + available); closing a position moves its margin
+# from used to available, so used + available, the NAV, stays): to reach t, release
+# used - t x (used + available).
+#   40,000 / 60,000: NAV 100,000, u 0.40 -> 0.30 at 30,000 used: 10,000; 0.27 at 27,000: 13,000
+#   45 / 55 (the margin_high scenario's 0.45): NAV 100 -> 15 and 18
+#   1,000 / 0 (nothing available): u 1.00 -> 700 and 730
+#   52,500 / 97,500: NAV 150,000, u 0.35 -> 45,000: 7,500; 40,500: 12,000
+RELEASES = [
+    ((40_000, 60_000), 0.30, 10_000, 13_000),
+    ((45, 55), 0.30, 15, 18),
+    ((1_000, 0), 0.30, 700, 730),
+    ((52_500, 97_500), 0.30, 7_500, 12_000),
+    ((52_500, 97_500), 0.40, 0, 0),  # 0.35 is within a 0.40 cap
+    ((30_000, 70_000), 0.30, 0, 3_000),  # at the cap: below it needs more than 0
+]
+
+
+@pytest.mark.parametrize(("margins", "high", "below", "buffered"), RELEASES)
+def test_margin_to_release_matches_hand_computed_cases(
+    margins: tuple[float, float], high: float, below: float, buffered: float
+) -> None:
+    """Recovery §3 sized: the release that brings utilisation to the cap and to 3 points
+    under it (the runbook's <=3% buffer), NAV unchanged by closing."""
+    margin = Margin(*margins)
+    assert to_release(margin, high) == pytest.approx(below)
+    assert to_release(margin, high - 0.03) == pytest.approx(buffered)
+    after = Margin(margin.used - buffered, margin.available + buffered)
+    assert after.ratio == pytest.approx(min(margin.ratio, high - 0.03))
+
+
+def test_both_summaries_name_the_margin_to_release_at_40000_of_100000() -> None:
+    """The issue's own case: used 40,000, available 60,000 (0.40): margin_utilisation and
+    exposure_within_cap say to release more than 10,000, and 13,000 to reach 0.27; the gauge
+    carries both figures."""
+    margin = Margin(40_000, 60_000)
+    sized = (
+        "release more than 10,000 of margin (used 40,000 of 100,000) to get below 0.30, "
+        "13,000 to reach 0.27 (the runbook's <=3% buffer)"
+    )
+    for verdict in (
+        judge_margin(margin, 0.30),
+        judge_exposure(margin, 0.2, 0.30, 0.30, "over their per-position cap 2,700: EUR_USD 9,000"),
+    ):
+        assert verdict.status is Status.FAIL
+        assert sized in verdict.summary
+        released = {
+            r.labels: r.value
+            for r in verdict.readings
+            if r.measure is Measure.RECOVERY_MARGIN_TO_RELEASE
+        }
+        assert released == {
+            ("below_cap",): pytest.approx(10_000),
+            ("buffer",): pytest.approx(13_000),
+        }
+    exposure = judge_exposure(
+        margin, 0.2, 0.30, 0.30, "over their per-position cap 2,700: EUR_USD 9,000"
+    )
+    assert "EUR_USD 9,000" in exposure.summary
+    within = judge_margin(Margin(20_000, 80_000), 0.30)
+    assert {
+        r.value for r in within.readings if r.measure is Measure.RECOVERY_MARGIN_TO_RELEASE
+    } == {0.0}
+    assert "release" not in within.summary
+
+
+def test_positions_over_their_cap_are_named_largest_first() -> None:
+    """Which positions exceed min(budget/K, PM_MAX_PER_POS_PCT x budget), in the operator's
+    numbers; none is said plainly."""
+    positions = [Position("EUR_USD", 2_000), Position("USD_JPY", 9_000), Position("GBP_USD", 3_100)]
+    assert over_cap(positions, 2_700) == (
+        "over their per-position cap 2,700: USD_JPY 9,000, GBP_USD 3,100"
+    )
+    assert over_cap(positions[:1], 2_700) == "no position is over its per-position cap 2,700"
+    many = [Position(f"P{i}_USD", 5_000 + i) for i in range(7)]
+    assert over_cap(many, 1).endswith("and 2 more")
 
 
 def test_budget_fields() -> None:
@@ -239,11 +317,11 @@ def test_total_allocation_both_scales(
 
 def test_exposure_names_the_recovery_procedure() -> None:
     """Beyond 30% the summary carries the runbook's recovery steps."""
-    verdict = judge_exposure(0.45, 0.2, 0.30, 0.30)
+    verdict = judge_exposure(Margin(45, 55), 0.2, 0.30, 0.30)
     assert verdict.status is Status.FAIL
     assert "engage the kill switch" in verdict.summary
     assert "drain_overcap_only.sh --dry-run" in verdict.summary
-    assert judge_exposure(0.1, 0.3, 0.30, 0.30).status is Status.OK
+    assert judge_exposure(Margin(10, 90), 0.3, 0.30, 0.30).status is Status.OK
 
 
 # --- allocator and allocation -------------------------------------------------------------
