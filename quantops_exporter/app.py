@@ -84,6 +84,7 @@ def build_exporter(
         lambda: runtime.generation.thresholds,
         lambda: runtime.generation.calendar,
         clock,
+        created=generation.settings.created_series,  # read at start-up: a reload keeps it
     )
     runtime = Runtime(
         generation, board=board, health=health, metrics=metrics, loader=loader, clock=clock

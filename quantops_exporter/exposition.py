@@ -48,6 +48,7 @@ Whole boards only
 from __future__ import annotations
 
 import asyncio
+import copy
 import math
 import re
 import time
@@ -85,21 +86,28 @@ class ExposedRegistry(CollectorRegistry):
     """A registry served by its `exposition`: it knows the order of its collectors, and which of
     them are stored (rendered when told of a change) and which live (rendered per scrape)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, created: bool = True) -> None:
         super().__init__(auto_describe=True)
         self._order: list[Collector] = []
         self._stored: frozenset[Collector] = frozenset()
+        # `created=False` leaves out the `_created` samples of counters and histograms, as
+        # prometheus_client's disable_created_metrics() does, for this registry alone.
+        self._shown: dict[Collector, Collector] = {}
+        self._created = created
         self.exposition = Exposition(self, live_max_age=LIVE_MAX_AGE)
 
     def register(self, collector: Collector) -> None:
         """Register `collector` after the others (live unless `store_registered` follows)."""
-        super().register(collector)
-        self._order.append(collector)
+        shown = collector if self._created else _WithoutCreated(collector)
+        super().register(shown)
+        self._shown[collector] = shown
+        self._order.append(shown)
 
     def unregister(self, collector: Collector) -> None:
         """Remove `collector`."""
-        super().unregister(collector)
-        self._order.remove(collector)
+        shown = self._shown.pop(collector)
+        super().unregister(shown)
+        self._order.remove(shown)
 
     def store_registered(self) -> None:
         """Render every collector registered so far only when the exposition is told of a change."""
@@ -513,6 +521,26 @@ def _store(fmt: _Format, families: _Families, version: int) -> _Stored:
 def _gzip(body: bytes) -> bytes:
     compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
     return compressor.compress(body) + compressor.flush()
+
+
+class _WithoutCreated(Collector):
+    """A collector's families without their `_created` samples."""
+
+    def __init__(self, inner: Collector) -> None:
+        self._inner = inner
+
+    def describe(self) -> Iterable[Metric]:
+        describe = getattr(self._inner, "describe", None)
+        return describe() if describe is not None else self.collect()
+
+    def collect(self) -> Iterator[Metric]:
+        for family in self._inner.collect():
+            if family.type in ("counter", "histogram", "summary", "gaugehistogram"):
+                kept = [s for s in family.samples if not s.name.endswith("_created")]
+                if len(kept) != len(family.samples):
+                    family = copy.copy(family)
+                    family.samples = kept
+            yield family
 
 
 class _Families(Collector):

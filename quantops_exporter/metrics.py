@@ -473,16 +473,19 @@ def build_registry(
     thresholds: Callable[[], Thresholds] = lambda: _DEFAULTS,
     calendar: Callable[[], Calendar] = lambda: _ALWAYS_OPEN,
     clock: Callable[[], float] = time.time,
+    *,
+    created: bool = False,
 ) -> tuple[CollectorRegistry, MetricsBundle]:
     """A fresh registry with every exporter metric, the board subscribed to its accumulators.
 
     The registry serves /metrics through its exposition: every family registered here but the
     process figures is rendered when it changes (each tells the exposition), the process figures
     and anything registered later on every scrape. `thresholds` and `calendar` return those of
-    the configuration in force.
+    the configuration in force. `created` keeps the `_created` series of counters and
+    histograms (QUANTOPS_CREATED_SERIES; off, as in most exporters).
     """
     checks = tuple(checks)
-    registry = ExposedRegistry()
+    registry = ExposedRegistry(created=created)
     exposition = registry.exposition
     market = TransitionCache(calendar, clock)
     collector = BoardCollector(board, health, thresholds, market)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
 from quantops_exporter.board import Board, readiness_by_section, section_readiness
@@ -286,3 +287,28 @@ def test_an_always_open_market_has_no_timestamps_not_nan() -> None:
         assert f"# TYPE {metric} gauge" in text
         assert registry.get_sample_value(metric) is None
     assert "NaN" not in text
+
+
+@pytest.mark.parametrize("created", [False, True])
+def test_created_series_are_off_unless_configured(created: bool) -> None:
+    """QUANTOPS_CREATED_SERIES: without it no `_created` sample (most exporters leave them out;
+    they doubled what a text scrape carries); with it the counters and histograms have them,
+    in every format, and nothing else changes."""
+    from prometheus_client import generate_latest
+    from prometheus_client.openmetrics.exposition import generate_latest as openmetrics
+
+    from quantops_exporter.board import Board
+    from quantops_exporter.checks.catalog import CHECKS
+    from quantops_exporter.metrics import build_registry
+    from quantops_exporter.sources.health import DependencyHealth
+    from tests.factories import outcome
+
+    board = Board(CHECKS)
+    registry, _ = build_registry(board, DependencyHealth(), CHECKS, created=created)
+    board.record(outcome(CHECKS[0].name))
+    for body in (generate_latest(registry), openmetrics(registry)):
+        lines = body.decode().splitlines()
+        made = [line for line in lines if "_created" in line and not line.startswith("#")]
+        assert bool(made) is created, made[:3]
+        assert any(line.startswith("runbook_check_runs_total{") for line in lines)
+        assert any(line.startswith("runbook_check_duration_seconds_bucket{") for line in lines)
