@@ -124,7 +124,7 @@ def _port(parts: SplitResult) -> None:
 
 
 class Settings(BaseSettings, Thresholds):
-    """Every setting, validated; see the README's configuration table."""
+    """Every setting, validated; see docs/configuration.md."""
 
     model_config = SettingsConfigDict(
         env_nested_delimiter="__",

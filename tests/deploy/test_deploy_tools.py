@@ -96,12 +96,12 @@ def kustomized() -> list[dict[str, object]]:
 
 
 def test_kustomize_builds_the_image_the_readme_builds_and_requires_the_secret() -> None:
-    """`kubectl kustomize`: the Deployment runs the image `docker build` in the README tags,
+    """`kubectl kustomize`: the Deployment runs the image `docker build` in docs/deploying.md tags,
     with a Secret that must exist (an optional one silently targeted localhost)."""
     documents = {(d["kind"], d["metadata"]["name"]): d for d in kustomized()}  # type: ignore[index]
     deployment = documents[("Deployment", "quantops-exporter")]
     (container,) = deployment["spec"]["template"]["spec"]["containers"]  # type: ignore[index]
-    assert f"docker build -t {container['image']} ." in (ROOT / "README.md").read_text()
+    assert f"docker build -t {container['image']} ." in (ROOT / "docs/deploying.md").read_text()
     secret = next(s["secretRef"] for s in container["envFrom"] if "secretRef" in s)
     assert secret.get("optional", False) is False
     assert {

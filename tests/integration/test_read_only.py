@@ -20,7 +20,7 @@ from tests.integration.conftest import generation_for
 
 pytestmark = pytest.mark.integration
 
-# The README documents this line; the test holds it to being enough.
+# docs/troubleshooting.md documents this line; the test holds it to being enough.
 READ_ONLY_ACL = "on >quantops-secret ~* resetchannels -@all +@read +ping"
 
 
