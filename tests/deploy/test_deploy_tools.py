@@ -81,7 +81,8 @@ def test_the_unit_reloads_with_sighup_and_requires_its_settings() -> None:
     name, _, value = service["Environment"].partition("=")
     env_file = {"SEP_API_URL": "http://sep-backend:8000", "ALLOCATOR_URL": "http://a:8100"}
     done = check_config({name: value} | env_file)
-    assert done.returncode == 2 and "VALKEY_URL is not set, and QUANTOPS_REQUIRE" in done.stderr, done.stderr
+    assert done.returncode == 2, done.stderr
+    assert "VALKEY_URL is not set, and QUANTOPS_REQUIRE" in done.stderr, done.stderr
     done = check_config({name: value} | env_file | {"VALKEY_URL": "redis://valkey:6379/0"})
     assert done.returncode == 0, done.stderr
 
@@ -115,7 +116,8 @@ def test_the_pods_configuration_without_the_secret_refuses_to_start() -> None:
     documents = {(d["kind"], d["metadata"]["name"]): d for d in kustomized()}  # type: ignore[index]
     config = documents[("ConfigMap", "quantops-exporter")]["data"]  # type: ignore[index]
     done = check_config(dict(config))
-    assert done.returncode == 2 and "VALKEY_URL is not set, and QUANTOPS_REQUIRE" in done.stderr, done.stderr
+    assert done.returncode == 2, done.stderr
+    assert "VALKEY_URL is not set, and QUANTOPS_REQUIRE" in done.stderr, done.stderr
     done = check_config(dict(config) | {"VALKEY_URL": "redis://u:p@valkey:6379/0"})
     assert done.returncode == 0, done.stderr
 
