@@ -33,6 +33,18 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.xdist_group("main"))
 
 
+# How many times longer than on a quiet machine a test waits for something that will happen.
+# Every wait ends as soon as the thing happens, so the slack costs nothing when all goes well,
+# and a shared CI host (load 4 and more on 2 cores: each process gets well under a core) gets
+# the time it needs. TEST_PATIENCE overrides it (e.g. 10 on a slower host).
+PATIENCE = float(os.environ.get("TEST_PATIENCE", "4"))
+
+
+def patience(seconds: float) -> float:
+    """How long to wait for what takes `seconds` at most on a quiet machine."""
+    return seconds * PATIENCE
+
+
 def settings_variable(name: str) -> bool:
     """Whether the settings read environment variable `name`."""
     upper = name.upper()

@@ -16,7 +16,7 @@ import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
 from quantops_exporter.simulator.valkey_server import free_port
-from tests.conftest import clean_env
+from tests.conftest import clean_env, patience
 
 
 class Daemon:
@@ -58,7 +58,7 @@ class Daemon:
     async def until(self, probe: Any, limit: float, what: str) -> Any:
         """Poll the async `probe()` until truthy; fail naming `what` (and the log's tail)."""
         try:
-            async with asyncio.timeout(limit):
+            async with asyncio.timeout(patience(limit)):
                 while True:
                     try:
                         result = await probe()
@@ -70,7 +70,8 @@ class Daemon:
                         raise AssertionError(f"the daemon exited: {self.log()[-1500:]}")
                     await asyncio.sleep(0.2)
         except TimeoutError:
-            raise AssertionError(f"not within {limit}s: {what}\n{self.log()[-1500:]}") from None
+            waited = patience(limit)
+            raise AssertionError(f"not within {waited}s: {what}\n{self.log()[-1500:]}") from None
 
     def signal(self, signum: int) -> None:
         """Send `signum` to the daemon."""

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from quantops_exporter.simulator.valkey_server import free_port
+from tests.conftest import patience
 from tests.deploy.test_artifacts import ALERTMANAGER, binary
 
 JOB = "quantops-exporter"
@@ -60,14 +61,14 @@ def _get(url: str) -> Any:
 
 
 def _wait(probe: Any, what: str, log: Path | None = None, limit: float = 20) -> Any:
-    deadline = time.monotonic() + limit
+    deadline = time.monotonic() + patience(limit)
     while time.monotonic() < deadline:
         result = probe()
         if result:
             return result
         time.sleep(0.2)
     tail = log.read_text()[-2000:] if log is not None else ""
-    pytest.fail(f"not within {limit}s: {what} {tail}")
+    pytest.fail(f"not within {patience(limit)}s: {what} {tail}")
 
 
 def post(alertmanager: str, *alerts: dict[str, str]) -> None:

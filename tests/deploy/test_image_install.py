@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from quantops_exporter.simulator.valkey_server import free_port
-from tests.conftest import clean_env
+from tests.conftest import clean_env, patience
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCK = ROOT / "deploy" / "requirements.lock"
@@ -143,7 +143,7 @@ def test_the_dockerfile_install_builds_and_starts(tmp_path: Path) -> None:
 
 
 def _until_ready(url: str, process: subprocess.Popen[bytes], limit: float = 90.0) -> None:
-    deadline = time.monotonic() + limit
+    deadline = time.monotonic() + patience(limit)
     while time.monotonic() < deadline:
         assert process.poll() is None, "the demo exited"
         try:

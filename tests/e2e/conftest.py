@@ -18,7 +18,7 @@ from quantops_exporter.config import DEFAULT_PAIRS
 from quantops_exporter.market import Session
 from quantops_exporter.simulator.stack import SepSimulator
 from quantops_exporter.simulator.valkey_server import ValkeyServer, free_port
-from tests.conftest import make_generation, require_program
+from tests.conftest import make_generation, patience, require_program
 
 
 class SwitchableCalendar:
@@ -105,7 +105,7 @@ async def exporter(stack: tuple[SepSimulator, Any]) -> AsyncIterator[int]:
 async def until(probe: Callable[[], Awaitable[Any]], limit: float, what: str) -> Any:
     """Await `probe()` until it returns something truthy; fail after `limit` seconds."""
     try:
-        async with asyncio.timeout(limit):
+        async with asyncio.timeout(patience(limit)):
             while True:
                 try:
                     result = await probe()
@@ -115,7 +115,7 @@ async def until(probe: Callable[[], Awaitable[Any]], limit: float, what: str) ->
                     return result
                 await asyncio.sleep(0.5)
     except TimeoutError:
-        pytest.fail(f"not within {limit}s: {what}")
+        pytest.fail(f"not within {patience(limit)}s: {what}")
 
 
 async def spawn(args: list[str], log: Path, ready_url: str) -> asyncio.subprocess.Process:

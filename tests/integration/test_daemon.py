@@ -13,6 +13,7 @@ from quantops_exporter.app import build_exporter
 from quantops_exporter.checks.catalog import CHECKS
 from quantops_exporter.simulator.scenarios import Scenario
 from quantops_exporter.simulator.stack import SepSimulator
+from tests.conftest import patience
 from tests.integration.conftest import generation_for
 
 pytestmark = pytest.mark.integration
@@ -56,7 +57,7 @@ async def until(
     limit: float = 10.0,
 ) -> str:
     """Scrape until `predicate(text)` holds; fail after `limit` seconds."""
-    async with asyncio.timeout(limit):
+    async with asyncio.timeout(patience(limit)):
         while True:
             text = await scrape(client)
             if predicate(text):

@@ -20,7 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from quantops_exporter.checks.catalog import CHECK_NAMES
 from quantops_exporter.simulator.valkey_server import free_port
-from tests.conftest import require_libfaketime
+from tests.conftest import patience, require_libfaketime
 from tests.moments import next_date
 
 pytestmark = pytest.mark.integration
@@ -41,14 +41,14 @@ def ok_values(port: int) -> dict[str, float]:
 def wait_until(predicate, limit: float) -> float:  # type: ignore[no-untyped-def]
     """Poll `predicate` until true; return the seconds it took, fail after `limit`."""
     started = time.monotonic()
-    while time.monotonic() - started < limit:
+    while time.monotonic() - started < patience(limit):
         try:
             if predicate():
                 return time.monotonic() - started
         except OSError:
             pass
         time.sleep(0.2)
-    raise AssertionError(f"not true within {limit}s")
+    raise AssertionError(f"not true within {patience(limit)}s")
 
 
 @pytest.fixture
@@ -84,10 +84,10 @@ def demo() -> Iterator[tuple[subprocess.Popen[str], int, list[str]]]:
 
 
 def test_demo_all_ok_then_the_printed_command_flips_manifold(demo) -> None:  # type: ignore[no-untyped-def]
-    """Every check ok within 10 s; the banner's SET flips manifold_freshness; DEL restores."""
+    """Every check ok (within 10 s on a quiet machine: benchmarks/ measures how soon); the
+    banner's SET flips manifold_freshness; DEL restores."""
     process, port, banner = demo
-    took = wait_until(lambda: ok_values(port) == dict.fromkeys(CHECK_NAMES, 1.0), limit=10)
-    assert took < 10
+    wait_until(lambda: ok_values(port) == dict.fromkeys(CHECK_NAMES, 1.0), limit=10)
     set_cmd = next(line for line in banner if "SET ws:last:manifold:EUR_USD" in line)
     del_cmd = next(line for line in banner if "DEL ws:last:manifold:EUR_USD" in line)
     subprocess.run(shlex.split(set_cmd), check=True, capture_output=True)

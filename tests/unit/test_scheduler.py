@@ -19,12 +19,13 @@ from quantops_exporter.checks.base import CheckContext
 from quantops_exporter.checks.verdict import Reason, Status, Verdict
 from quantops_exporter.metrics import SchedulerMetrics
 from quantops_exporter.scheduler import CheckScheduler, ClockStepWatch, SteadyAsyncIOScheduler
+from tests.conftest import patience
 from tests.factories import make_check, make_ctx
 
 
 async def wait_for(condition, limit: float = 5.0) -> None:  # type: ignore[no-untyped-def]
     """Yield to the loop until `condition()` holds (the scheduler runs on real time)."""
-    async with asyncio.timeout(limit):
+    async with asyncio.timeout(patience(limit)):
         # APScheduler fires on wall-clock time and offers no event to await: poll briefly.
         while not condition():  # noqa: ASYNC110
             await asyncio.sleep(0.01)
