@@ -25,7 +25,7 @@ from quantops_exporter.checks.verdict import Reason, Status
 from quantops_exporter.config import ConfigError
 from quantops_exporter.generation import Generation, load_generation
 from quantops_exporter.log import configure_logging
-from quantops_exporter.market import AlwaysOpenCalendar
+from quantops_exporter.market import AssumedOpenCalendar
 from quantops_exporter.report import Progress, render_table, summary_line
 from quantops_exporter.simulator import fakeclock
 from quantops_exporter.simulator.scenarios import DESCRIPTIONS, Scenario
@@ -223,7 +223,7 @@ def _main(argv: Sequence[str] | None) -> int:
     if command == "check":
         configure_logging("console", "error")
         if args.assume_open:
-            generation = dataclasses.replace(generation, calendar=AlwaysOpenCalendar())
+            generation = dataclasses.replace(generation, calendar=AssumedOpenCalendar())
         return asyncio.run(_check(generation, as_json=args.json, section=args.section))
     configure_logging(settings.log_format.value, settings.log_level.value)
     if command == "demo":
