@@ -147,10 +147,8 @@ class FxCalendar:
     def is_open(self, at: float) -> bool:
         """Whether the FX market is open at epoch second `at`."""
         local = datetime.fromtimestamp(at, _NEW_YORK)
-        if self.closures:
-            trading_day = local.date() + timedelta(days=local.time() >= _WEEKLY_CLOSE)
-            if any(closure.covers(trading_day) for closure in self.closures):
-                return False
+        if self.closures and self._closure(local) is not None:
+            return False
         weekday = local.weekday()  # Monday is 0
         if weekday == 5:
             return False
@@ -183,10 +181,14 @@ class FxCalendar:
         day, even on a weekend), `weekend`, or None while it is open."""
         if self.is_open(at):
             return None
-        local = datetime.fromtimestamp(at, _NEW_YORK)
-        trading_day = local.date() + timedelta(days=local.time() >= _WEEKLY_CLOSE)
-        named = next((c for c in self.closures if c.covers(trading_day)), None)
+        named = self._closure(datetime.fromtimestamp(at, _NEW_YORK))
         return f"holiday {named}" if named is not None else "weekend"
+
+    def _closure(self, local: datetime) -> Closure | None:
+        """The closure of the trading day New York time `local` belongs to (it runs from 17:00
+        the day before), if any."""
+        trading_day = local.date() + timedelta(days=local.time() >= _WEEKLY_CLOSE)
+        return next((c for c in self.closures if c.covers(trading_day)), None)
 
     def _opens_at(self, moment: float) -> bool:
         return self.is_open(moment) and not self.is_open(moment - 1)
