@@ -112,13 +112,15 @@ class SectionReadiness:
 
     section: Section
     checks: tuple[str, ...]  # the enabled checks its steps name
-    failing: tuple[str, ...]  # fail or error
+    failing: tuple[str, ...]  # fail or error while expected
     unverified: tuple[str, ...]  # not run yet, or skipped because the market is closed
+    # fail or error while not expected (the warm-up after an open): not green yet, not a fault
+    not_expected: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
         """Every check passed, or skipped by its own judgement (no intended session open)."""
-        return not self.failing and not self.unverified
+        return not self.failing and not self.unverified and not self.not_expected
 
 
 def section_readiness(states: Iterable[CheckState], section: Section) -> SectionReadiness:
@@ -126,8 +128,10 @@ def section_readiness(states: Iterable[CheckState], section: Section) -> Section
 
     A check skipped because the market is closed verified nothing, so it does not count as
     passing (a gate never passes on nothing); a check that skips itself because trading is not
-    intended now (sessions_open outside the intended sessions) does. A disabled check is not
-    judged: its last verdict is kept but nobody asked for it.
+    intended now (sessions_open outside the intended sessions) does. A check that failed while
+    not expected (the warm-up after an open) is not green yet, but not failing either: the page
+    shows it as not expected, like the alerts. A disabled check is not judged: its last verdict
+    is kept but nobody asked for it.
     """
     return _judge(
         section, [s for s in states if s.check.enabled and section in sections_of(s.check)]
@@ -143,15 +147,21 @@ def readiness_by_section(states: Iterable[CheckState]) -> tuple[SectionReadiness
 
 
 def _judge(section: Section, judged: list[CheckState]) -> SectionReadiness:
-    failing, unverified = [], []
+    failing: list[str] = []
+    unverified: list[str] = []
+    not_expected: list[str] = []
     for state in judged:
         latest = state.latest
         if latest is None or latest.reason is Reason.MARKET_CLOSED:
             unverified.append(state.check.name)
         elif latest.status in (Status.FAIL, Status.ERROR):
-            failing.append(state.check.name)
+            (failing if latest.expected else not_expected).append(state.check.name)
     return SectionReadiness(
-        section, tuple(s.check.name for s in judged), tuple(failing), tuple(unverified)
+        section,
+        tuple(s.check.name for s in judged),
+        tuple(failing),
+        tuple(unverified),
+        tuple(not_expected),
     )
 
 

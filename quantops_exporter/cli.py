@@ -29,9 +29,10 @@ from quantops_exporter.build import build
 from quantops_exporter.checks.catalog import Section, section_checks
 from quantops_exporter.checks.verdict import Reason, Status
 from quantops_exporter.config import ConfigError, LogFormat, LogLevel, Settings
+from quantops_exporter.gate import WAIT_FOR_OPEN_SECONDS, wait_for_green
 from quantops_exporter.generation import Generation, load_generation
 from quantops_exporter.log import configure_logging
-from quantops_exporter.market import AlwaysOpenCalendar
+from quantops_exporter.market import AssumedOpenCalendar
 from quantops_exporter.report import Progress, render_table, summary_line
 from quantops_exporter.views import outcome_json
 
@@ -191,11 +192,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--path", choices=["/-/healthy", "/-/ready"], default="/-/healthy", help="what to probe"
     )
     check.add_argument("--json", action="store_true", help="print a JSON array instead")
-    check.add_argument(
+    when = check.add_mutually_exclusive_group()
+    when.add_argument(
         "--assume-open",
         action="store_true",
         help="judge as if the FX market were open (a pre-open gate run before the open); "
         "without it, checks skipped because the market is closed make the exit code 3",
+    )
+    when.add_argument(
+        "--wait",
+        action="store_true",
+        help="a gate for the open: wait for the FX market to open (at most "
+        f"{WAIT_FOR_OPEN_SECONDS / 3600:g} h, else exit 3) and through the warm-up after it "
+        "(QUANTOPS_PREOPEN_READY_WITHIN_SECONDS), running the checks again until they are "
+        "green (exit 0) or the warm-up has ended (exit 1 naming what still fails); progress "
+        "on stderr",
     )
     check.add_argument(
         "--section",
@@ -341,8 +352,10 @@ def _main(argv: Sequence[str] | None) -> int:
         # A report for people: only errors are logged, on the console, unless asked otherwise.
         configure_logging(args.log_format or "console", args.log_level or "error")
         if args.assume_open:
-            generation = dataclasses.replace(generation, calendar=AlwaysOpenCalendar())
-        return asyncio.run(_check(generation, as_json=args.json, section=args.section))
+            generation = dataclasses.replace(generation, calendar=AssumedOpenCalendar())
+        return asyncio.run(
+            _check(generation, as_json=args.json, section=args.section, wait=args.wait)
+        )
     if command == "demo":
         return _demo(args, argv, generation, load)
     configure_logging(settings.log_format.value, settings.log_level.value)
@@ -407,15 +420,28 @@ def _check_config(generation: Generation) -> int:
     return EXIT_OK
 
 
-async def _check(generation: Generation, *, as_json: bool, section: str | None = None) -> int:
+async def _check(
+    generation: Generation, *, as_json: bool, section: str | None = None, wait: bool = False
+) -> int:
     only = None
     chosen = SECTIONS[section] if section is not None else None
     if chosen is not None:
         only = frozenset(c.name for c in section_checks(generation.catalog, chosen))
     selected = [c for c in generation.enabled if only is None or c.name in only]
-    progress = Progress(len(selected), enabled=sys.stderr.isatty())
-    results = await run_once(generation, only=only, on_done=progress.done)
-    progress.finish()
+    if wait:
+        waited = await wait_for_green(
+            lambda: run_once(generation, only=only),
+            generation.calendar,
+            generation.thresholds.preopen_ready_within_seconds,
+            lambda line: print(f"quantops-exporter check --wait: {line}", file=sys.stderr),
+        )
+        if waited is None:
+            return EXIT_UNVERIFIED
+        results = list(waited)
+    else:
+        progress = Progress(len(selected), enabled=sys.stderr.isatty())
+        results = await run_once(generation, only=only, on_done=progress.done)
+        progress.finish()
     if as_json:
         rows = [outcome_json(o) | {"runbook": c.runbook} for c, o in results]
         print(json.dumps(rows, indent=2))
@@ -433,7 +459,8 @@ async def _check(generation: Generation, *, as_json: bool, section: str | None =
     if closed:  # a gate must never pass because nothing was checked
         print(
             f"not verified: {len(closed)} check(s) skipped because the FX market is closed "
-            f"({', '.join(closed)}); rerun with --assume-open to judge them as if it were open",
+            f"({', '.join(closed)}); before the open, --wait waits for it and the warm-up, "
+            "--assume-open judges them as if it were open",
             file=sys.stderr,
         )
         return EXIT_UNVERIFIED

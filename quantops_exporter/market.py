@@ -147,10 +147,8 @@ class FxCalendar:
     def is_open(self, at: float) -> bool:
         """Whether the FX market is open at epoch second `at`."""
         local = datetime.fromtimestamp(at, _NEW_YORK)
-        if self.closures:
-            trading_day = local.date() + timedelta(days=local.time() >= _WEEKLY_CLOSE)
-            if any(closure.covers(trading_day) for closure in self.closures):
-                return False
+        if self.closures and self._closure(local) is not None:
+            return False
         weekday = local.weekday()  # Monday is 0
         if weekday == 5:
             return False
@@ -162,9 +160,7 @@ class FxCalendar:
 
     def open_sessions(self, at: float) -> frozenset[Session]:
         """The sessions trading at epoch second `at` (none while the market is closed)."""
-        if not self.is_open(at):
-            return frozenset()
-        return frozenset(hours.session for hours in SESSION_HOURS if _within(hours, at))
+        return local_sessions(at) if self.is_open(at) else frozenset()
 
     # The market opens and closes only at 17:00 New York (the weekly close and reopen, and the
     # bounds of closed trading days), so a transition is a 17:00 whose two sides differ.
@@ -179,6 +175,20 @@ class FxCalendar:
     def last_open(self, at: float) -> float | None:
         """When the market last opened, at or before `at` (within SEARCH_DAYS)."""
         return next((t for t in _five_pm(at, -1) if t <= at and self._opens_at(t)), None)
+
+    def closed_for(self, at: float) -> str | None:
+        """What closes the market at `at`: `holiday 12-25` (the closure that names its trading
+        day, even on a weekend), `weekend`, or None while it is open."""
+        if self.is_open(at):
+            return None
+        named = self._closure(datetime.fromtimestamp(at, _NEW_YORK))
+        return f"holiday {named}" if named is not None else "weekend"
+
+    def _closure(self, local: datetime) -> Closure | None:
+        """The closure of the trading day New York time `local` belongs to (it runs from 17:00
+        the day before), if any."""
+        trading_day = local.date() + timedelta(days=local.time() >= _WEEKLY_CLOSE)
+        return next((c for c in self.closures if c.covers(trading_day)), None)
 
     def _opens_at(self, moment: float) -> bool:
         return self.is_open(moment) and not self.is_open(moment - 1)
@@ -209,6 +219,44 @@ class AlwaysOpenCalendar:
     def last_open(self, at: float) -> float | None:
         """Never: it did not open, it always was."""
         return None
+
+
+class AssumedOpenCalendar(AlwaysOpenCalendar):
+    """`check --assume-open`: the market judged as open, but its sessions still by their local
+    hours (before the Sunday open that is Sydney's Monday morning, not every session)."""
+
+    def open_sessions(self, at: float) -> frozenset[Session]:
+        """The sessions within their local business hours at `at`."""
+        return local_sessions(at)
+
+
+def local_sessions(at: float) -> frozenset[Session]:
+    """The sessions within their local business hours (weekdays) at `at`, whatever the FX
+    market's weekly and holiday closures say."""
+    return frozenset(hours.session for hours in SESSION_HOURS if _within(hours, at))
+
+
+def closure_summary(calendar: Calendar, at: float) -> str:
+    """Why the market is closed at `at`, named from the calendar, with the stretch it is
+    closed for: `FX market closed for the holiday 12-25 (Thu 24 Dec 17:00 to Sun 27 Dec 17:00
+    New York)`, `… for the weekend (Fri 17:00 to Sun 17:00 New York)`; a calendar that cannot
+    say why gives `FX market closed`."""
+    if not isinstance(calendar, FxCalendar) or (why := calendar.closed_for(at)) is None:
+        return "FX market closed"
+    opened = calendar.last_open(at)
+    since = calendar.next_close(opened) if opened is not None else None
+    until = calendar.next_open(at)
+    dated = why != "weekend" or (
+        since is not None and until is not None and until - since > 3 * 86_400
+    )
+    span = " to ".join(_new_york(t, dated) for t in (since, until) if t is not None)
+    return f"FX market closed for the {why}" + (f" ({span} New York)" if span else "")
+
+
+def _new_york(moment: float, dated: bool) -> str:
+    """`Fri 17:00`, or `Thu 24 Dec 17:00` where the weekday alone could be ambiguous."""
+    shown = "%a %d %b %H:%M" if dated else "%a %H:%M"
+    return datetime.fromtimestamp(moment, _NEW_YORK).strftime(shown)
 
 
 def _five_pm(at: float, step: int) -> Iterator[float]:

@@ -16,6 +16,7 @@ import structlog
 from quantops_exporter.checks.base import Check, CheckContext, Outcome
 from quantops_exporter.checks.verdict import Reason, Status, Verdict, reason_for
 from quantops_exporter.humanize import format_duration
+from quantops_exporter.market import closure_summary
 from quantops_exporter.redact import redact
 from quantops_exporter.sources import errors
 from quantops_exporter.trace import awaiting
@@ -32,7 +33,7 @@ async def run_check(
         verdict = Verdict(
             Status.SKIPPED,
             Reason.MARKET_CLOSED,
-            "FX market closed (Fri 17:00 to Sun 17:00 New York): not expected to be fresh",
+            f"{closure_summary(ctx.calendar, started_at)}: not expected to be fresh",
         )
         return _stamp(check, verdict, started_at, 0.0, expected=False)
     warming = _warming_up(check, ctx, started_at)

@@ -2,12 +2,15 @@
 
 What needs attention comes first: every failing or erroring check with its status, reason,
 summary, how long it has been failing and the runbook's own words for the steps it belongs to
-(embedded below from the repo's copy of the runbook, so the page works offline). Then the market:
-open or closed, a countdown to its next open or close, the holiday closures; and each runbook
-section's readiness, judged as `runbook_section_ok` and `check --section` judge it. The full board
-follows, one semantic table per runbook section with a caption and column headers. Status is
-written out (and marked with a tick, cross or dash) so colour is never the only signal, and every
-text colour is declared with its background in `CONTRAST_PAIRS` (tested to WCAG AA, 4.5:1).
+(embedded below from the repo's copy of the runbook, so the page works offline). Then the market
+(status_market.py): open or closed and why, a countdown to its next open or close, the sessions,
+the holiday closures; and each runbook section's readiness, judged as `runbook_section_ok` and
+`check --section` judge it. A run that was not expected (the market closed, the warm-up after an
+open) reads "not expected", whether it skipped or ran and failed: no alert fires for it, so it is
+neither counted as failing nor painted red. The full board follows, one semantic table per
+runbook section with a caption and column headers. Status is written out (and marked with a
+tick, cross or dash) so colour is never the only signal, and every text colour is declared with
+its background in `CONTRAST_PAIRS` (tested to WCAG AA, 4.5:1).
 """
 
 # The runbook's words are embedded verbatim and the page is typeset: en dashes, ≈, × are meant.
@@ -21,26 +24,22 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from zoneinfo import ZoneInfo
 
 from quantops_exporter import __version__
 from quantops_exporter.board import CheckState, SectionReadiness, readiness_by_section
 from quantops_exporter.checks.base import Outcome
 from quantops_exporter.checks.catalog import DEFAULT_RUNBOOK_URL, Anchor, Section
 from quantops_exporter.checks.verdict import MARKS, Status
-from quantops_exporter.humanize import format_countdown, format_duration, humanize_durations
-from quantops_exporter.market import (
-    SESSION_HOURS,
-    AlwaysOpenCalendar,
-    Calendar,
-    FxCalendar,
-    Session,
-    transitions,
-)
+from quantops_exporter.humanize import format_duration, humanize_durations
+from quantops_exporter.market import Calendar
+from quantops_exporter.status_market import market_section, weekend_section
 
 REFRESH_SECONDS = 10
-NEW_YORK = ZoneInfo("America/New_York")  # where the FX market opens and closes
 NEEDS_ATTENTION = (Status.FAIL, Status.ERROR)
+# How a run reads when its check was not expected then (the market closed, the warm-up after
+# an open, no intended session), whether it skipped or ran and failed: no alert fires for it,
+# so the page neither counts it as failing nor paints it red.
+NOT_EXPECTED = "not-expected"
 
 # The page's colours by scheme. `tint` is the background of failing rows and attention items.
 PALETTE: dict[str, dict[str, str]] = {
@@ -106,7 +105,7 @@ nav{display:flex;flex-wrap:wrap;gap:.2rem 1rem}
 .headline a{color:var(--fail)}
 .status{font-weight:700}.word{white-space:nowrap}
 .status.ok{color:var(--ok)}.status.fail{color:var(--fail)}.status.error{color:var(--error)}
-.status.skipped,.status.pending{color:var(--skipped)}
+.status.skipped,.status.pending,.status.not-expected{color:var(--skipped)}
 .reason{font-weight:400}
 .muted{color:var(--muted)}
 .attention{list-style:none;padding:0;margin:0}
@@ -133,7 +132,7 @@ tr.fail,tr.error{background:var(--tint)}
 .timeline{display:flex;flex-wrap:wrap;gap:2px}
 .timeline span{width:8px;height:14px;display:inline-block}
 .t-ok{background:var(--ok)}.t-fail{background:var(--fail)}.t-error{background:var(--error)}
-.t-skipped{background:var(--skipped)}
+.t-not-expected{background:var(--skipped)}
 @media (max-width:700px){thead{display:none}td{display:block;border:0;padding:.1rem .4rem}
 tr{display:block;border-bottom:1px solid #8886;padding:.4rem 0}
 td[data-label]::before{content:attr(data-label) ": ";font-weight:600}
@@ -314,13 +313,26 @@ def _markdown(text: str) -> str:
     return "".join(out)
 
 
+def _shown(outcome: Outcome) -> str:
+    """The status a run reads as: its own, or NOT_EXPECTED when it did not pass while its
+    check was not expected."""
+    if outcome.status is Status.OK or outcome.expected:
+        return outcome.status.value
+    return NOT_EXPECTED
+
+
+def _run_word(outcome: Outcome) -> str:
+    """`fail`, or `fail, not expected` for a run the alerts ignore."""
+    expected = _shown(outcome) != NOT_EXPECTED
+    return outcome.status.value + ("" if expected else ", not expected")
+
+
 def _timeline(history: Iterable[Outcome]) -> str:
     boxes = "".join(
-        f'<span class="t-{o.status.value}" title="{_esc(o.status.value)}: '
-        f'{_esc(o.reason.value)}"></span>'
+        f'<span class="t-{_shown(o)}" title="{_esc(_run_word(o))}: {_esc(o.reason.value)}"></span>'
         for o in history
     )
-    statuses = ", ".join(o.status.value for o in history) or "no runs yet"
+    statuses = "; ".join(_run_word(o) for o in history) or "no runs yet"
     return (
         f'<div class="timeline" role="img" aria-label="recent runs: {_esc(statuses)}">{boxes}</div>'
     )
@@ -330,13 +342,18 @@ def _ago(now: float, moment: float | None) -> str:
     return "never" if moment is None else f"{format_duration(now - moment)} ago"
 
 
-def _status(state: CheckState) -> tuple[str, str, str]:
-    """The status word, its mark and the reason ("" when there is none)."""
+def _status(state: CheckState) -> tuple[str, str, str, str]:
+    """The status as shown (a CSS class), its words, its mark and the reason ("" when there
+    is none); a run that was not expected gives its own status with the reason."""
     latest = state.latest
     if latest is None:
-        return "pending", "…", ""
+        return "pending", "pending", "…", ""
     reason = latest.reason.value if latest.reason.value != "none" else ""
-    return latest.status.value, MARKS[latest.status], reason
+    shown = _shown(latest)
+    if shown == NOT_EXPECTED:
+        why = f"{latest.status.value}: {reason}" if reason else latest.status.value
+        return shown, "not expected", MARKS[Status.SKIPPED], why
+    return shown, shown, MARKS[latest.status], reason
 
 
 def _summary(state: CheckState) -> str:
@@ -345,7 +362,7 @@ def _summary(state: CheckState) -> str:
 
 def _check_row(state: CheckState, now: float, runbook_url: str) -> str:
     check, latest = state.check, state.latest
-    status, mark, reason = _status(state)
+    status, word, mark, reason = _status(state)
     ran = _ago(now, latest.started_at if latest else None)
     success = _ago(now, state.last_success_at)
     disabled = "" if check.enabled else ' <span class="muted">(disabled)</span>'
@@ -355,7 +372,7 @@ def _check_row(state: CheckState, now: float, runbook_url: str) -> str:
         f'data-status="{status}">'
         f'<td data-label="Check"><code>{_esc(check.name)}</code>{disabled}</td>'
         f'<td class="status {status}" data-label="Status"><span class="word">{mark} '
-        f"{_esc(status)}</span>"
+        f"{_esc(word)}</span>"
         f"{why}</td>"
         f'<td class="summary" data-label="Summary">{_esc(_summary(state))}</td>'
         f'<td data-label="Last run">{_esc(ran)}</td>'
@@ -414,7 +431,7 @@ def _remedy(state: CheckState, runbook_url: str) -> str:
 
 def _attention_item(state: CheckState, now: float, runbook_url: str) -> str:
     check, latest = state.check, state.latest
-    status, mark, reason = _status(state)
+    status, word, mark, reason = _status(state)
     failing = _failing_for(state, now)
     why = f' <span class="reason">({_esc(reason)})</span>' if reason else ""
     age = " · ".join(
@@ -429,7 +446,7 @@ def _attention_item(state: CheckState, now: float, runbook_url: str) -> str:
     return (
         f'<li class="{status}" id="attention-{_esc(check.name)}" '
         f'data-check="{_esc(check.name)}" data-status="{status}">'
-        f'<h3><span class="status {status}"><span class="word">{mark} {_esc(status)}</span>'
+        f'<h3><span class="status {status}"><span class="word">{mark} {_esc(word)}</span>'
         f"{why}</span>"
         f"<code>{_esc(check.name)}</code></h3>"
         f'<p class="summary">{_esc(_summary(state))}</p>'
@@ -455,87 +472,30 @@ def _attention(failing: list[CheckState], now: float, runbook_url: str) -> str:
     )
 
 
-def _name(session: Session) -> str:
-    return session.value.replace("_", " ").title()
-
-
-def _sessions(calendar: Calendar, now: float) -> str:
-    """The sessions by their local hours (market.SESSION_HOURS), whatever calendar the checks
-    use: under QUANTOPS_MARKET_HOURS=always (the demo's default) the checks count every session
-    as open, which is a policy, not the time of day in Sydney."""
-    local_open = FxCalendar().open_sessions(now)
-    pills = []
-    for hours in SESSION_HOURS:
-        state = "open" if hours.session in local_open else "closed"
-        clock = datetime.fromtimestamp(now, hours.zone).strftime("%a %H:%M")
-        pills.append(
-            f'<span class="pill {state}" data-session="{hours.session.value}">'
-            f"{_esc(_name(hours.session))}: {state} "
-            f'<span class="muted">{_esc(clock)} local, {hours.opens:%H:%M}–'
-            f"{hours.closes:%H:%M}</span></span>"
-        )
-    if isinstance(calendar, AlwaysOpenCalendar):
-        market = "open (QUANTOPS_MARKET_HOURS=always)"
-        note = (
-            "<p>The checks treat the market and every session as open "
-            "(QUANTOPS_MARKET_HOURS=always); the sessions above are by their local hours.</p>"
-        )
-    else:
-        market = _market_state(calendar, now)
-        counted = calendar.open_sessions(now)
-        note = (
-            ""
-            if counted == local_open
-            else "<p>The checks' calendar counts as open: "
-            f"{_esc(', '.join(_name(s) for s in Session if s in counted) or 'none')}; the "
-            "sessions above are by their local hours.</p>"
-        )
-    if isinstance(calendar, FxCalendar):
-        note += _closures(calendar)
-    return (
-        f'<section aria-label="Market sessions"><h2 id="market">Market: {_esc(market)}</h2>'
-        f'<div class="strip">{"".join(pills)}</div>{note}</section>'
-    )
-
-
-def _market_state(calendar: Calendar, now: float) -> str:
-    """`open · closes in 2 d 4 h (Fri 17:00 New York)`, `closed · opens in 1 h 12 min (…)`."""
-    coming = transitions(calendar, now)
-    is_open = calendar.is_open(now)
-    state, verb, moment = (
-        ("open", "closes", coming.next_close) if is_open else ("closed", "opens", coming.next_open)
-    )
-    if moment is None:
-        return state
-    shown = "%a %H:%M" if moment - now < 6 * 86_400 else "%a %d %b %H:%M"
-    when = datetime.fromtimestamp(moment, NEW_YORK).strftime(shown)
-    return f"{state} · {verb} in {format_countdown(moment - now)} ({when} New York)"
-
-
-def _closures(calendar: FxCalendar) -> str:
-    """The holidays the FX calendar closes (QUANTOPS_MARKET_CLOSURES)."""
-    if not calendar.closures:
-        return "<p>Holiday closures (QUANTOPS_MARKET_CLOSURES): none.</p>"
-    listed = ", ".join(str(closure) for closure in calendar.closures)
-    return (
-        f"<p>Holiday closures (QUANTOPS_MARKET_CLOSURES): <code>{_esc(listed)}</code>. Each "
-        "closes its FX trading day, 17:00 New York the day before to 17:00, like a "
-        "weekend.</p>"
-    )
-
-
 def _readiness_item(readiness: SectionReadiness) -> str:
-    """One section's line: ready, not ready (what fails) or not verified (what did not run)."""
+    """One section's line: ready, not ready (what fails), not expected yet (what is not green
+    while the stack warms up after an open) or not verified (what did not run)."""
     section = readiness.section
     unverified = (
         f"not verified: {', '.join(readiness.unverified)} (skipped while the market was "
         "closed, or not run yet)"
     )
+    waiting = (
+        f"not expected yet: {', '.join(readiness.not_expected)} (not green while the stack "
+        "warms up after the open)"
+    )
+    notes = [
+        text
+        for text, names in ((waiting, readiness.not_expected), (unverified, readiness.unverified))
+        if names
+    ]
     count = len(readiness.checks)
     if readiness.failing:
         status, mark, word = "fail", MARKS[Status.FAIL], "not ready"
-        detail = f"failing: {', '.join(readiness.failing)}"
-        detail += f"; {unverified}" if readiness.unverified else ""
+        detail = "; ".join([f"failing: {', '.join(readiness.failing)}", *notes])
+    elif readiness.not_expected:
+        status, mark, word = NOT_EXPECTED, MARKS[Status.SKIPPED], "not expected yet"
+        detail = "; ".join(notes)
     elif readiness.unverified:
         status, mark, word = "skipped", MARKS[Status.SKIPPED], "not verified"
         detail = unverified
@@ -559,24 +519,6 @@ def _readiness(states: list[CheckState]) -> str:
     return (
         '<section aria-labelledby="readiness-title"><h2 id="readiness-title">Readiness by '
         f'runbook section</h2><ul class="readiness">{items}</ul></section>'
-    )
-
-
-def _weekend(states: Iterable[CheckState], calendar: Calendar, now: float) -> str:
-    """Weekend / Market Close: what the calendar changes, and whether it is in force now."""
-    market_only = [s.check.name for s in states if s.check.market_hours_only]
-    state = (
-        "In force now: the market is closed"
-        if not calendar.is_open(now)
-        else "Not in force: the market is open"
-    )
-    return (
-        '<section aria-label="Weekend and market close"><h2>Weekend / Market Close</h2>'
-        f"<p>{_esc(state)}. While the FX market is closed (Friday 17:00 to Sunday 17:00 New "
-        f"York) these checks are skipped and not expected: {_esc(', '.join(market_only))}. "
-        "WS ages stretch and allocator-lite keeps its previous weights; by default the kill "
-        "switch is expected ON until the first session opens (Weekend §1-§2), then resume "
-        "with the Pre-Open Spin-Up checks above.</p></section>"
     )
 
 
@@ -612,7 +554,12 @@ def render_status_page(
     """The whole page as HTML, from the board's states (by check name)."""
     now = time.time() if now is None else now
     states = list(board.values())
-    failing = [s for s in states if s.latest and s.latest.status in NEEDS_ATTENTION]
+    failing = [
+        s
+        for s in states
+        if s.latest and s.latest.status in NEEDS_ATTENTION and _shown(s.latest) != NOT_EXPECTED
+    ]
+    market_only = [s.check.name for s in states if s.check.market_hours_only]
     headline = (
         f'<a href="#attention">{len(failing)} of {len(states)} checks failing</a>'
         if failing
@@ -631,10 +578,10 @@ refreshes every {REFRESH_SECONDS}s</p>
 <nav><a href="#board">All checks</a><a href="/metrics">Metrics</a>
 <a href="/api/v1/checks">Checks (JSON)</a><a href="/-/ready">Ready</a>
 <a href="{_esc(runbook_url)}">Runbook</a></nav></header>
-<main>{_attention(failing, now, runbook_url)}{_sessions(calendar, now)}
+<main>{_attention(failing, now, runbook_url)}{market_section(calendar, now)}
 {_readiness(states)}
 {_board(states, now, runbook_url)}
-{_weekend(states, calendar, now)}</main>
+{weekend_section(market_only, calendar, now)}</main>
 <footer><p class="muted">quantops-exporter {_esc(__version__)} · results are from each check's
 last run; this page runs nothing.</p></footer></body></html>
 """

@@ -1,72 +1,135 @@
-"""Moments of the FX week derived from today, never written as dates.
+"""Moments of the FX week derived from today, for tests: never an absolute date.
 
-A test that pins a date ("@2026-11-28 12:00:00") turns into a failure once that day has passed:
-the stack's data, written on the real clock, then lies in the fake clock's future. Every moment
-a test needs is computed here from the real date instead: the next ordinary week (no closure
-from its Monday to the Sunday after), the next Sunday open, the next Dec 25, the next Sunday
-on which New York moves its clocks. `tests/unit/test_hygiene.py` rejects absolute libfaketime
-dates in tests.
+A date written into a test is a time bomb (issue 19: a fixed FAKETIME date failed every day once
+the stack's data lay in its future). These give "the next Sunday open", "the next Dec 25 noon",
+"the next Saturday noon", the next ordinary week, the next Sunday on which New York moves its
+clocks, in New York time from the real date (tests/unit/test_hygiene.py rejects fixed fake
+dates), and `SharedClock` puts several processes on one libfaketime clock (TESTING.md: under a
+speed-up each process's clock runs from its own start, so each needs the offset computed at its
+own launch).
 """
 
 from __future__ import annotations
 
-import time
+import time as _time
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from quantops_exporter.market import DEFAULT_CLOSURES, Closure
+from quantops_exporter.market import DEFAULT_CLOSURES, Calendar, Closure, FxCalendar
 from quantops_exporter.simulator.fakeclock import faketime_env
 
 NEW_YORK = ZoneInfo("America/New_York")
-MONDAY, WEDNESDAY, FRIDAY, SATURDAY, SUNDAY = 0, 2, 4, 5, 6
-HOLIDAYS = tuple(Closure.parse(text) for text in DEFAULT_CLOSURES)
+MONDAY, WEDNESDAY, FRIDAY, SATURDAY, SUNDAY = 0, 2, 4, 5, 6  # datetime.weekday()
+OPEN = time(17)  # the FX market opens and closes at 17:00 New York
 
 
-def today(now: float | None = None) -> date:
-    """Today's date in New York (the runbook's clock)."""
-    return datetime.fromtimestamp(time.time() if now is None else now, NEW_YORK).date()
+def default_calendar() -> FxCalendar:
+    """The daemon's default calendar: FX hours closed on QUANTOPS_MARKET_CLOSURES' default."""
+    return FxCalendar(Closure.parse(text) for text in DEFAULT_CLOSURES)
 
 
-def at(day: date, hour: int, minute: int = 0) -> datetime:
-    """`day` at `hour:minute` New York wall time."""
-    return datetime(day.year, day.month, day.day, hour, minute, tzinfo=NEW_YORK)
+def now_in_new_york() -> datetime:
+    """The real time now, in New York."""
+    return datetime.now(NEW_YORK)
 
 
-def next_weekday(
-    weekday: int, hour: int, minute: int = 0, *, after: float | None = None
-) -> datetime:
-    """The next `weekday` (Monday is 0) at `hour:minute` New York, strictly after `after`
+def next_weekday(weekday: int, at: time, *, after: datetime | None = None) -> datetime:
+    """The first `weekday` (Monday 0 … Sunday 6) at `at` New York strictly after `after`
     (default: now)."""
-    now = time.time() if after is None else after
-    day = today(now)
+    after = after or now_in_new_york()
+    day = after.astimezone(NEW_YORK).date()
     while True:
-        moment = at(day, hour, minute)
-        if day.weekday() == weekday and moment.timestamp() > now:
+        moment = datetime.combine(day, at, NEW_YORK)
+        if day.weekday() == weekday and moment > after:
             return moment
         day += timedelta(days=1)
 
 
-def next_date(
-    month: int, day: int, hour: int, minute: int = 0, *, after: float | None = None
-) -> datetime:
-    """The next `month`-`day` at `hour:minute` New York, strictly after `after` (default: now)."""
-    now = time.time() if after is None else after
-    year = today(now).year
-    while True:
-        try:
-            moment = at(date(year, month, day), hour, minute)
-        except ValueError:  # Feb 29 outside a leap year
-            year += 1
-            continue
-        if moment.timestamp() > now:
-            return moment
+def next_yearly(month: int, day: int, at: time, *, after: datetime | None = None) -> datetime:
+    """The first `month`-`day` at `at` New York strictly after `after` (default: now)."""
+    after = after or now_in_new_york()
+    year = after.astimezone(NEW_YORK).year
+    while (moment := datetime.combine(datetime(year, month, day).date(), at, NEW_YORK)) <= after:
         year += 1
+    return moment
 
 
-def next_clock_change(*, forward: bool, after: float | None = None) -> date:
+def next_saturday_noon(*, after: datetime | None = None) -> datetime:
+    """The next Saturday 12:00 New York: the market closed for the weekend."""
+    return next_weekday(SATURDAY, time(12), after=after)
+
+
+def next_dec_25_noon(*, after: datetime | None = None) -> datetime:
+    """The next Dec 25 12:00 New York: closed for the holiday (any weekday, year by year)."""
+    return next_yearly(12, 25, time(12), after=after)
+
+
+def next_jan_1_noon(*, after: datetime | None = None) -> datetime:
+    """The next Jan 1 12:00 New York: closed for the holiday."""
+    return next_yearly(1, 1, time(12), after=after)
+
+
+def next_sunday_open(
+    *, after: datetime | None = None, calendar: Calendar | None = None
+) -> datetime:
+    """The next Sunday 17:00 New York at which the market opens (by `calendar`, default the
+    daemon's): a Sunday before a closed Monday (Jan 1) does not open and is passed over."""
+    calendar = calendar or default_calendar()
+    moment = next_weekday(SUNDAY, OPEN, after=after)
+    while calendar.next_open(moment.timestamp() - 1) != moment.timestamp():
+        moment = next_weekday(SUNDAY, OPEN, after=moment)
+    return moment
+
+
+def next_open_after(moment: datetime, *, calendar: Calendar | None = None) -> datetime:
+    """When the market next opens after `moment` (by `calendar`, default the daemon's): after a
+    holiday that is 17:00 on the holiday itself, or the Sunday after it."""
+    calendar = calendar or default_calendar()
+    opens = calendar.next_open(moment.timestamp())
+    assert opens is not None, f"no open after {moment}"
+    return datetime.fromtimestamp(opens, NEW_YORK)
+
+
+class SharedClock:
+    """One fake clock for several processes: it read `start` when created and runs `speed`
+    times as fast as real time; `env()` is libfaketime's settings for a process launched now
+    so that it reads this clock too."""
+
+    def __init__(
+        self, start: datetime, speed: float = 1.0, real: Callable[[], float] = _time.time
+    ) -> None:
+        self.start, self.speed, self._real = start.timestamp(), speed, real
+        self._origin = real()
+
+    def now(self) -> float:
+        """The fake time now (epoch seconds)."""
+        return self.start + self.speed * (self._real() - self._origin)
+
+    def env(self) -> dict[str, str]:
+        """FAKETIME (and FAKETIME_DONT_FAKE_MONOTONIC at speed 1) for a process launched now;
+        LD_PRELOAD is the caller's (which libfaketime build suits the process)."""
+        real = self._real()
+        return faketime_env(self.start + self.speed * (real - self._origin), self.speed, real)
+
+    def real_seconds(self, fake: float) -> float:
+        """How many real seconds `fake` seconds of this clock take."""
+        return fake / self.speed
+
+    def real_until(self, moment: float) -> float:
+        """Real seconds from now until this clock reads `moment` (negative once it has)."""
+        return (moment - self.now()) / self.speed
+
+
+def at(day: date, hour: int, minute: int = 0) -> datetime:
+    """`day` at `hour:minute` New York wall time."""
+    return datetime.combine(day, time(hour, minute), NEW_YORK)
+
+
+def next_clock_change(*, forward: bool, after: datetime | None = None) -> date:
     """The next Sunday on which New York moves its clocks forward (March) or back (November)."""
-    day = today(after) + timedelta(days=1)
+    day = (after or now_in_new_york()).astimezone(NEW_YORK).date() + timedelta(days=1)
     while True:
         before, later = at(day - timedelta(days=1), 12).utcoffset(), at(day, 12).utcoffset()
         assert before is not None and later is not None
@@ -77,13 +140,13 @@ def next_clock_change(*, forward: bool, after: float | None = None) -> date:
 
 @dataclass(frozen=True, slots=True)
 class Week:
-    """An ordinary FX week: no closed trading day from its Monday to the Sunday after it, so
-    the Friday close and the Sunday open are the weekly ones."""
+    """An ordinary FX week: no closed trading day from the Sunday before its Monday to the
+    Tuesday after it, so its Friday close and its Sunday open are the weekly ones."""
 
     monday: date
 
     def day(self, weekday: int) -> date:
-        """The day of this week (the Sunday is the one after its Saturday)."""
+        """The day of this week (its Sunday is the one after its Saturday: the open)."""
         return self.monday + timedelta(days=weekday)
 
     def wednesday(self, hour: int, minute: int = 0) -> datetime:
@@ -103,24 +166,20 @@ class Week:
         return at(self.day(SUNDAY), hour, minute)
 
 
-def next_ordinary_week(*, after: float | None = None) -> Week:
-    """The first week starting on a Monday after `after` (default: now) whose days, and the
-    Monday after it, hold no closure (so no holiday moves its close or its open)."""
-    monday = today(after) + timedelta(days=1)
+def next_ordinary_week(*, after: datetime | None = None) -> Week:
+    """The first week starting on a Monday after `after` (default: now) that no closure
+    touches (see Week)."""
+    closures = default_calendar().closures
+    monday = (after or now_in_new_york()).astimezone(NEW_YORK).date() + timedelta(days=1)
     while True:
         monday += timedelta(days=(MONDAY - monday.weekday()) % 7)
         days = [monday + timedelta(days=n) for n in range(-1, 9)]
-        if not any(closure.covers(day) for closure in HOLIDAYS for day in days):
+        if not any(closure.covers(day) for closure in closures for day in days):
             return Week(monday)
         monday += timedelta(days=1)
 
 
-def next_saturday_noon(*, after: float | None = None) -> datetime:
-    """The next Saturday noon New York: the market is closed all day."""
-    return next_weekday(SATURDAY, 12, after=after)
-
-
-def clock_at(moment: datetime, speed: int = 1, *, now: float | None = None) -> dict[str, str]:
-    """libfaketime settings for a process started now whose clock reads `moment` (running at
-    `speed`); only the wall clock moves at speed 1, as NTP would set it (see fakeclock)."""
-    return faketime_env(moment.timestamp(), speed, time.time() if now is None else now)
+def clock_at(moment: datetime, speed: float = 1.0) -> dict[str, str]:
+    """libfaketime settings for one process launched now whose clock reads `moment`, running
+    at `speed` (several processes on one clock: SharedClock)."""
+    return SharedClock(moment, speed).env()

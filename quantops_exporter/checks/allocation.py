@@ -21,6 +21,7 @@ from quantops_exporter.checks.verdict import (
     fail,
     ok,
 )
+from quantops_exporter.market import closure_summary
 from quantops_exporter.sources.errors import BadPayload, WrongType
 from quantops_exporter.sources.health import Dependency
 from quantops_exporter.sources.payloads import decode_json
@@ -108,10 +109,12 @@ def judge_cadence(
     now: float,
     market_open: bool,
     max_skew: float = 5.0,
+    closure: str = "FX market closed",
 ) -> Verdict:
     """`interval` (or `interval_sec`) equals ALLOC_INTERVAL_SEC; `ts`, when present, is fresh
-    while the market is open (allocator-lite keeps old weights while it is closed), and never
-    more than `max_skew` seconds in the future (a clock problem, never fresh)."""
+    while the market is open (allocator-lite keeps old weights while it is closed: `closure`
+    says why, and the summary that its age was not judged), and never more than `max_skew`
+    seconds in the future (a clock problem, never fresh)."""
     status = as_object(payload, f"allocator {STATUS_PATH}")
     raw = status.get("interval", status.get("interval_sec"))
     if raw is None:
@@ -142,9 +145,10 @@ def judge_cadence(
                 f"QUANTOPS_MAX_CLOCK_SKEW_SECONDS {max_skew:g}): its clock or ours is wrong",
                 readings=readings,
             )
-    return Verdict(
-        Status.OK, Reason.NONE, f"allocator-lite cycles every {cadence:g}s", readings=readings
-    )
+    summary = f"allocator-lite cycles every {cadence:g}s"
+    if "ts" in status and not market_open:
+        summary += f"; its last cycle's age not judged: {closure}"
+    return Verdict(Status.OK, Reason.NONE, summary, readings=readings)
 
 
 async def check_allocator_topk(ctx: CheckContext) -> Verdict:
@@ -188,6 +192,7 @@ async def check_allocator_cadence(ctx: CheckContext) -> Verdict:
         now,
         ctx.calendar.is_open(now),
         t.max_clock_skew_seconds,
+        closure_summary(ctx.calendar, now),
     )
 
 

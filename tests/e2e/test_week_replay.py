@@ -63,7 +63,13 @@ from tests.e2e.replay import (
     spans,
     steps,
 )
-from tests.moments import at, next_clock_change, next_date, next_ordinary_week
+from tests.moments import (
+    at,
+    next_clock_change,
+    next_dec_25_noon,
+    next_jan_1_noon,
+    next_ordinary_week,
+)
 
 # A lane of its own under `make test` (-n 2 --dist loadgroup): one worker runs every moment.
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("replay")]
@@ -133,8 +139,8 @@ MOMENTS = (
     Moment("sunday 17:05 (open; kill switch ON until Tokyo)", _local(WEEK.sunday(17, 5))),
     Moment("sunday 17:05, clocks forward that morning", _local(at(FORWARD, 17, 5))),
     Moment("sunday 17:05, clocks back that morning", _local(at(BACK, 17, 5))),
-    Moment("dec 25 noon (holiday)", _local(next_date(12, 25, 12))),
-    Moment("jan 1 noon (holiday)", _local(next_date(1, 1, 12))),
+    Moment("dec 25 noon (holiday)", _local(next_dec_25_noon())),
+    Moment("jan 1 noon (holiday)", _local(next_jan_1_noon())),
     Moment(
         "wednesday 10:00, manifold stale",
         _local(WEEK.wednesday(10)),

@@ -21,7 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from quantops_exporter.checks.catalog import CHECK_NAMES
 from quantops_exporter.simulator.valkey_server import free_port
 from tests.conftest import patience, require_libfaketime
-from tests.moments import next_date
+from tests.moments import next_dec_25_noon
 
 pytestmark = pytest.mark.integration
 
@@ -231,7 +231,7 @@ def test_demo_at_christmas_runs_the_stack_and_the_daemon_on_one_fake_clock(
         "QUANTOPS_CHECKS__gates_sanity__INTERVAL_SECONDS": "2",
         "QUANTOPS_CHECKS__gates_sanity__TIMEOUT_SECONDS": "1",
     }
-    christmas = next_date(12, 25, 12)
+    christmas = next_dec_25_noon()
     noon = christmas.timestamp()
     argv = [
         sys.executable,

@@ -388,13 +388,16 @@ def test_countdowns_round_down_in_whole_units(seconds: float, spelt: str) -> Non
     ("moment", "said"),
     [
         # the issue's example: Sunday 15:48 New York, 1 h 12 min before the weekly open
-        (ny("2027-01-17 15:48"), "closed · opens in 1 h 12 min (Sun 17:00 New York)"),
+        (ny("2027-01-17 15:48"), "closed (weekend) · opens in 1 h 12 min (Sun 17:00 New York)"),
         # NOW, Friday 03:00 New York: open until 17:00
         (NOW, "open · closes in 14 h (Fri 17:00 New York)"),
         # summer time: Friday 16:30 EDT
         (ny("2026-07-10 16:30"), "open · closes in 30 min (Fri 17:00 New York)"),
         # Christmas Eve 2026 after the holiday close: no open until Sunday
-        (ny("2026-12-24 18:00"), "closed · opens in 2 d 23 h (Sun 17:00 New York)"),
+        (
+            ny("2026-12-24 18:00"),
+            "closed (holiday 12-25) · opens in 2 d 23 h (Sun 17:00 New York)",
+        ),
     ],
 )
 def test_the_market_heading_counts_down_to_the_next_open_or_close(moment: float, said: str) -> None:
@@ -407,7 +410,7 @@ def test_an_open_more_than_six_days_away_names_its_date() -> None:
     """A long holiday: the weekday alone would be ambiguous, so the date is shown."""
     calendar = FxCalendar([Closure.parse("2027-01-18..2027-01-29")])
     said = heading(page(Board(CHECKS), now=ny("2027-01-16 12:00"), calendar=calendar))
-    assert said == "closed · opens in 15 d 5 h (Sun 31 Jan 17:00 New York)"
+    assert said == "closed (weekend) · opens in 15 d 5 h (Sun 31 Jan 17:00 New York)"
 
 
 def test_the_closures_are_listed_or_said_to_be_none() -> None:
