@@ -22,6 +22,7 @@ from pathlib import Path
 import aiohttp
 from pydantic import SecretStr
 
+from quantops_exporter.basicauth import BasicAuth
 from quantops_exporter.checks.base import Check, CheckContext
 from quantops_exporter.checks.catalog import build_catalog
 from quantops_exporter.checks.memory import CheckMemory
@@ -39,7 +40,7 @@ from quantops_exporter.sources.health import DependencyHealth
 from quantops_exporter.sources.http import HttpReader
 from quantops_exporter.sources.stack_metrics import StackMetricsReader
 from quantops_exporter.sources.valkey import ValkeyReader
-from quantops_exporter.webconfig import BasicAuth, WebConfig, build_ssl_context, load_web_config
+from quantops_exporter.webconfig import WebConfig, build_ssl_context, load_web_config
 
 Clock = Callable[[], float]
 

@@ -11,29 +11,20 @@ to every endpoint; certificates are re-read when their files change.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import contextlib
-import hashlib
-import hmac
 import ssl
-import time
-from collections import OrderedDict, deque
-from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Literal
 
-import bcrypt
 import structlog
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from quantops_exporter.basicauth import bcrypt_problem
 from quantops_exporter.config import ConfigError
 
 log = structlog.get_logger("quantops_exporter.webconfig")
-_T = TypeVar("_T")
-REALM = 'Basic realm="quantops-exporter", charset="UTF-8"'
 _VERSIONS = {
     "TLS10": ssl.TLSVersion.TLSv1,
     "TLS11": ssl.TLSVersion.TLSv1_1,
@@ -91,11 +82,9 @@ class WebConfig(BaseModel):
     @classmethod
     def _bcrypt_hashes(cls, value: dict[str, SecretStr]) -> dict[str, SecretStr]:
         for user, hashed in value.items():
-            if not hashed.get_secret_value().startswith(("$2a$", "$2b$", "$2y$")):
-                raise ValueError(
-                    f"the password of {user!r} is not a bcrypt hash "
-                    "(generate one with: htpasswd -nBC 10 '' | tr -d ':\\n')"
-                )
+            problem = bcrypt_problem(hashed.get_secret_value())
+            if problem is not None:  # a hash no password can match would lock the user out
+                raise ValueError(f"the hash of {user!r}: {problem}")
         return value
 
 
@@ -170,130 +159,6 @@ async def reload_certificates(
         except (OSError, ssl.SSLError) as err:
             # A half-written pair is retried at the next tick; the old certificate stays.
             log.warning("tls_certificate_reload_failed", error=str(err))
-
-
-# bcrypt runs here, never on the loop's default executor: that one also resolves host names for
-# the checks' HTTP requests, so a flood of wrong passwords must not queue in front of them.
-_HASHING = ThreadPoolExecutor(max_workers=2, thread_name_prefix="bcrypt")
-MAX_PENDING_HASHES = 32  # beyond this many queued checks, refuse at once instead of queueing
-
-
-class BasicAuth:
-    """bcrypt-checked Basic authentication with a cache of successful checks.
-
-    An unknown user costs one bcrypt check at the configured users' highest cost, as a known
-    user with a wrong password does, so response time tells no user names.
-    """
-
-    def __init__(self, users: dict[str, SecretStr]) -> None:
-        self._users = {name: h.get_secret_value().encode() for name, h in users.items()}
-        self._good: set[bytes] = set()  # sha256(user:password:hash) of credentials that passed
-        self.cost = max(_cost(hashed) for hashed in self._users.values())
-        self._dummy: bytes | None = None
-        self._pending = 0
-
-    async def allowed(self, header: str | None) -> bool:
-        """Whether an Authorization header carries valid credentials."""
-        if self.known_good(header):
-            return True
-        credentials = _credentials(header)
-        if credentials is None:
-            return False
-        user, password = credentials
-        hashed = self._users.get(user)
-        if hashed is None:
-            dummy = await self.dummy_hash()
-            await self._hash(bcrypt.checkpw, b"x", dummy)  # same cost: no user probing
-            return False
-        if await self._hash(bcrypt.checkpw, password.encode(), hashed):
-            self._good.add(_cache_key(user, password, hashed))
-            return True
-        return False
-
-    def known_good(self, header: str | None) -> bool:
-        """Whether these credentials already passed a bcrypt check (no hashing: a client
-        throttled for others' failures at its address still gets in with them)."""
-        credentials = _credentials(header)
-        if credentials is None or credentials[0] not in self._users:
-            return False
-        key = _cache_key(*credentials, self._users[credentials[0]])
-        return any(hmac.compare_digest(key, good) for good in self._good)
-
-    async def dummy_hash(self) -> bytes:
-        """The hash an unknown user is checked against (made on first use)."""
-        if self._dummy is None:
-            self._dummy = await self._hash(bcrypt.hashpw, b"dummy", bcrypt.gensalt(self.cost))
-        return self._dummy
-
-    async def _hash(self, work: Callable[[bytes, bytes], _T], secret: bytes, salted: bytes) -> _T:
-        if self._pending >= MAX_PENDING_HASHES:
-            raise AuthBusy
-        self._pending += 1
-        try:
-            return await asyncio.get_running_loop().run_in_executor(_HASHING, work, secret, salted)
-        finally:
-            self._pending -= 1
-
-
-class AuthBusy(Exception):
-    """Too many password checks are queued: answer 429 without hashing."""
-
-
-def _credentials(header: str | None) -> tuple[str, str] | None:
-    if not header or not header.startswith("Basic "):
-        return None
-    try:
-        user, _, password = base64.b64decode(header[6:], validate=True).decode().partition(":")
-    except (binascii.Error, UnicodeDecodeError):
-        return None
-    return user, password
-
-
-def _cache_key(user: str, password: str, hashed: bytes) -> bytes:
-    return hashlib.sha256(f"{user}:{password}:".encode() + hashed).digest()
-
-
-def _cost(hashed: bytes) -> int:
-    """The cost of a bcrypt hash (`$2b$12$...` → 12); 10 when it cannot be read."""
-    parts = hashed.split(b"$")
-    return int(parts[2]) if len(parts) > 3 and parts[2].isdigit() else 10
-
-
-class FailedAttempts:
-    """Wrong credentials per client address: after `limit` within `window` seconds, that client
-    is refused without a password check until the window has passed (429)."""
-
-    def __init__(
-        self,
-        limit: int = 5,
-        window: float = 60.0,
-        *,
-        clients: int = 10_000,
-        monotonic: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._limit, self._window, self._clients = limit, window, clients
-        self._monotonic = monotonic
-        self._failures: OrderedDict[str, deque[float]] = OrderedDict()
-
-    def retry_after(self, client: str) -> float:
-        """Seconds until `client` may try again (0 when it may now)."""
-        failures = self._failures.get(client)
-        if failures is None:
-            return 0.0
-        now = self._monotonic()
-        while failures and now - failures[0] >= self._window:
-            failures.popleft()
-        if len(failures) < self._limit:
-            return 0.0
-        return self._window - (now - failures[0])
-
-    def failed(self, client: str) -> None:
-        """Count one wrong attempt by `client` (the oldest clients are forgotten past the cap)."""
-        failures = self._failures.setdefault(client, deque(maxlen=self._limit))
-        failures.append(self._monotonic())
-        self._failures.move_to_end(client)
-        while len(self._failures) > self._clients:
-            self._failures.popitem(last=False)
 
 
 @contextlib.asynccontextmanager

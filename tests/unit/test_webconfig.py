@@ -17,15 +17,10 @@ import yaml
 from pydantic import SecretStr
 
 from quantops_exporter.app import build_exporter, serve
+from quantops_exporter.basicauth import BasicAuth, FailedAttempts, ProvenCredentials
 from quantops_exporter.config import ConfigError
 from quantops_exporter.simulator.valkey_server import free_port
-from quantops_exporter.webconfig import (
-    BasicAuth,
-    FailedAttempts,
-    build_ssl_context,
-    certificate_reloader,
-    load_web_config,
-)
+from quantops_exporter.webconfig import build_ssl_context, certificate_reloader, load_web_config
 from tests.conftest import make_generation
 from tests.tls import TestCA
 
@@ -255,7 +250,7 @@ async def test_password_checks_run_on_their_own_threads_at_the_users_cost(
     """Logic: bcrypt never runs on the loop's default executor (which resolves the checks' host
     names), and an unknown user is checked against a dummy of the configured cost."""
     users = {"prometheus": SecretStr(bcrypt.hashpw(b"pw", bcrypt.gensalt(5)).decode())}
-    auth = BasicAuth(users)
+    auth, proven = BasicAuth(users), ProvenCredentials()
     threads: list[str] = []
     real = bcrypt.checkpw
 
@@ -264,9 +259,9 @@ async def test_password_checks_run_on_their_own_threads_at_the_users_cost(
         return real(password, hashed)
 
     monkeypatch.setattr(bcrypt, "checkpw", spy)
-    assert await auth.allowed(basic("prometheus", "pw")["Authorization"])
-    assert not await auth.allowed(basic("prometheus", "nope")["Authorization"])
-    assert not await auth.allowed(basic("mallory", "pw")["Authorization"])
+    assert await auth.allowed(basic("prometheus", "pw")["Authorization"], proven)
+    assert not await auth.allowed(basic("prometheus", "nope")["Authorization"], proven)
+    assert not await auth.allowed(basic("mallory", "pw")["Authorization"], proven)
     assert len(threads) == 3 and all(name.startswith("bcrypt") for name in threads), threads
     assert auth.cost == 5 and (await auth.dummy_hash()).startswith(b"$2b$05$")
 
