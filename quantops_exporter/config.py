@@ -9,9 +9,11 @@ The knobs the checks judge against are declared once, in `checks.thresholds.Thre
 from __future__ import annotations
 
 import difflib
+import io
 import os
 import re
 from collections.abc import Mapping
+from contextvars import ContextVar
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -28,8 +30,16 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    DotEnvSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+from pydantic_settings.sources.utils import parse_env_vars
 
+from quantops_exporter import files
 from quantops_exporter.checks.catalog import CHECK_NAMES, DEFAULT_RUNBOOK_URL, CheckOverride
 from quantops_exporter.checks.thresholds import INSTRUMENT, Thresholds, split_csv
 from quantops_exporter.market import DEFAULT_CLOSURES, Closure, MarketHours
@@ -46,6 +56,9 @@ DEFAULT_PAIRS = (
     "USD_CHF",
 )
 CHECKS_ENV = "QUANTOPS_CHECKS"
+# The --env-file's variables, read once by load_settings (bounded, off the loop) and handed to
+# the settings source here, so the file is never opened a second time by path.
+_ENV_FILE: ContextVar[Mapping[str, str | None] | None] = ContextVar("env_file", default=None)
 
 
 class LogFormat(StrEnum):
@@ -180,6 +193,18 @@ class Settings(BaseSettings, Thresholds):
         1024 * 1024, validation_alias="QUANTOPS_VALKEY_MAX_VALUE_BYTES"
     )
 
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """The environment over the --env-file, whose text load_settings already read."""
+        return init_settings, env_settings, _EnvFileText(settings_cls), file_secret_settings
+
     @field_validator("log_format", "log_level", "market_hours", mode="before")
     @classmethod
     def _lower_enums(cls, value: object) -> object:
@@ -281,8 +306,11 @@ class Settings(BaseSettings, Thresholds):
             ("QUANTOPS_VALKEY_KEY_FILE", self.valkey_key_file),
             ("QUANTOPS_API_CA_FILE", self.api_ca_file),
         ):
-            if path is not None and not path.is_file():
-                raise ValueError(f"{alias}={path}: no such file")
+            if path is not None:
+                try:
+                    files.check_regular(path, limit=files.MAX_PEM_BYTES)
+                except files.FileError as err:
+                    raise ValueError(f"{alias}={path}: {err}") from None
         tls_files = (self.valkey_ca_file, self.valkey_cert_file, self.valkey_key_file)
         if any(tls_files) and not self.valkey_url.startswith("rediss://"):
             raise ValueError("QUANTOPS_VALKEY_*_FILE need a TLS URL: VALKEY_URL=rediss://...")
@@ -349,25 +377,53 @@ class ConfigError(Exception):
     """Settings that do not validate; the message names each variable and the fix."""
 
 
+def read_config_file(path: Path, name: str, *, limit: int = files.MAX_CONFIG_BYTES) -> str:
+    """The UTF-8 text of a configuration file (files.read_text); ConfigError prefixed `name`."""
+    try:
+        return files.read_text(path, limit=limit)
+    except files.FileError as err:
+        raise ConfigError(f"{name}: {err}") from None
+
+
+def check_config_file(path: Path, name: str, *, limit: int = files.MAX_PEM_BYTES) -> None:
+    """files.check_regular for a file a library opens itself; ConfigError prefixed `name`."""
+    try:
+        files.check_regular(path, limit=limit)
+    except files.FileError as err:
+        raise ConfigError(f"{name}: {err}") from None
+
+
+class _EnvFileText(DotEnvSettingsSource):
+    """The dotenv source over the variables load_settings read (never the file by its path)."""
+
+    def __init__(self, settings_cls: type[BaseSettings]) -> None:
+        super().__init__(settings_cls, env_file=None)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        variables = _ENV_FILE.get() or {}
+        return parse_env_vars(
+            variables, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str
+        )
+
+
 def load_settings(env_file: Path | None = None) -> Settings:
     """Read the environment (and `env_file`); raise ConfigError naming every bad variable."""
-    if env_file is not None and not env_file.is_file():
-        raise ConfigError(f"--env-file {env_file}: no such file")
+    from_file: Mapping[str, str | None] = {}
+    if env_file is not None:
+        text = read_config_file(env_file, f"--env-file {env_file}")
+        from_file = dotenv_values(stream=io.StringIO(text))
     try:
         given = {name.upper() for name in os.environ}
         _refuse_unknown_variables(os.environ, "the environment")
-        if env_file is not None:
-            from_file = dotenv_values(env_file)
-            _refuse_unknown_variables(from_file, f"--env-file {env_file}")
-            given |= {name.upper() for name, value in from_file.items() if value is not None}
-        settings = Settings(_env_file=env_file)
+        _refuse_unknown_variables(from_file, f"--env-file {env_file}")
+        given |= {name.upper() for name, value in from_file.items() if value is not None}
+        token = _ENV_FILE.set(from_file)
+        try:
+            settings = Settings()
+        finally:
+            _ENV_FILE.reset(token)
     except ValidationError as err:
         raise ConfigError(describe_validation_error(err)) from err
-    except UnicodeDecodeError as err:
-        raise ConfigError(
-            f"--env-file {env_file}: not UTF-8 text (byte 0x{err.object[err.start]:02x} at "
-            f"offset {err.start}); save it as UTF-8"
-        ) from err
     missing = [name for name in settings.required if name not in given]
     if missing:
         raise ConfigError(

@@ -1,10 +1,10 @@
 """The running daemon: one generation at a time, its sources open and its checks scheduled.
 
     start()   open the first generation's sources and start its schedule
-    reload()  build the next generation whole (configuration, sources opened, schedule built but
-              not started); on any failure refuse it and keep the running one; otherwise swap it
-              in one step, then retire the old one (its runs finish within their timeout, its
-              sources close)
+    reload()  build the next generation whole (configuration read off the loop within
+              LOAD_TIMEOUT_SECONDS, sources opened, schedule built but not started); on any
+              failure refuse it and keep the running one; otherwise swap it in one step, then
+              retire the old one (its runs finish within their timeout, its sources close)
     stop()    stop scheduling, let runs finish within their timeout, close the sources
 
 The board keeps every check's history across generations, and what checks remember between runs
@@ -27,6 +27,7 @@ from quantops_exporter.checks.base import CheckContext
 from quantops_exporter.checks.memory import CheckMemory
 from quantops_exporter.config import ConfigError
 from quantops_exporter.daemon import DebugRun, Refusal, ReloadResult
+from quantops_exporter.files import off_loop
 from quantops_exporter.generation import Generation, open_context
 from quantops_exporter.metrics import MetricsBundle
 from quantops_exporter.redact import redact
@@ -45,6 +46,9 @@ _RESTART_ONLY = (
     "web_idle_timeout_seconds",
     "web_max_connections",
 )
+# Reading the configuration: every file is bounded on its own (files.READ_TIMEOUT_SECONDS); this
+# bounds the whole, for what a library reads itself (a hung mount under a certificate).
+LOAD_TIMEOUT_SECONDS = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +74,7 @@ class Runtime:
         loader: Loader | None = None,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
+        load_timeout: float = LOAD_TIMEOUT_SECONDS,
     ) -> None:
         self._generation = generation
         self._board, self._health, self._metrics = board, health, metrics
@@ -81,6 +86,8 @@ class Runtime:
         self._next_reload: asyncio.Future[ReloadResult] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = False
+        self._stop_requested = asyncio.Event()
+        self._load_timeout = load_timeout
         self._debug_lock = asyncio.Lock()
         self._debug_last: dict[str, float] = {}
 
@@ -103,6 +110,7 @@ class Runtime:
     async def stop(self) -> None:
         """Stop the schedule (runs get their timeout) and close the sources."""
         self._stopping = True
+        self._stop_requested.set()  # a reload waiting for its files gives up
         if self._tasks:  # a reload under way finishes first; one still queued is refused
             await asyncio.wait(set(self._tasks))
         running, self._running = self._running, None
@@ -130,7 +138,7 @@ class Runtime:
 
     async def _reload_once(self) -> ReloadResult:
         try:
-            generation = self._loader()
+            generation = await self._load()
             running = await self._open(generation)
         except ConfigError as err:
             return self._refuse(str(err))
@@ -155,6 +163,31 @@ class Runtime:
         if old is not None:
             await self._retire(old)
         return ReloadResult(True, "; ".join(["reloaded", *notes]))
+
+    async def _load(self) -> Generation:
+        """The loader's generation, built on a thread of its own (files, YAML, bcrypt, TLS must
+        not stall the loop); ConfigError when it takes too long or the daemon stops meanwhile."""
+
+        async def bounded() -> Generation:
+            async with asyncio.timeout(self._load_timeout):
+                return await off_loop(self._loader, name="config load")
+
+        load = asyncio.ensure_future(bounded())
+        stop = asyncio.ensure_future(self._stop_requested.wait())
+        try:
+            await asyncio.wait({load, stop}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+        if not load.done():
+            load.cancel()
+            raise ConfigError("the daemon is stopping")
+        try:
+            return load.result()
+        except TimeoutError:
+            raise ConfigError(
+                f"the configuration was not read within {self._load_timeout:g} s "
+                "(a file on a hung mount?)"
+            ) from None
 
     def _refuse(self, error: str) -> ReloadResult:
         self._metrics.reload.record(False)

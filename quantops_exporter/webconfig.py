@@ -21,8 +21,9 @@ import structlog
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from quantops_exporter import files
 from quantops_exporter.basicauth import bcrypt_problem
-from quantops_exporter.config import ConfigError
+from quantops_exporter.config import ConfigError, check_config_file, read_config_file
 
 log = structlog.get_logger("quantops_exporter.webconfig")
 _VERSIONS = {
@@ -91,17 +92,17 @@ class WebConfig(BaseModel):
 def load_web_config(path: Path) -> WebConfig:
     """Read and validate a web config file; ConfigError names the field and the fix."""
     where = f"web config {path}"
+    text = read_config_file(path, where)
     try:
-        document = yaml.safe_load(path.read_text()) or {}
-    except OSError as err:
-        raise ConfigError(f"{where}: cannot read it ({err.strerror})") from err
+        document = yaml.safe_load(text) or {}
     except yaml.YAMLError as err:
         raise ConfigError(f"{where}: not valid YAML ({err})") from err
     try:
         config = WebConfig.model_validate(document)
     except ValidationError as err:
         lines = [
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg'].removeprefix('Value error, ')}"
+            f"{'.'.join(str(p) for p in e['loc']) or 'the file'}: "
+            f"{e['msg'].removeprefix('Value error, ')}"
             for e in err.errors()
         ]
         raise ConfigError(f"{where}:\n  " + "\n  ".join(lines)) from err
@@ -112,29 +113,36 @@ def load_web_config(path: Path) -> WebConfig:
             file = getattr(tls, name)
             if file is not None and not file.is_absolute():
                 setattr(tls, name, base / file)  # relative to the config file, as the toolkit
-        for name in ("cert_file", "key_file", "client_ca_file"):
-            file = getattr(tls, name)
-            if file is not None and not file.is_file():
-                raise ConfigError(f"{where}: tls_server_config.{name}: no such file {file}")
         if tls.client_auth_type != "NoClientCert" and tls.client_ca_file is None:
             raise ConfigError(
                 f"{where}: tls_server_config.client_ca_file is required when "
                 f"client_auth_type is {tls.client_auth_type}"
             )
-        build_ssl_context(tls)  # fail now, at start-up or reload, not at the first handshake
+        try:
+            build_ssl_context(tls)  # fail now, at start-up or reload, not at the first handshake
+        except ConfigError as err:
+            raise ConfigError(f"{where}: {err}") from err
     return config
 
 
 def build_ssl_context(tls: TLSServerConfig) -> ssl.SSLContext:
-    """A server context for `tls`."""
+    """A server context for `tls` (every file checked to be a regular file first)."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = _VERSIONS[tls.min_version]
+    check_config_file(tls.cert_file, f"tls_server_config.cert_file {tls.cert_file}")
+    check_config_file(tls.key_file, f"tls_server_config.key_file {tls.key_file}")
+    bundle = None
+    if tls.client_ca_file is not None:
+        name = f"tls_server_config.client_ca_file {tls.client_ca_file}"
+        bundle = read_config_file(tls.client_ca_file, name, limit=files.MAX_PEM_BYTES)
     try:
         context.load_cert_chain(tls.cert_file, tls.key_file)
-        if tls.client_ca_file is not None:
-            context.load_verify_locations(cafile=tls.client_ca_file)
-    except (ssl.SSLError, OSError) as err:
-        raise ConfigError(f"tls_server_config: cannot load the certificate or key: {err}") from err
+        if bundle is not None:
+            context.load_verify_locations(cadata=bundle)
+    except (ssl.SSLError, OSError, ValueError) as err:
+        raise ConfigError(
+            f"tls_server_config: cannot load the certificate, key or client CA: {err}"
+        ) from err
     context.verify_mode = _CLIENT_AUTH[tls.client_auth_type]
     return context
 
@@ -142,23 +150,37 @@ def build_ssl_context(tls: TLSServerConfig) -> ssl.SSLContext:
 async def reload_certificates(
     context: ssl.SSLContext, tls: TLSServerConfig, every: float = 10.0
 ) -> None:
-    """Re-read the certificate and key when their files change (new handshakes use them)."""
+    """Re-read the certificate and key when their files change (new handshakes use them).
 
-    def stamp() -> tuple[float, float]:
+    The files are stat-ed, checked to be regular and loaded into a scratch context off the
+    loop, within a timeout; only a pair that loaded there is loaded into the serving context."""
+
+    def trial() -> tuple[float, float]:
+        for name, path in (("cert_file", tls.cert_file), ("key_file", tls.key_file)):
+            check_config_file(path, f"tls_server_config.{name} {path}")
+        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(tls.cert_file, tls.key_file)
         return tls.cert_file.stat().st_mtime, tls.key_file.stat().st_mtime
 
-    seen = stamp()
+    seen: tuple[float, float] | None = None  # None after a failed tick: load at the next good one
+    first = True
     while True:
-        await asyncio.sleep(every)
         try:
-            now = stamp()
-            if now != seen:
+            async with asyncio.timeout(2 * files.READ_TIMEOUT_SECONDS):
+                now = await files.off_loop(trial, name="certificate reload")
+            if not first and now != seen:
                 context.load_cert_chain(tls.cert_file, tls.key_file)
-                seen = now
                 log.info("tls_certificate_reloaded", cert_file=str(tls.cert_file))
-        except (OSError, ssl.SSLError) as err:
-            # A half-written pair is retried at the next tick; the old certificate stays.
-            log.warning("tls_certificate_reload_failed", error=str(err))
+            seen = now
+        except (OSError, ssl.SSLError, ConfigError, TimeoutError) as err:
+            # A half-written pair, a hung mount: retried at the next tick; the old pair stays.
+            log.warning(
+                "tls_certificate_reload_failed",
+                cert_file=str(tls.cert_file),
+                error=str(err) or type(err).__name__,
+            )
+            seen = None
+        first = False
+        await asyncio.sleep(every)
 
 
 @contextlib.asynccontextmanager

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
+import errno
+import os
 import ssl
 import threading
 from collections.abc import AsyncIterator
@@ -56,7 +59,7 @@ def write_config(tmp_path: Path, document: dict[str, Any]) -> Path:
         ({"basic_auth": {}}, "basic_auth: Extra inputs are not permitted"),
         (
             {"tls_server_config": {"cert_file": "nope.crt", "key_file": "nope.key"}},
-            "tls_server_config.cert_file: no such file",
+            "tls_server_config.cert_file .*nope.crt: no such file",
         ),
         (
             {
@@ -198,8 +201,10 @@ async def test_plain_http_and_missing_client_certificates_are_refused(server) ->
                 await response.read()
 
 
-async def test_certificates_are_reloaded_when_they_change(tmp_path: Path) -> None:
-    """A renewed certificate is served to new connections without a restart."""
+@contextlib.asynccontextmanager
+async def tls_site(tmp_path: Path) -> AsyncIterator[tuple[TestCA, Any, Any, Any]]:
+    """A TLS server on the certificate reloader: (CA, first certificate, its TLS config, a
+    coroutine function giving the serial a new connection is served)."""
     ca = TestCA(tmp_path)
     first = ca.issue("server")
     config = load_web_config(
@@ -234,14 +239,52 @@ async def test_certificates_are_reloaded_when_they_change(tmp_path: Path) -> Non
 
     try:
         async with certificate_reloader(context, tls, every=0.05):
-            assert await served_serial() == first.serial
-            await asyncio.sleep(0.05)
-            renewed = ca.issue("server")  # same paths, new certificate
-            async with asyncio.timeout(5):
-                while await served_serial() != renewed.serial:  # noqa: ASYNC110
-                    await asyncio.sleep(0.05)
+            yield ca, first, tls, served_serial
     finally:
         await runner.cleanup()
+
+
+async def test_certificates_are_reloaded_when_they_change(tmp_path: Path) -> None:
+    """A renewed certificate is served to new connections without a restart."""
+    async with tls_site(tmp_path) as (ca, first, _tls, served_serial):
+        assert await served_serial() == first.serial
+        await asyncio.sleep(0.05)
+        renewed = ca.issue("server")  # same paths, new certificate
+        async with asyncio.timeout(5):
+            while await served_serial() != renewed.serial:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+
+
+@pytest.mark.parametrize("odd", ["FIFO", "directory"])
+async def test_a_certificate_replaced_by_an_odd_file_never_blocks_the_loop(
+    tmp_path: Path, odd: str
+) -> None:
+    """The certificate file replaced by a FIFO nobody writes (or a directory): new connections
+    are still served, with the old certificate, and nobody reads the FIFO; a renewed regular
+    file is then served."""
+    async with tls_site(tmp_path) as (ca, first, tls, served_serial):
+        assert await served_serial() == first.serial
+        await asyncio.sleep(0.1)  # the reloader has seen the first pair
+        tls.cert_file.unlink()
+        if odd == "FIFO":
+            os.mkfifo(tls.cert_file)
+        else:
+            tls.cert_file.mkdir()
+        for _ in range(10):  # the reloader ticks every 0.05 s meanwhile
+            async with asyncio.timeout(10):
+                assert await served_serial() == first.serial
+            await asyncio.sleep(0.05)
+        if odd == "FIFO":
+            with pytest.raises(OSError) as no_reader:
+                os.open(tls.cert_file, os.O_WRONLY | os.O_NONBLOCK)
+            assert no_reader.value.errno == errno.ENXIO
+            tls.cert_file.unlink()
+        else:
+            tls.cert_file.rmdir()
+        renewed = ca.issue("server")
+        async with asyncio.timeout(10):
+            while await served_serial() != renewed.serial:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
 
 
 async def test_password_checks_run_on_their_own_threads_at_the_users_cost(
