@@ -3,8 +3,10 @@
     start()   open the first generation's sources and start its schedule
     reload()  build the next generation whole (configuration read off the loop within
               LOAD_TIMEOUT_SECONDS, sources opened, schedule built but not started); on any
-              failure refuse it and keep the running one; otherwise swap it in one step, then
-              retire the old one (its runs finish within their timeout, its sources close)
+              failure, or a web config that would lower the protection without saying so
+              (webconfig.weakened), refuse it and keep the running one; otherwise swap it in one
+              step, then retire the old one (its runs finish within their timeout, its sources
+              close)
     stop()    stop scheduling, let runs finish within their timeout, close the sources
 
 The board keeps every check's history across generations, and what checks remember between runs
@@ -27,6 +29,7 @@ from quantops_exporter.checks.base import CheckContext
 from quantops_exporter.checks.memory import CheckMemory
 from quantops_exporter.config import ConfigError
 from quantops_exporter.daemon import DebugRun, Refusal, ReloadResult
+from quantops_exporter.exposure import log_exposure
 from quantops_exporter.files import off_loop
 from quantops_exporter.generation import Generation, open_context
 from quantops_exporter.metrics import MetricsBundle
@@ -35,6 +38,7 @@ from quantops_exporter.runner import run_check
 from quantops_exporter.scheduler import CheckScheduler
 from quantops_exporter.sources.health import DependencyHealth
 from quantops_exporter.trace import capture
+from quantops_exporter.webconfig import weakened
 
 log = structlog.get_logger("quantops_exporter.runtime")
 Loader = Callable[[], Generation]
@@ -77,6 +81,7 @@ class Runtime:
         load_timeout: float = LOAD_TIMEOUT_SECONDS,
     ) -> None:
         self._generation = generation
+        self._served = generation  # the listening socket and its TLS are bound to this one
         self._board, self._health, self._metrics = board, health, metrics
         self._loader = loader or (lambda: generation)
         self._clock, self._monotonic = clock, monotonic
@@ -139,6 +144,7 @@ class Runtime:
     async def _reload_once(self) -> ReloadResult:
         try:
             generation = await self._load()
+            self._refuse_weaker(generation)
             running = await self._open(generation)
         except ConfigError as err:
             return self._refuse(str(err))
@@ -160,6 +166,7 @@ class Runtime:
             checks=[c.name for c in generation.enabled],
             notes=notes,
         )
+        log_exposure(generation, self._served)
         if old is not None:
             await self._retire(old)
         return ReloadResult(True, "; ".join(["reloaded", *notes]))
@@ -189,6 +196,12 @@ class Runtime:
                 "(a file on a hung mount?)"
             ) from None
 
+    def _refuse_weaker(self, generation: Generation) -> None:
+        reason = weakened(self._generation.web, generation.web)
+        if reason is not None:
+            path = generation.settings.web_config_file or self._generation.settings.web_config_file
+            raise ConfigError(f"web config {path}: {reason}")
+
     def _refuse(self, error: str) -> ReloadResult:
         self._metrics.reload.record(False)
         log.error("config_reload_failed", error=error, hint="the previous configuration runs on")
@@ -196,11 +209,14 @@ class Runtime:
 
     def _restart_notes(self, generation: Generation) -> list[str]:
         new, current = generation.settings, self._generation.settings
-        return [
+        notes = [
             f"{name} changed: restart to apply it"
             for name in _RESTART_ONLY
             if getattr(new, name) != getattr(current, name)
         ]
+        if _tls(generation) != _tls(self._generation):  # the listening socket keeps its own
+            notes.append("tls_server_config changed: restart to apply it")
+        return notes
 
     async def _open(self, generation: Generation) -> Running:
         sources = AsyncExitStack()
@@ -244,3 +260,7 @@ class Runtime:
             with capture() as events:
                 outcome = await run_check(check, running.ctx)
         return DebugRun(outcome=outcome, trace=tuple(events))
+
+
+def _tls(generation: Generation) -> object:
+    return generation.web.tls_server_config if generation.web is not None else None

@@ -6,6 +6,10 @@
 
 so ops teams reuse the files they already have for node_exporter & co. Authentication applies
 to every endpoint; certificates are re-read when their files change.
+
+A reload never lowers the protection silently (`weakened`): removing every user, TLS, or client
+certificate verification takes writing so (`basic_auth_users: {}`, `tls_server_config: null`,
+`client_auth_type: NoClientCert`); an empty file says nothing, so it is refused then.
 """
 
 from __future__ import annotations
@@ -145,6 +149,47 @@ def build_ssl_context(tls: TLSServerConfig) -> ssl.SSLContext:
         ) from err
     context.verify_mode = _CLIENT_AUTH[tls.client_auth_type]
     return context
+
+
+_CLIENT_CHECKS = list(_CLIENT_AUTH)  # from the weakest to the strictest
+
+
+def weakened(before: WebConfig | None, after: WebConfig | None) -> str | None:
+    """Why `after` protects the endpoints less than `before` without saying so, or None.
+
+    Lowering the protection takes writing it: `basic_auth_users: {}` to remove every user,
+    `tls_server_config: null` to remove TLS, `client_auth_type: ...` to verify client
+    certificates less. A file that sets nothing (empty, comments only) says nothing.
+    """
+    if before is None:
+        return None
+    said = after.model_fields_set if after is not None else set()
+    lost = []
+    no_users = not (after and after.basic_auth_users)
+    if before.basic_auth_users and no_users and "basic_auth_users" not in said:
+        lost.append(("every basic_auth_users user (authentication off)", "basic_auth_users: {}"))
+    old_tls, new_tls = before.tls_server_config, after.tls_server_config if after else None
+    if old_tls is not None and new_tls is None and "tls_server_config" not in said:
+        lost.append(("tls_server_config (TLS off at the next restart)", "tls_server_config: null"))
+    if old_tls is not None and new_tls is not None:
+        old, new = old_tls.client_auth_type, new_tls.client_auth_type
+        rank = _CLIENT_CHECKS.index
+        if rank(new) < rank(old) and "client_auth_type" not in new_tls.model_fields_set:
+            lost.append((f"client_auth_type {old} (now {new})", f"client_auth_type: {new}"))
+    if not lost:
+        return None
+    if after is None:
+        given = "no web config is given any more"
+    elif not said:
+        given = "the file sets nothing (empty, or comments only)"
+    else:
+        given = "the file leaves out what it had"
+    removed = " and ".join(what for what, _ in lost)
+    fixes = " and ".join(f"`{fix}`" for _, fix in lost)
+    return (
+        f"{given}: it would remove {removed}; refused, the previous protection stays. "
+        f"To mean it, write {fixes}"
+    )
 
 
 async def reload_certificates(

@@ -1,5 +1,6 @@
 """Reloads that cannot read their configuration: the loader runs off the event loop, within a
-bound, and never holds up the probes, the other requests or the daemon's stop."""
+bound, and never holds up the probes, the other requests or the daemon's stop; what a reload
+cannot apply says so."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import asyncio
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from aiohttp import test_utils
 
@@ -17,7 +19,9 @@ from quantops_exporter.runtime import Runtime
 from quantops_exporter.simulator.valkey_server import free_port
 from quantops_exporter.sources.health import DependencyHealth
 from quantops_exporter.web import build_web_app
+from quantops_exporter.webconfig import WebConfig
 from tests.conftest import make_generation
+from tests.tls import TestCA
 
 
 class HungLoader:
@@ -103,3 +107,28 @@ async def test_stopping_does_not_wait_for_a_load_that_hangs() -> None:
             await runtime.stop()
             result = await reload
         assert not result.ok and "stopping" in result.message
+
+
+async def test_a_changed_tls_server_config_says_it_needs_a_restart(tmp_path: Path) -> None:
+    """The listening socket keeps the TLS it started with: a reload that changes
+    tls_server_config (a new certificate path) is applied with a note to restart."""
+    ca = TestCA(tmp_path)
+
+    def with_tls(name: str) -> Generation:
+        issued = ca.issue(name)
+        tls = {"cert_file": str(issued.cert), "key_file": str(issued.key)}
+        return make_generation(
+            valkey_url=f"redis://127.0.0.1:{free_port()}/0",
+            web=WebConfig.model_validate({"tls_server_config": tls}),
+        )
+
+    first, second = with_tls("first"), with_tls("second")
+    board, health = Board(first.catalog), DependencyHealth()
+    _registry, metrics = build_registry(board, health, first.catalog)
+    runtime = Runtime(first, board=board, health=health, metrics=metrics, loader=lambda: second)
+    await runtime.start()
+    try:
+        result = await runtime.reload()
+    finally:
+        await runtime.stop()
+    assert result.ok and "tls_server_config changed: restart to apply it" in result.message

@@ -23,7 +23,13 @@ from quantops_exporter.app import build_exporter, serve
 from quantops_exporter.basicauth import BasicAuth, FailedAttempts, ProvenCredentials
 from quantops_exporter.config import ConfigError
 from quantops_exporter.simulator.valkey_server import free_port
-from quantops_exporter.webconfig import build_ssl_context, certificate_reloader, load_web_config
+from quantops_exporter.webconfig import (
+    WebConfig,
+    build_ssl_context,
+    certificate_reloader,
+    load_web_config,
+    weakened,
+)
 from tests.conftest import make_generation
 from tests.tls import TestCA
 
@@ -331,3 +337,48 @@ def test_failed_attempts_remember_a_bounded_number_of_clients() -> None:
         attempts.failed(f"10.0.{n // 256}.{n % 256}")
     assert attempts.retry_after("10.0.3.231") > 0  # the newest is remembered
     assert attempts.retry_after("10.0.0.0") == 0  # the oldest were forgotten
+
+
+TLS = {"cert_file": "/etc/x/tls.crt", "key_file": "/etc/x/tls.key"}
+MTLS = TLS | {"client_auth_type": "RequireAndVerifyClientCert", "client_ca_file": "/etc/x/ca"}
+USERS = {"basic_auth_users": {"prometheus": HASH}}
+
+
+def web_config(document: dict[str, Any] | None) -> WebConfig | None:
+    """A WebConfig as the file `document` would give (None: no web config at all)."""
+    return None if document is None else WebConfig.model_validate(document)
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "refused"),
+    [
+        (USERS, {}, "the file sets nothing (empty, or comments only): it would remove every"),
+        (USERS, None, "no web config is given any more"),
+        (USERS, {"http_server_config": {}}, "the file leaves out what it had"),
+        (USERS, {"basic_auth_users": {}}, None),
+        (USERS, {"basic_auth_users": {"other": HASH}}, None),
+        ({"tls_server_config": TLS}, USERS, "`tls_server_config: null`"),
+        ({"tls_server_config": TLS}, {"tls_server_config": None}, None),
+        ({"tls_server_config": MTLS}, {"tls_server_config": TLS}, "`client_auth_type: NoClient"),
+        (
+            {"tls_server_config": MTLS},
+            {"tls_server_config": TLS | {"client_auth_type": "NoClientCert"}},
+            None,
+        ),
+        ({"tls_server_config": TLS}, {"tls_server_config": MTLS}, None),
+        (USERS | {"tls_server_config": TLS}, {}, "`basic_auth_users: {}` and `tls_server_config"),
+        (None, {}, None),
+        ({}, {}, None),
+    ],
+)
+def test_a_web_config_lowers_protection_only_by_saying_so(
+    before: dict[str, Any] | None, after: dict[str, Any] | None, refused: str | None
+) -> None:
+    """Removing every user, TLS or client-certificate checks is refused unless the new file
+    writes it out (`basic_auth_users: {}`, `tls_server_config: null`, `client_auth_type`);
+    keeping or adding protection, or having had none, is never refused."""
+    reason = weakened(web_config(before), web_config(after))
+    if refused is None:
+        assert reason is None
+    else:
+        assert reason is not None and refused in reason, reason
