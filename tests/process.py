@@ -84,14 +84,16 @@ async def daemon(
     *args: str,
     prefix: tuple[str, ...] = (),
     extra_env: Mapping[str, str] | None = None,
+    host: str = "127.0.0.1",
 ) -> AsyncIterator[Daemon]:
-    """Start `quantops-exporter [args] run` with `env` (on a free port) and wait until it
-    listens; SIGTERM it on exit and require a clean exit 0."""
+    """Start `quantops-exporter [args] run` with `env` (on a free port of `host`, "" for every
+    interface; reached on 127.0.0.1) and wait until it listens; SIGTERM it on exit and require
+    a clean exit 0."""
     port = free_port()
     log = tmp_path / f"daemon-{port}.log"
     environment = (
         clean_env()
-        | {"QUANTOPS_LISTEN_ADDRESS": f"127.0.0.1:{port}", "QUANTOPS_LOG_FORMAT": "json"}
+        | {"QUANTOPS_LISTEN_ADDRESS": f"{host}:{port}", "QUANTOPS_LOG_FORMAT": "json"}
         | dict(env)
         | dict(extra_env or {})
     )
