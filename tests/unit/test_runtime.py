@@ -11,11 +11,12 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from aiohttp import test_utils
+from prometheus_client import CollectorRegistry
 
 from quantops_exporter.board import Board
 from quantops_exporter.generation import Generation
 from quantops_exporter.metrics import build_registry
-from quantops_exporter.runtime import Runtime
+from quantops_exporter.runtime import Loader, Runtime
 from quantops_exporter.simulator.valkey_server import free_port
 from quantops_exporter.sources.health import DependencyHealth
 from quantops_exporter.web import build_web_app
@@ -40,22 +41,12 @@ class HungLoader:
         return self.generation
 
 
-@asynccontextmanager
-async def hung(
-    load_timeout: float,
-) -> AsyncIterator[tuple[Runtime, HungLoader, test_utils.TestClient]]:  # type: ignore[type-arg]
-    """A runtime whose loader hangs (bound: `load_timeout`), its web app and a client of it."""
-    generation = make_generation(valkey_url=f"redis://127.0.0.1:{free_port()}/0")
+def runtime_for(
+    generation: Generation, loader: Loader, load_timeout: float = 30.0
+) -> tuple[Runtime, CollectorRegistry]:
+    """A runtime over `generation` reloading through `loader`, and its metrics' registry."""
     board, health = Board(generation.catalog), DependencyHealth()
-    runtime: Runtime
-    registry, metrics = build_registry(
-        board,
-        health,
-        generation.catalog,
-        lambda: runtime.generation.thresholds,
-        lambda: runtime.generation.calendar,
-    )
-    loader = HungLoader(generation)
+    registry, metrics = build_registry(board, health, generation.catalog)
     runtime = Runtime(
         generation,
         board=board,
@@ -64,6 +55,17 @@ async def hung(
         loader=loader,
         load_timeout=load_timeout,
     )
+    return runtime, registry
+
+
+@asynccontextmanager
+async def hung(
+    load_timeout: float,
+) -> AsyncIterator[tuple[Runtime, HungLoader, test_utils.TestClient]]:  # type: ignore[type-arg]
+    """A runtime whose loader hangs (bound: `load_timeout`), its web app and a client of it."""
+    generation = make_generation(valkey_url=f"redis://127.0.0.1:{free_port()}/0")
+    loader = HungLoader(generation)
+    runtime, registry = runtime_for(generation, loader, load_timeout=load_timeout)
     async with test_utils.TestClient(test_utils.TestServer(build_web_app(runtime, registry))) as c:
         yield runtime, loader, c
     loader.release.set()
@@ -123,9 +125,7 @@ async def test_a_changed_tls_server_config_says_it_needs_a_restart(tmp_path: Pat
         )
 
     first, second = with_tls("first"), with_tls("second")
-    board, health = Board(first.catalog), DependencyHealth()
-    _registry, metrics = build_registry(board, health, first.catalog)
-    runtime = Runtime(first, board=board, health=health, metrics=metrics, loader=lambda: second)
+    runtime, _registry = runtime_for(first, lambda: second)
     await runtime.start()
     try:
         result = await runtime.reload()
