@@ -18,11 +18,18 @@ LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 
 def log_exposure(current: Generation, served: Generation | None = None) -> None:
     """Say plainly who can reach what: the users and endpoints of `current`, the socket (address
-    and TLS, bound at start-up) of `served` (the generation the server started with)."""
+    and TLS, bound at start-up) and the metrics path (routed then) of `served` (the generation
+    the server started with)."""
     socket = served or current
     settings, listen = current.settings, socket.settings.listen
     tls = socket.web.tls_server_config if socket.web is not None else None
-    endpoints = ["/metrics", "/", "/api/v1/checks", "/-/healthy", "/-/ready"]
+    endpoints = [
+        socket.settings.web_telemetry_path,
+        "/",
+        "/api/v1/checks",
+        "/-/healthy",
+        "/-/ready",
+    ]
     if settings.debug_runs:
         endpoints.append("POST /api/v1/checks/{name}/run")
     if settings.web_enable_lifecycle:
