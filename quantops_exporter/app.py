@@ -23,6 +23,7 @@ from prometheus_client import CollectorRegistry
 
 from quantops_exporter.board import Board
 from quantops_exporter.checks.base import Check, Outcome
+from quantops_exporter.exposure import log_exposure
 from quantops_exporter.generation import Clock, Generation, open_context
 from quantops_exporter.metrics import build_registry
 from quantops_exporter.redact import redact
@@ -221,35 +222,6 @@ def log_limits(limits: ServerLimits, fd_limit: FdLimit, cap: int) -> None:
             fd_limit=fd_limit.soft,
             hint=f"the fd limit leaves room for {cap} connections; raise LimitNOFILE",
         )
-
-
-def log_exposure(generation: Generation) -> None:
-    """Say plainly who can reach what."""
-    settings = generation.settings
-    listen = settings.listen
-    tls = generation.web.tls_server_config if generation.web is not None else None
-    endpoints = ["/metrics", "/", "/api/v1/checks", "/-/healthy", "/-/ready"]
-    if settings.debug_runs:
-        endpoints.append("POST /api/v1/checks/{name}/run")
-    if settings.web_enable_lifecycle:
-        endpoints.append("POST /-/reload")
-    exposure = {
-        "scheme": "https" if tls else "http",
-        "interfaces": listen.host or "all",
-        "authentication": "basic" if generation.auth is not None else "none",
-        "client_certificates": tls.client_auth_type if tls else "none",
-        "endpoints": endpoints,
-    }
-    loopback = listen.host in ("127.0.0.1", "::1", "localhost")
-    if tls is None and generation.auth is None and not loopback:
-        log.warning(
-            "exposed_without_tls_or_auth",
-            **exposure,
-            hint="anyone who reaches this port reads the board; set QUANTOPS_WEB_CONFIG_FILE "
-            "(TLS, basic auth) or bind 127.0.0.1",
-        )
-    else:
-        log.info("exposure", **exposure)
 
 
 async def run_once(

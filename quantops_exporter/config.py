@@ -8,9 +8,11 @@ The knobs the checks judge against are declared once, in `checks.thresholds.Thre
 
 from __future__ import annotations
 
+import io
 import os
 import re
-import stat
+from collections.abc import Mapping
+from contextvars import ContextVar
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -27,9 +29,16 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    DotEnvSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+from pydantic_settings.sources.utils import parse_env_vars
 
-from quantops_exporter import variables
+from quantops_exporter import files, variables
 from quantops_exporter.checks.catalog import (
     CHECK_NAMES,
     DEFAULT_RUNBOOK_URL,
@@ -53,6 +62,12 @@ DEFAULT_PAIRS = (
     "USD_CHF",
 )
 CHECKS_ENV = variables.CHECKS_ENV
+# The --env-file's variables, read once by load_settings (bounded, off the loop) and handed to
+# the settings source here, so the file is never opened a second time by path.
+_ENV_FILE: ContextVar[Mapping[str, str | None] | None] = ContextVar("env_file", default=None)
+_ENV_FILE_FIX = (
+    "give the path of a dotenv file of VARIABLE=value lines, e.g. --env-file /opt/sep/.env.hotband"
+)
 
 
 class LogFormat(StrEnum):
@@ -204,6 +219,18 @@ class Settings(BaseSettings, Thresholds):
         1024 * 1024, validation_alias="QUANTOPS_VALKEY_MAX_VALUE_BYTES"
     )
 
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """The environment over the --env-file, whose text load_settings already read."""
+        return init_settings, env_settings, _EnvFileText(settings_cls), file_secret_settings
+
     @field_validator("log_format", "log_level", "market_hours", mode="before")
     @classmethod
     def _lower_enums(cls, value: object) -> object:
@@ -324,9 +351,11 @@ class Settings(BaseSettings, Thresholds):
             ("QUANTOPS_VALKEY_KEY_FILE", self.valkey_key_file),
             ("QUANTOPS_API_CA_FILE", self.api_ca_file),
         ):
-            if path is not None and not path.is_file():
-                what = "is a directory, not a file" if path.is_dir() else "no such file"
-                raise ValueError(f"{alias}={path}: {what}")
+            if path is not None:
+                try:
+                    files.check_regular(path, limit=files.MAX_PEM_BYTES)
+                except files.FileError as err:
+                    raise ValueError(f"{alias}={path}: {err}") from None
         tls_files = (self.valkey_ca_file, self.valkey_cert_file, self.valkey_key_file)
         if any(tls_files) and not self.valkey_url.startswith("rediss://"):
             raise ValueError("QUANTOPS_VALKEY_*_FILE need a TLS URL: VALKEY_URL=rediss://...")
@@ -391,31 +420,65 @@ class ConfigError(Exception):
             message = f"{PREFIX}\n  " + message.replace("\n", "\n  ")
         super().__init__(message)
 
+    @property
+    def problem(self) -> str:
+        """The message without its prefix, for a caller that names where it happened."""
+        return str(self).removeprefix(f"{PREFIX}\n  ")
+
+
+def read_config_file(
+    path: Path, name: str, *, limit: int = files.MAX_CONFIG_BYTES, fix: str | None = None
+) -> str:
+    """The UTF-8 text of a configuration file (files.read_text); ConfigError prefixed `name`,
+    with `fix` instead of the generic one when the file is not a regular file."""
+    try:
+        return files.read_text(path, limit=limit)
+    except files.FileError as err:
+        raise ConfigError(f"{name}: {err.worded(fix)}") from None
+
+
+def check_config_file(path: Path, name: str, *, limit: int = files.MAX_PEM_BYTES) -> None:
+    """files.check_regular for a file a library opens itself; ConfigError prefixed `name`."""
+    try:
+        files.check_regular(path, limit=limit)
+    except files.FileError as err:
+        raise ConfigError(f"{name}: {err}") from None
+
+
+class _EnvFileText(DotEnvSettingsSource):
+    """The dotenv source over the variables load_settings read (never the file by its path)."""
+
+    def __init__(self, settings_cls: type[BaseSettings]) -> None:
+        super().__init__(settings_cls, env_file=None)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        variables = _ENV_FILE.get() or {}
+        return parse_env_vars(
+            variables, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str
+        )
+
 
 def load_settings(env_file: Path | None = None) -> Settings:
-    """Read the environment (and `env_file`); raise ConfigError naming every problem at once:
-    misspelled names, bad values, settings QUANTOPS_REQUIRE needs."""
-    if env_file is not None:
-        _readable(env_file)
+    """Read the environment (and `env_file`, once: a regular file, bounded in size and time);
+    raise ConfigError naming every problem at once: misspelled names, bad values, settings
+    QUANTOPS_REQUIRE needs."""
     lines = variables.unknown(os.environ, "the environment", Settings.model_fields)
     given = {name.upper() for name in os.environ}
+    from_file: Mapping[str, str | None] = {}
+    if env_file is not None:
+        text = read_config_file(env_file, f"--env-file {env_file}", fix=_ENV_FILE_FIX)
+        from_file = dotenv_values(stream=io.StringIO(text))
+        lines += variables.unknown(from_file, f"--env-file {env_file}", Settings.model_fields)
+        given |= {name.upper() for name, value in from_file.items() if value is not None}
     settings = None
+    token = _ENV_FILE.set(from_file)
     try:
-        if env_file is not None:
-            from_file = dotenv_values(env_file)
-            lines += variables.unknown(from_file, f"--env-file {env_file}", Settings.model_fields)
-            given |= {name.upper() for name, value in from_file.items() if value is not None}
-        settings = Settings(_env_file=env_file)
+        settings = Settings()
     except ValidationError as err:
         described = variables.describe_settings(err, Settings.model_fields)
         lines += [line for line in described if not _reported(line, lines)]
-    except UnicodeDecodeError as err:
-        raise ConfigError(
-            f"{PREFIX}\n  --env-file {env_file}: not UTF-8 text (byte "
-            f"0x{err.object[err.start]:02x} at offset {err.start}); save it as UTF-8"
-        ) from err
-    except OSError as err:  # read between the check above and now: replaced, permissions
-        raise ConfigError(f"{PREFIX}\n  --env-file {env_file}: cannot read it ({err})") from err
+    finally:
+        _ENV_FILE.reset(token)
     if settings is not None:
         missing = [name for name in settings.required if name not in given]
         if missing:
@@ -430,27 +493,6 @@ def load_settings(env_file: Path | None = None) -> Settings:
         raise ConfigError(f"{PREFIX}\n  " + "\n  ".join(lines))
     assert settings is not None  # no problem reported: it validated
     return settings
-
-
-def _readable(path: Path) -> None:
-    """--env-file must name a regular file: a directory or a FIFO (which would block the
-    read) is refused by what it is."""
-    try:
-        mode = path.stat().st_mode
-    except FileNotFoundError:
-        raise ConfigError(f"{PREFIX}\n  --env-file {path}: no such file") from None
-    except OSError as err:
-        raise ConfigError(f"{PREFIX}\n  --env-file {path}: cannot read it ({err})") from err
-    if stat.S_ISDIR(mode):
-        what = "a directory"
-    elif not stat.S_ISREG(mode):
-        what = "not a regular file (a FIFO, socket or device)"
-    else:
-        return
-    raise ConfigError(
-        f"{PREFIX}\n  --env-file {path}: is {what}; give the path of a dotenv file of "
-        "VARIABLE=value lines, e.g. --env-file /opt/sep/.env.hotband"
-    )
 
 
 def _and(names: list[str]) -> str:

@@ -22,6 +22,7 @@ from pathlib import Path
 import aiohttp
 from pydantic import SecretStr
 
+from quantops_exporter.basicauth import BasicAuth
 from quantops_exporter.checks.base import Check, CheckContext
 from quantops_exporter.checks.catalog import build_catalog
 from quantops_exporter.checks.memory import CheckMemory
@@ -31,10 +32,13 @@ from quantops_exporter.config import (
     LogFormat,
     LogLevel,
     Settings,
+    check_config_file,
     load_settings,
     parse_listen_address,
     parse_telemetry_path,
+    read_config_file,
 )
+from quantops_exporter.files import MAX_PEM_BYTES
 from quantops_exporter.market import Calendar, calendar_for
 from quantops_exporter.problems import quoted
 from quantops_exporter.sources import valkey
@@ -42,9 +46,10 @@ from quantops_exporter.sources.health import DependencyHealth
 from quantops_exporter.sources.http import HttpReader
 from quantops_exporter.sources.stack_metrics import StackMetricsReader
 from quantops_exporter.sources.valkey import ValkeyReader
-from quantops_exporter.webconfig import BasicAuth, WebConfig, build_ssl_context, load_web_config
+from quantops_exporter.webconfig import WebConfig, build_ssl_context, load_web_config
 
 Clock = Callable[[], float]
+MAX_SECRET_BYTES = 64 * 1024  # a password or a token, never more
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,11 +180,7 @@ def _outbound(settings: Settings) -> Outbound:
 def _secret(alias: str, path: Path | None) -> SecretStr | None:
     if path is None:
         return None
-    try:
-        secret = path.read_text().strip()
-    except (OSError, UnicodeDecodeError) as err:
-        why = err.strerror if isinstance(err, OSError) else "not UTF-8 text"
-        raise ConfigError(f"{alias}_FILE={path}: cannot read it ({why})") from err
+    secret = read_config_file(path, f"{alias}_FILE={path}", limit=MAX_SECRET_BYTES).strip()
     if not secret:
         raise ConfigError(f"{alias}_FILE={path} is empty")
     return SecretStr(secret)
@@ -188,19 +189,26 @@ def _secret(alias: str, path: Path | None) -> SecretStr | None:
 def _client_tls(
     prefix: str, ca: Path | None, cert: Path | None = None, key: Path | None = None
 ) -> ssl.SSLContext:
+    bundle = None
+    if ca is not None:
+        bundle = read_config_file(ca, f"{prefix}_CA_FILE={ca}", limit=MAX_PEM_BYTES)
     try:
+        if bundle is not None and not bundle.strip():  # cadata="" would trust the system's CAs
+            raise ssl.SSLError("the file is empty")
         # Only this CA when one is given, as with any client's --cacert.
-        context = ssl.create_default_context(cafile=ca)
-    except (ssl.SSLError, OSError) as err:
+        context = ssl.create_default_context(cadata=bundle)
+    except (ssl.SSLError, ValueError) as err:
         raise ConfigError(f"{prefix}_CA_FILE={ca}: not a PEM CA bundle ({err})") from err
-    try:
-        if cert is not None and key is not None:
+    if cert is not None and key is not None:
+        check_config_file(cert, f"{prefix}_CERT_FILE={cert}")
+        check_config_file(key, f"{prefix}_KEY_FILE={key}")
+        try:
             context.load_cert_chain(cert, key)
-    except (ssl.SSLError, OSError) as err:
-        raise ConfigError(
-            f"{prefix}_CERT_FILE={cert} / {prefix}_KEY_FILE={key}: not a PEM certificate and "
-            f"its key ({err})"
-        ) from err
+        except (ssl.SSLError, OSError) as err:
+            raise ConfigError(
+                f"{prefix}_CERT_FILE={cert} / {prefix}_KEY_FILE={key}: not a PEM certificate "
+                f"and its key ({err})"
+            ) from err
     return context
 
 

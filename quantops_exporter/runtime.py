@@ -1,10 +1,12 @@
 """The running daemon: one generation at a time, its sources open and its checks scheduled.
 
     start()   open the first generation's sources and start its schedule
-    reload()  build the next generation whole (configuration, sources opened, schedule built but
-              not started); on any failure refuse it and keep the running one; otherwise swap it
-              in one step, then retire the old one (its runs finish within their timeout, its
-              sources close)
+    reload()  build the next generation whole (configuration read off the loop within
+              LOAD_TIMEOUT_SECONDS, sources opened, schedule built but not started); on any
+              failure, or a web config that would lower the protection without saying so
+              (webconfig.weakened), refuse it and keep the running one; otherwise swap it in one
+              step, then retire the old one (its runs finish within their timeout, its sources
+              close)
     stop()    stop scheduling, let runs finish within their timeout, close the sources
 
 The board keeps every check's history across generations, and what checks remember between runs
@@ -27,6 +29,8 @@ from quantops_exporter.checks.base import CheckContext
 from quantops_exporter.checks.memory import CheckMemory
 from quantops_exporter.config import ConfigError
 from quantops_exporter.daemon import DebugRun, Refusal, ReloadResult
+from quantops_exporter.exposure import log_exposure
+from quantops_exporter.files import off_loop
 from quantops_exporter.generation import Generation, open_context
 from quantops_exporter.metrics import MetricsBundle
 from quantops_exporter.redact import redact
@@ -34,6 +38,7 @@ from quantops_exporter.runner import run_check
 from quantops_exporter.scheduler import CheckScheduler
 from quantops_exporter.sources.health import DependencyHealth
 from quantops_exporter.trace import capture
+from quantops_exporter.webconfig import weakened
 
 log = structlog.get_logger("quantops_exporter.runtime")
 Loader = Callable[[], Generation]
@@ -45,6 +50,9 @@ _RESTART_ONLY = (
     "web_idle_timeout_seconds",
     "web_max_connections",
 )
+# Reading the configuration: every file is bounded on its own (files.READ_TIMEOUT_SECONDS); this
+# bounds the whole, for what a library reads itself (a hung mount under a certificate).
+LOAD_TIMEOUT_SECONDS = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,8 +78,10 @@ class Runtime:
         loader: Loader | None = None,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
+        load_timeout: float = LOAD_TIMEOUT_SECONDS,
     ) -> None:
         self._generation = generation
+        self._served = generation  # the listening socket and its TLS are bound to this one
         self._board, self._health, self._metrics = board, health, metrics
         self._loader = loader or (lambda: generation)
         self._clock, self._monotonic = clock, monotonic
@@ -81,6 +91,8 @@ class Runtime:
         self._next_reload: asyncio.Future[ReloadResult] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = False
+        self._stop_requested = asyncio.Event()
+        self._load_timeout = load_timeout
         self._debug_lock = asyncio.Lock()
         self._debug_last: dict[str, float] = {}
 
@@ -103,6 +115,7 @@ class Runtime:
     async def stop(self) -> None:
         """Stop the schedule (runs get their timeout) and close the sources."""
         self._stopping = True
+        self._stop_requested.set()  # a reload waiting for its files gives up
         if self._tasks:  # a reload under way finishes first; one still queued is refused
             await asyncio.wait(set(self._tasks))
         running, self._running = self._running, None
@@ -130,7 +143,8 @@ class Runtime:
 
     async def _reload_once(self) -> ReloadResult:
         try:
-            generation = self._loader()
+            generation = await self._load()
+            self._refuse_weaker(generation)
             running = await self._open(generation)
         except ConfigError as err:
             return self._refuse(str(err))
@@ -152,9 +166,41 @@ class Runtime:
             checks=[c.name for c in generation.enabled],
             notes=notes,
         )
+        log_exposure(generation, self._served)
         if old is not None:
             await self._retire(old)
         return ReloadResult(True, "; ".join(["reloaded", *notes]))
+
+    async def _load(self) -> Generation:
+        """The loader's generation, built on a thread of its own (files, YAML, bcrypt, TLS must
+        not stall the loop); ConfigError when it takes too long or the daemon stops meanwhile."""
+
+        async def bounded() -> Generation:
+            async with asyncio.timeout(self._load_timeout):
+                return await off_loop(self._loader, name="config load")
+
+        load = asyncio.ensure_future(bounded())
+        stop = asyncio.ensure_future(self._stop_requested.wait())
+        try:
+            await asyncio.wait({load, stop}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+        if not load.done():
+            load.cancel()
+            raise ConfigError("the daemon is stopping")
+        try:
+            return load.result()
+        except TimeoutError:
+            raise ConfigError(
+                f"the configuration was not read within {self._load_timeout:g} s "
+                "(a file on a hung mount?)"
+            ) from None
+
+    def _refuse_weaker(self, generation: Generation) -> None:
+        reason = weakened(self._generation.web, generation.web)
+        if reason is not None:
+            path = generation.settings.web_config_file or self._generation.settings.web_config_file
+            raise ConfigError(f"web config {path}: {reason}")
 
     def _refuse(self, error: str) -> ReloadResult:
         self._metrics.reload.record(False)
@@ -163,11 +209,14 @@ class Runtime:
 
     def _restart_notes(self, generation: Generation) -> list[str]:
         new, current = generation.settings, self._generation.settings
-        return [
+        notes = [
             f"{name} changed: restart to apply it"
             for name in _RESTART_ONLY
             if getattr(new, name) != getattr(current, name)
         ]
+        if _tls(generation) != _tls(self._generation):  # the listening socket keeps its own
+            notes.append("tls_server_config changed: restart to apply it")
+        return notes
 
     async def _open(self, generation: Generation) -> Running:
         sources = AsyncExitStack()
@@ -211,3 +260,7 @@ class Runtime:
             with capture() as events:
                 outcome = await run_check(check, running.ctx)
         return DebugRun(outcome=outcome, trace=tuple(events))
+
+
+def _tls(generation: Generation) -> object:
+    return generation.web.tls_server_config if generation.web is not None else None

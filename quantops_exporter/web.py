@@ -18,17 +18,18 @@ from aiohttp.typedefs import Handler
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import gzip_accepted
 
+from quantops_exporter.basicauth import REALM, AuthBusy, FailedAttempts, ProvenCredentials
 from quantops_exporter.daemon import Daemon, Refusal
 from quantops_exporter.exposition import Exposition, exposition_of
 from quantops_exporter.generation import Generation
 from quantops_exporter.status_page import render_status_page
 from quantops_exporter.views import outcome_json, state_json
-from quantops_exporter.webconfig import REALM, AuthBusy, FailedAttempts
 
 DAEMON_KEY: web.AppKey[Daemon] = web.AppKey("daemon")
 PROBES = frozenset({"/-/healthy", "/-/ready"})
 RELOAD_GATE_KEY: web.AppKey[list[float]] = web.AppKey("reload_gate")  # [last request, monotonic]
 ATTEMPTS_KEY: web.AppKey[FailedAttempts] = web.AppKey("failed_attempts")
+PROVEN_KEY: web.AppKey[ProvenCredentials] = web.AppKey("proven_credentials")
 CLOCK_KEY: web.AppKey[Callable[[], float]] = web.AppKey("clock")
 EXPOSITION_KEY: web.AppKey[Exposition] = web.AppKey("exposition")
 GENERATION_KEY: web.RequestKey[Generation] = web.RequestKey("generation", Generation)
@@ -48,7 +49,10 @@ def build_web_app(
     app[DAEMON_KEY] = daemon
     app[CLOCK_KEY] = clock
     app[RELOAD_GATE_KEY] = [float("-inf")]
-    app[ATTEMPTS_KEY] = FailedAttempts()  # kept across reloads: a new web config resets nothing
+    # Both kept across reloads: a new web config resets no failure count, and forgets only the
+    # proven credentials of users whose hash it changed.
+    app[ATTEMPTS_KEY] = FailedAttempts()
+    app[PROVEN_KEY] = ProvenCredentials()
     app[EXPOSITION_KEY] = exposition_of(registry)
     # --web.telemetry-path: read at start-up (a reload keeps the path, like the listen address)
     app.router.add_get(daemon.generation.settings.web_telemetry_path, metrics)
@@ -88,12 +92,13 @@ async def _authenticate(request: web.Request, generation: Generation) -> web.Res
     if request.path in PROBES and not generation.settings.web_probes_need_auth:
         return None
     attempts, client = request.app[ATTEMPTS_KEY], request.remote or "unknown"
+    proven = request.app[PROVEN_KEY]
     header = request.headers.get("Authorization")
     wait = attempts.retry_after(client) if header else 0.0  # no credentials: no hashing
-    if wait > 0 and not auth.known_good(header):
+    if wait > 0 and not auth.known_good(header, proven):
         return _too_many(f"too many failed logins from {client}", wait)
     try:
-        if await auth.allowed(header):
+        if await auth.allowed(header, proven):
             return None
     except AuthBusy:
         return _too_many("too many password checks in progress", 1.0)

@@ -85,14 +85,16 @@ async def daemon(
     *args: str,
     prefix: tuple[str, ...] = (),
     extra_env: Mapping[str, str] | None = None,
+    host: str = "127.0.0.1",
 ) -> AsyncIterator[Daemon]:
-    """Start `quantops-exporter [args] run` with `env` (on a free port) and wait until it
-    listens; SIGTERM it on exit and require a clean exit 0."""
+    """Start `quantops-exporter [args] run` with `env` (on a free port of `host`, "" for every
+    interface; reached on 127.0.0.1) and wait until it listens; SIGTERM it on exit and require
+    a clean exit 0."""
     port = free_port()
     log = tmp_path / f"daemon-{port}.log"
     environment = (
         clean_env()
-        | {"QUANTOPS_LISTEN_ADDRESS": f"127.0.0.1:{port}", "QUANTOPS_LOG_FORMAT": "json"}
+        | {"QUANTOPS_LISTEN_ADDRESS": f"{host}:{port}", "QUANTOPS_LOG_FORMAT": "json"}
         | dict(env)
         | dict(extra_env or {})
     )
@@ -127,3 +129,15 @@ async def daemon(
                 ) from None
     assert process.returncode == 0, running.log()[-2000:]
     assert "Traceback" not in running.log(), running.log()[-3000:]
+
+
+CONFIG_ERROR = "quantops-exporter: invalid configuration:"
+
+
+def config_problems(stderr: str) -> list[str]:
+    """The problem lines of a command that exited on bad configuration: stderr is the one
+    prefix line, then one indented line per problem (and nothing else, no traceback)."""
+    head, *lines = stderr.strip().splitlines()
+    assert head == CONFIG_ERROR, stderr
+    assert lines and all(line.startswith("  ") for line in lines), stderr
+    return [line.strip() for line in lines]

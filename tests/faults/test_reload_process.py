@@ -17,7 +17,7 @@ import yaml
 
 from quantops_exporter.simulator.stack import SepSimulator
 from tests.conftest import clean_env
-from tests.process import Daemon, daemon
+from tests.process import Daemon, config_problems, daemon
 
 pytestmark = pytest.mark.integration
 RELOADED = "quantops_exporter_config_last_reload_successful"
@@ -146,7 +146,8 @@ def test_check_config_refuses_what_run_refuses(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("command", ["run", "check-config"])
 def test_a_non_utf8_env_file_exits_2_in_one_line(tmp_path: Path, command: str) -> None:
-    """An env file in Latin-1 (a stray é): exit 2, one line naming the file and the fix."""
+    """An env file in Latin-1 (a stray é): exit 2, one problem line under the one prefix,
+    naming the file and the fix."""
     env_file = tmp_path / ".env.hotband"
     env_file.write_bytes(b"VALKEY_URL=redis://127.0.0.1:6379/0\n# caf\xe9\n")
     done = subprocess.run(
@@ -158,7 +159,7 @@ def test_a_non_utf8_env_file_exits_2_in_one_line(tmp_path: Path, command: str) -
     )
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr
-    (line,) = done.stderr.strip().splitlines()
+    (line,) = config_problems(done.stderr)
     assert str(env_file) in line and "UTF-8" in line
 
 

@@ -141,7 +141,7 @@ def test_secrets_are_masked_and_file_problems_named(
     binary = tmp_path / "binary"
     binary.write_bytes(b"\xff\xfe-not-text")
     monkeypatch.setenv("VALKEY_PASSWORD_FILE", str(binary))
-    with pytest.raises(ConfigError, match=r"VALKEY_PASSWORD_FILE=.*cannot read it \(not UTF-8"):
+    with pytest.raises(ConfigError, match=r"VALKEY_PASSWORD_FILE=.*: not UTF-8 text"):
         load_generation()
     monkeypatch.delenv("VALKEY_PASSWORD_FILE")
     monkeypatch.setenv("QUANTOPS_VALKEY_CA_FILE", str(secret))

@@ -70,8 +70,11 @@ def _fifo(path: Path) -> Path:
 @pytest.mark.parametrize(
     ("make", "says"),
     [
-        (lambda d: d, "is a directory; give the path of a dotenv file"),
-        (lambda d: _fifo(d / "fifo"), "is not a regular file (a FIFO, socket or device)"),
+        (lambda d: d, "is a directory, not a regular file; give the path of a dotenv file"),
+        (
+            lambda d: _fifo(d / "fifo"),
+            "is a FIFO (named pipe), not a regular file; give the path of a dotenv file",
+        ),
         (lambda d: d / "absent.env", "no such file"),
     ],
     ids=["directory", "fifo", "absent"],
@@ -132,16 +135,19 @@ def test_show_writes_values_as_an_operator_would(value: object, text: str) -> No
 def test_every_configuration_error_has_the_one_prefix(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A bad value, a timeout, a bad web config, an unreadable secret file, a bad flag: one
-    prefix for all of them."""
+    """A bad value, a timeout, a bad web config, a web config whose certificate is a directory,
+    an unreadable secret file, a bad flag: one prefix for all of them."""
     errors = []
     web = tmp_path / "web.yml"
     web.write_text("basic_auth_user: {}\n")
+    tls = tmp_path / "tls.yml"
+    tls.write_text(yaml.safe_dump({"tls_server_config": {"cert_file": ".", "key_file": "."}}))
     monkeypatch.setenv("QUANTOPS_CHECKS__valkey_ping__TIMEOUT_SECONDS", "9")
     for attempt in (
         lambda: load_generation(),
         lambda: load_web_config(web),
         lambda: load_generation(listen_address="nope"),
+        lambda: load_web_config(tls),
     ):
         with pytest.raises(ConfigError) as raised:
             attempt()
@@ -155,6 +161,7 @@ def test_every_configuration_error_has_the_one_prefix(
         assert message.startswith(PREFIX), message
         assert message.count("invalid configuration:") == 1, message
     assert "--web.listen-address nope: expected host:port" in errors[2]
+    assert f"web config {tls}: tls_server_config.cert_file {tmp_path}: is a directory" in errors[3]
 
 
 @pytest.mark.parametrize(

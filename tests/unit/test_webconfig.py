@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
+import errno
+import os
 import ssl
 import threading
 from collections.abc import AsyncIterator
@@ -17,14 +20,15 @@ import yaml
 from pydantic import SecretStr
 
 from quantops_exporter.app import build_exporter, serve
+from quantops_exporter.basicauth import BasicAuth, FailedAttempts, ProvenCredentials
 from quantops_exporter.config import ConfigError
 from quantops_exporter.simulator.valkey_server import free_port
 from quantops_exporter.webconfig import (
-    BasicAuth,
-    FailedAttempts,
+    WebConfig,
     build_ssl_context,
     certificate_reloader,
     load_web_config,
+    weakened,
 )
 from tests.conftest import make_generation
 from tests.tls import TestCA
@@ -61,7 +65,7 @@ def write_config(tmp_path: Path, document: dict[str, Any]) -> Path:
         ({"basic_auth": {}}, "basic_auth: not a key of the web config: did you mean basic_auth_u"),
         (
             {"tls_server_config": {"cert_file": "nope.crt", "key_file": "nope.key"}},
-            "tls_server_config.cert_file: no such file",
+            "tls_server_config.cert_file .*nope.crt: no such file",
         ),
         (
             {
@@ -203,8 +207,10 @@ async def test_plain_http_and_missing_client_certificates_are_refused(server) ->
                 await response.read()
 
 
-async def test_certificates_are_reloaded_when_they_change(tmp_path: Path) -> None:
-    """A renewed certificate is served to new connections without a restart."""
+@contextlib.asynccontextmanager
+async def tls_site(tmp_path: Path) -> AsyncIterator[tuple[TestCA, Any, Any, Any]]:
+    """A TLS server on the certificate reloader: (CA, first certificate, its TLS config, a
+    coroutine function giving the serial a new connection is served)."""
     ca = TestCA(tmp_path)
     first = ca.issue("server")
     config = load_web_config(
@@ -239,14 +245,52 @@ async def test_certificates_are_reloaded_when_they_change(tmp_path: Path) -> Non
 
     try:
         async with certificate_reloader(context, tls, every=0.05):
-            assert await served_serial() == first.serial
-            await asyncio.sleep(0.05)
-            renewed = ca.issue("server")  # same paths, new certificate
-            async with asyncio.timeout(5):
-                while await served_serial() != renewed.serial:  # noqa: ASYNC110
-                    await asyncio.sleep(0.05)
+            yield ca, first, tls, served_serial
     finally:
         await runner.cleanup()
+
+
+async def test_certificates_are_reloaded_when_they_change(tmp_path: Path) -> None:
+    """A renewed certificate is served to new connections without a restart."""
+    async with tls_site(tmp_path) as (ca, first, _tls, served_serial):
+        assert await served_serial() == first.serial
+        await asyncio.sleep(0.05)
+        renewed = ca.issue("server")  # same paths, new certificate
+        async with asyncio.timeout(5):
+            while await served_serial() != renewed.serial:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+
+
+@pytest.mark.parametrize("odd", ["FIFO", "directory"])
+async def test_a_certificate_replaced_by_an_odd_file_never_blocks_the_loop(
+    tmp_path: Path, odd: str
+) -> None:
+    """The certificate file replaced by a FIFO nobody writes (or a directory): new connections
+    are still served, with the old certificate, and nobody reads the FIFO; a renewed regular
+    file is then served."""
+    async with tls_site(tmp_path) as (ca, first, tls, served_serial):
+        assert await served_serial() == first.serial
+        await asyncio.sleep(0.1)  # the reloader has seen the first pair
+        tls.cert_file.unlink()
+        if odd == "FIFO":
+            os.mkfifo(tls.cert_file)
+        else:
+            tls.cert_file.mkdir()
+        for _ in range(10):  # the reloader ticks every 0.05 s meanwhile
+            async with asyncio.timeout(10):
+                assert await served_serial() == first.serial
+            await asyncio.sleep(0.05)
+        if odd == "FIFO":
+            with pytest.raises(OSError) as no_reader:
+                os.open(tls.cert_file, os.O_WRONLY | os.O_NONBLOCK)
+            assert no_reader.value.errno == errno.ENXIO
+            tls.cert_file.unlink()
+        else:
+            tls.cert_file.rmdir()
+        renewed = ca.issue("server")
+        async with asyncio.timeout(10):
+            while await served_serial() != renewed.serial:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
 
 
 async def test_password_checks_run_on_their_own_threads_at_the_users_cost(
@@ -255,7 +299,7 @@ async def test_password_checks_run_on_their_own_threads_at_the_users_cost(
     """Logic: bcrypt never runs on the loop's default executor (which resolves the checks' host
     names), and an unknown user is checked against a dummy of the configured cost."""
     users = {"prometheus": SecretStr(bcrypt.hashpw(b"pw", bcrypt.gensalt(5)).decode())}
-    auth = BasicAuth(users)
+    auth, proven = BasicAuth(users), ProvenCredentials()
     threads: list[str] = []
     real = bcrypt.checkpw
 
@@ -264,9 +308,9 @@ async def test_password_checks_run_on_their_own_threads_at_the_users_cost(
         return real(password, hashed)
 
     monkeypatch.setattr(bcrypt, "checkpw", spy)
-    assert await auth.allowed(basic("prometheus", "pw")["Authorization"])
-    assert not await auth.allowed(basic("prometheus", "nope")["Authorization"])
-    assert not await auth.allowed(basic("mallory", "pw")["Authorization"])
+    assert await auth.allowed(basic("prometheus", "pw")["Authorization"], proven)
+    assert not await auth.allowed(basic("prometheus", "nope")["Authorization"], proven)
+    assert not await auth.allowed(basic("mallory", "pw")["Authorization"], proven)
     assert len(threads) == 3 and all(name.startswith("bcrypt") for name in threads), threads
     assert auth.cost == 5 and (await auth.dummy_hash()).startswith(b"$2b$05$")
 
@@ -293,3 +337,48 @@ def test_failed_attempts_remember_a_bounded_number_of_clients() -> None:
         attempts.failed(f"10.0.{n // 256}.{n % 256}")
     assert attempts.retry_after("10.0.3.231") > 0  # the newest is remembered
     assert attempts.retry_after("10.0.0.0") == 0  # the oldest were forgotten
+
+
+TLS = {"cert_file": "/etc/x/tls.crt", "key_file": "/etc/x/tls.key"}
+MTLS = TLS | {"client_auth_type": "RequireAndVerifyClientCert", "client_ca_file": "/etc/x/ca"}
+USERS = {"basic_auth_users": {"prometheus": HASH}}
+
+
+def web_config(document: dict[str, Any] | None) -> WebConfig | None:
+    """A WebConfig as the file `document` would give (None: no web config at all)."""
+    return None if document is None else WebConfig.model_validate(document)
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "refused"),
+    [
+        (USERS, {}, "the file sets nothing (empty, or comments only): it would remove every"),
+        (USERS, None, "no web config is given any more"),
+        (USERS, {"http_server_config": {}}, "the file leaves out what it had"),
+        (USERS, {"basic_auth_users": {}}, None),
+        (USERS, {"basic_auth_users": {"other": HASH}}, None),
+        ({"tls_server_config": TLS}, USERS, "`tls_server_config: null`"),
+        ({"tls_server_config": TLS}, {"tls_server_config": None}, None),
+        ({"tls_server_config": MTLS}, {"tls_server_config": TLS}, "`client_auth_type: NoClient"),
+        (
+            {"tls_server_config": MTLS},
+            {"tls_server_config": TLS | {"client_auth_type": "NoClientCert"}},
+            None,
+        ),
+        ({"tls_server_config": TLS}, {"tls_server_config": MTLS}, None),
+        (USERS | {"tls_server_config": TLS}, {}, "`basic_auth_users: {}` and `tls_server_config"),
+        (None, {}, None),
+        ({}, {}, None),
+    ],
+)
+def test_a_web_config_lowers_protection_only_by_saying_so(
+    before: dict[str, Any] | None, after: dict[str, Any] | None, refused: str | None
+) -> None:
+    """Removing every user, TLS or client-certificate checks is refused unless the new file
+    writes it out (`basic_auth_users: {}`, `tls_server_config: null`, `client_auth_type`);
+    keeping or adding protection, or having had none, is never refused."""
+    reason = weakened(web_config(before), web_config(after))
+    if refused is None:
+        assert reason is None
+    else:
+        assert reason is not None and refused in reason, reason
