@@ -48,6 +48,12 @@ class SwitchableCalendar:
         return None
 
 
+# Every check of an in-process exporter: often enough for a test to see several runs, with a
+# timeout loopback meets on a loaded machine (the test process runs the simulator, the
+# exporter and the test itself on one loop).
+CADENCE = {"interval_seconds": 2, "timeout_seconds": 1.5}
+
+
 def binary(name: str) -> str:
     """A Prometheus or browser tool from Debian's packages (.ci/run installs them)."""
     return require_program(name, "apt-get install prometheus prometheus-alertmanager chromium")
@@ -71,8 +77,8 @@ async def stack(own_valkey_server: ValkeyServer) -> AsyncIterator[tuple[SepSimul
 
 @asynccontextmanager
 async def serving_exporter(stack: tuple[SepSimulator, Any], **values: object) -> AsyncIterator[int]:
-    """The exporter, in-process on a real port, every check at a one-second cadence, on the
-    simulator's market; `values` are further settings by field name. Yields its port."""
+    """The exporter, in-process on a real port, every check at CADENCE, on the simulator's
+    market; `values` are further settings by field name. Yields its port."""
     sim, calendar = stack
     assert sim.server is not None
     generation = make_generation(
@@ -81,7 +87,7 @@ async def serving_exporter(stack: tuple[SepSimulator, Any], **values: object) ->
         allocator_url=sim.allocator_url,
         hotband_pairs=sim.instruments,
         market_hours="fx",
-        checks={c.name: {"interval_seconds": 1, "timeout_seconds": 0.8} for c in CHECKS},
+        checks={c.name: CADENCE for c in CHECKS},
         calendar=calendar,
         **values,
     )

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import re
 import signal
@@ -73,7 +72,7 @@ class Demo:
 
     def text(self) -> str:
         """Everything the demo printed and logged so far."""
-        return self.log.read_text(errors="replace")
+        return demo_output(self.log)
 
     def check_env(self, **extra: str) -> dict[str, str]:
         """The environment of a `check` process on this demo's stack and clock, launched now."""
@@ -102,16 +101,29 @@ class Demo:
             return rows
 
 
+def demo_output(printed: Path) -> str:
+    """What a demo printed (to `printed`: its banner, once it listens) and then its daemon's
+    log, from the file the banner names (the demo logs there so the banner stays on screen)."""
+    text = printed.read_text(errors="replace")
+    named = re.search(r"^  logs\s+(\S+)", text, re.MULTILINE)
+    if named is None or not Path(named[1]).is_file():
+        return text
+    return text + "\n" + Path(named[1]).read_text(errors="replace")
+
+
 async def _listening(demo: Demo) -> bool:
     text = await asyncio.to_thread(demo.text)
     if demo.process.returncode is not None:
         raise AssertionError(f"the demo exited: {text[-2000:]}")
-    started = next((line for line in text.splitlines() if "simulator_started" in line), None)
-    valkey = re.search(r"valkey\s+(redis://\S+)", text)
-    if started is None or valkey is None or '"event": "listening"' not in text:
-        return False
-    event = json.loads(started)
-    demo.api, demo.allocator, demo.valkey = event["api"], event["allocator"], valkey[1]
+    banner = {
+        part: re.search(rf"^  {part}\s+(\S+)", text, re.MULTILINE)
+        for part in ("simulator", "allocator", "valkey")
+    }
+    if "Press Ctrl-C to stop." not in text or not all(banner.values()):
+        return False  # the banner comes once the daemon listens
+    simulator, allocator, valkey = (found[1] for found in banner.values() if found)
+    demo.api, demo.valkey = simulator, valkey
+    demo.allocator = allocator.removesuffix("/status")
     return True
 
 
@@ -155,10 +167,11 @@ async def demo_at(
         await until(lambda: _listening(demo), STARTS_WITHIN, f"the demo listening ({log})")
         yield demo
     finally:
-        await _stop(process)
+        await stop_demo(process)
 
 
-async def _stop(process: asyncio.subprocess.Process) -> None:
+async def stop_demo(process: asyncio.subprocess.Process) -> None:
+    """SIGTERM the demo (it stops its daemon, simulator and Valkey); its group if it hangs."""
     if process.returncode is None:
         process.send_signal(signal.SIGTERM)
         try:

@@ -2,7 +2,7 @@
 Prometheus (the shipped rules) and real Alertmanager (the shipped config), exactly once, with
 its runbook link; it resolves after recovery; a closed market does not page; every dashboard
 query parses and returns data. With the rules the generator writes for this configuration
-(every check each second), one cause is one page: the API answering HTML everywhere is one
+(every check at CADENCE), one cause is one page: the API answering HTML everywhere is one
 CannotRead, not a page per check, and an engaged kill switch pages without the no-positions
 diagnosis it causes."""
 
@@ -23,7 +23,7 @@ from quantops_exporter.simulator.scenarios import Scenario
 from quantops_exporter.simulator.stack import SepSimulator
 from quantops_exporter.simulator.valkey_server import free_port
 from tests.deploy.oracles import panel_queries
-from tests.e2e.conftest import binary, serving_exporter, spawn, stop, until
+from tests.e2e.conftest import CADENCE, binary, serving_exporter, spawn, stop, until
 
 # A lane of its own under `make test` (-n 2 --dist loadgroup): these tests mostly wait.
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("alerting")]
@@ -177,7 +177,7 @@ async def _count_is(http: aiohttp.ClientSession, prometheus: str, expr: str, cou
 
 @pytest.fixture
 async def quick_exporter(stack: tuple[SepSimulator, Any]) -> AsyncIterator[int]:
-    """The exporter with every check each second and a 3 s flat grace (the diagnosis runs)."""
+    """The exporter with every check at CADENCE and a 3 s flat grace (the diagnosis runs)."""
     async with serving_exporter(stack, flat_grace_seconds=3) as port:
         yield port
 
@@ -190,8 +190,8 @@ async def generated_prometheus(
     env = tmp_path / "exporter.env"
     env.write_text(  # the quick exporter's own settings (the generator validates them as it does)
         "".join(
-            f"QUANTOPS_CHECKS__{c.name}__INTERVAL_SECONDS=1\n"
-            f"QUANTOPS_CHECKS__{c.name}__TIMEOUT_SECONDS=0.8\n"
+            f"QUANTOPS_CHECKS__{c.name}__INTERVAL_SECONDS={CADENCE['interval_seconds']}\n"
+            f"QUANTOPS_CHECKS__{c.name}__TIMEOUT_SECONDS={CADENCE['timeout_seconds']}\n"
             for c in CHECKS
         )
     )
@@ -203,7 +203,7 @@ async def generated_prometheus(
 
 async def _pages(http: aiohttp.ClientSession, alertmanager: str) -> list[dict[str, Any]]:
     """The active pages. Tickets about the exporter itself (SchedulerMissingRuns when a loaded
-    CI host stalls this process for a second, with every check running each second) are not
+    CI host stalls this process for a second, with every check running every two seconds) are not
     what this test is about."""
     alerts = await active_alerts(http, alertmanager)
     return [a for a in alerts if a["labels"]["severity"] == "page"]

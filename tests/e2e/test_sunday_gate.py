@@ -29,7 +29,8 @@ from tests.moments import (
 )
 
 pytestmark = pytest.mark.e2e
-README = Path(__file__).resolve().parents[2] / "README.md"
+ROOT = Path(__file__).resolve().parents[2]
+DOCUMENTS = (ROOT / "README.md", ROOT / "docs" / "operating.md")  # both show the cron line
 SPEED = 10.0  # the open and its five-minute warm-up in about 45 s
 WARM_UP = 300.0  # QUANTOPS_PREOPEN_READY_WITHIN_SECONDS' default
 STARTED_BEFORE = timedelta(minutes=2)  # the gate starts at 16:58 New York
@@ -39,14 +40,19 @@ LAST_RUN, LOAD = 60.0, 3.0
 
 
 def readme_gate() -> tuple[str, str, list[str]]:
-    """The README's crontab line: its minute, its hour and the `check` arguments it runs."""
-    line = re.search(
-        r"^# (\d+) (\d+) \* \* 0\s+quantops-exporter --env-file \S+ check (.+)$",
-        README.read_text(encoding="utf-8"),
-        re.MULTILINE,
-    )
-    assert line, "README.md has no Sunday crontab line for the gate"
-    return line[1], line[2], line[3].split()
+    """The README's crontab line (docs/operating.md shows the same): its minute, its hour and
+    the `check` arguments it runs."""
+    lines = []
+    for document in DOCUMENTS:
+        line = re.search(
+            r"^# (\d+) (\d+) \* \* 0\s+quantops-exporter --env-file \S+ check (.+)$",
+            document.read_text(encoding="utf-8"),
+            re.MULTILINE,
+        )
+        assert line, f"{document.name} has no Sunday crontab line for the gate"
+        lines.append((line[1], line[2], line[3].split()))
+    assert lines[0] == lines[1], "the README and docs/operating.md recommend different gates"
+    return lines[0]
 
 
 def test_the_readme_recommends_the_waiting_gate() -> None:

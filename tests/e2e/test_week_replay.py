@@ -29,10 +29,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import re
 import shutil
-import signal
 import sys
 import time
 from collections.abc import Iterator
@@ -49,6 +47,7 @@ from quantops_exporter.simulator.fakeclock import faketime_env
 from quantops_exporter.simulator.scenarios import Scenario
 from quantops_exporter.simulator.valkey_server import free_port
 from tests.conftest import clean_env, require_libfaketime, require_program
+from tests.e2e.fakeweek import demo_output, stop_demo
 from tests.e2e.replay import (
     Alert,
     Scrape,
@@ -212,7 +211,7 @@ async def _live(replay: Replay, library: Path, workdir: Path) -> None:
                 await _scrape(replay, http, log, spawned)
                 return
         finally:
-            await _stop(process)
+            await stop_demo(process)
             replay.log = await _read(log)
 
 
@@ -278,7 +277,8 @@ async def _ready(
     try:
         await _until_ready(http, f"http://127.0.0.1:{replay.port}", process, log)
     except AssertionError:
-        if not last and '"event": "cannot_listen"' in await _read(log):
+        said = await _read(log)  # taken before it started (one line), or at the bind (logged)
+        if not last and ("cannot listen on" in said or '"event": "cannot_listen"' in said):
             return False
         raise
     return True
@@ -325,24 +325,13 @@ async def _until_ready(
 
 
 async def _read(path: Path) -> str:
-    return await asyncio.to_thread(path.read_text, errors="replace")
+    """The demo's banner and its daemon's log (see fakeweek.demo_output)."""
+    return await asyncio.to_thread(demo_output, path)
 
 
 def _simulator_url(banner: str) -> str | None:
     found = re.search(r"simulator\s+(http://\S+)", banner)
     return found.group(1) if found else None
-
-
-async def _stop(process: asyncio.subprocess.Process) -> None:
-    """SIGTERM the demo (it stops its daemon, simulator and Valkey); its group if it hangs."""
-    if process.returncode is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            await asyncio.wait_for(process.wait(), 20)
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            await process.wait()
 
 
 async def _promtool(replay: Replay, promtool: str, workdir: Path, alerts: tuple[str, ...]) -> None:
