@@ -50,7 +50,9 @@ def real_timeouts(speed: float, *, keep_intervals: bool) -> dict[str, str]:
     return env
 
 
-def _inherited(speed: float) -> dict[str, str]:
+def inherited_env(speed: float) -> dict[str, str]:
+    """This process's environment for a demo or check on a clock at `speed` (settings
+    removed; coverage's too at a faster clock)."""
     env = clean_env()
     if speed != 1:
         # Coverage's tracing slows a process two- to threefold: too much for a faster clock.
@@ -77,7 +79,7 @@ class Demo:
     def check_env(self, **extra: str) -> dict[str, str]:
         """The environment of a `check` process on this demo's stack and clock, launched now."""
         return (
-            _inherited(self.clock.speed)
+            inherited_env(self.clock.speed)
             | {
                 "LD_PRELOAD": str(LIBFAKETIME),
                 "QUANTOPS_MARKET_HOURS": "fx",
@@ -136,7 +138,7 @@ async def demo_at(
     library = require_libfaketime(LIBFAKETIME)
     port = free_port()
     env = (
-        _inherited(clock.speed)
+        inherited_env(clock.speed)
         | {
             "QUANTOPS_MARKET_HOURS": "fx",
             "QUANTOPS_LOG_FORMAT": "json",

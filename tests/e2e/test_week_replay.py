@@ -46,8 +46,8 @@ import pytest
 from quantops_exporter.simulator.fakeclock import faketime_env
 from quantops_exporter.simulator.scenarios import Scenario
 from quantops_exporter.simulator.valkey_server import free_port
-from tests.conftest import clean_env, require_libfaketime, require_program
-from tests.e2e.fakeweek import demo_output, stop_demo
+from tests.conftest import require_libfaketime, require_program
+from tests.e2e.fakeweek import demo_output, inherited_env, real_timeouts, stop_demo
 from tests.e2e.replay import (
     Alert,
     Scrape,
@@ -223,13 +223,13 @@ async def _spawn(
     moment = replay.moment
     replay.port = free_port()
     clock, offset = _clock(moment)
-    inherited = clean_env()
-    if moment.speed != 1:
-        # Coverage's tracing (`make test` measures subprocesses) slows a daemon two- to
-        # threefold: too much for a fifteen-times clock. The real-speed moments measure it.
-        inherited = {k: v for k, v in inherited.items() if not k.startswith(("COV_", "COVERAGE_"))}
     env = (
-        inherited
+        # Without coverage's tracing at a faster clock (it slows a daemon two- to threefold;
+        # the real-speed moments measure it), and with each check's timeout as many real
+        # seconds as at speed 1 (within its interval): fifteen times shorter, a loaded
+        # machine's loopback missed them and the API "flapped" (issue 19).
+        inherited_env(moment.speed)
+        | real_timeouts(moment.speed, keep_intervals=True)
         | {
             "QUANTOPS_MARKET_HOURS": "fx",
             "QUANTOPS_LOG_FORMAT": "json",
