@@ -23,10 +23,11 @@ lint: $(BIN)/.installed
 	$(BIN)/lint-imports --no-cache
 
 # Branch coverage of the package, subprocesses included, printed after the tests.
-# Two lanes (tests/conftest.py): the real-Prometheus alerting tests, which mostly wait out alert
-# `for:` durations, beside everything else, which runs one test at a time as before.
+# Two workers (-n 2 --dist loadgroup): each xdist_group (the alerting tests, which mostly wait out
+# alert `for:` durations; the week replay, which shares one run) stays on one worker, every other
+# test goes wherever a worker is free. The slowest tests are listed at the end.
 test: lint
-	$(BIN)/python -m pytest -n 2 --dist loadgroup --cov --cov-report=term
+	$(BIN)/python -m pytest -n 2 --dist loadgroup --durations=15 --cov --cov-report=term
 
 unit: $(BIN)/.installed
 	$(BIN)/python -m pytest tests/unit

@@ -24,15 +24,6 @@ SETTINGS_VARIABLES = frozenset(
 )
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Lanes for `make test` (-n 2 --dist loadgroup): a test without a lane of its own joins
-    "main", which one worker runs in order, so timing-sensitive process tests never share the
-    CPU with another test's work; only the alerting tests, which mostly wait, run beside it."""
-    for item in items:
-        if item.get_closest_marker("xdist_group") is None:
-            item.add_marker(pytest.mark.xdist_group("main"))
-
-
 # How many times longer than on a quiet machine a test waits for something that will happen.
 # Every wait ends as soon as the thing happens, so the slack costs nothing when all goes well,
 # and a shared CI host (load 4 and more on 2 cores: each process gets well under a core) gets

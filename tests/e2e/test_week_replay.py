@@ -70,7 +70,8 @@ from tests.moments import (
     next_ordinary_week,
 )
 
-# A lane of its own under `make test` (-n 2 --dist loadgroup): one worker runs every moment.
+# One worker under `make test` (-n 2 --dist loadgroup) runs every moment, once (the replays
+# fixture is session-wide: a module-wide one was seen set up twice, 150 s each).
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("replay")]
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -401,9 +402,9 @@ async def _replay_all(library: Path, promtool: str, workdir: Path) -> dict[str, 
     return replays
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def replays(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Replay]]:
-    """Every moment run at once, then evaluated by promtool (module-wide: one run)."""
+    """Every moment run at once, then evaluated by promtool (session-wide: one run)."""
     library = require_libfaketime(LIBFAKETIME)
     promtool = require_program("promtool", "apt-get install prometheus")
     workdir = tmp_path_factory.mktemp("week-replay")
