@@ -80,11 +80,13 @@ def build_exporter(
     app = build_web_app(runtime, registry, clock=clock)
 
     async def lifecycle(_app: web.Application) -> AsyncIterator[None]:
+        metrics.loop_lag.start()
         await runtime.start()
         try:
             yield
         finally:
             await runtime.stop()
+            metrics.loop_lag.stop()
 
     app.cleanup_ctx.append(lifecycle)
     return Exporter(board, health, registry, runtime, app)

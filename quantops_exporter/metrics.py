@@ -26,6 +26,7 @@ from quantops_exporter.checks.freshness import freshness_limits
 from quantops_exporter.checks.thresholds import Thresholds
 from quantops_exporter.checks.verdict import Measure, Reason, Source, Status
 from quantops_exporter.exposition import ExposedRegistry
+from quantops_exporter.loop_lag import LoopLag
 from quantops_exporter.market import AlwaysOpenCalendar, Calendar, TransitionCache, Transitions
 from quantops_exporter.sources.health import DependencyHealth
 
@@ -433,6 +434,7 @@ class MetricsBundle:
     outcomes: OutcomeMetrics
     scheduler: SchedulerMetrics
     reload: ReloadMetrics
+    loop_lag: LoopLag
 
     def add_checks(self, checks: Iterable[Check]) -> None:
         """Give every check of a new catalog its series from the start."""
@@ -489,10 +491,11 @@ def build_registry(
     # Live (CPU, memory and descriptors move by themselves), so after every stored family: the
     # stored bytes are a prefix of every body.
     ProcessCollector(registry=registry)
+    loop_lag = LoopLag(registry)
     board.subscribe(outcome_metrics.observe)
     board.on_change(exposition.changed)  # an outcome recorded, a new catalog
     # No change hook: compared at every scrape with what the last render read. The market's
     # next open and close move when one passes, with no outcome to tell of it.
     exposition.probe(lambda: tuple(health.state.items()), thresholds, market)
-    bundle = MetricsBundle(collector, outcome_metrics, scheduler_metrics, reload_metrics)
+    bundle = MetricsBundle(collector, outcome_metrics, scheduler_metrics, reload_metrics, loop_lag)
     return registry, bundle
