@@ -40,6 +40,7 @@ from quantops_exporter.server import (
 from quantops_exporter.sources.health import DependencyHealth
 from quantops_exporter.web import build_web_app
 from quantops_exporter.webconfig import certificate_reloader
+from quantops_exporter.worker import share_the_interpreter
 
 log = structlog.get_logger("quantops_exporter.app")
 EXIT_OK, EXIT_FAILED = 0, 1
@@ -101,6 +102,7 @@ async def run_daemon(generation: Generation, loader: Loader | None = None) -> in
     # or twice a minute, each landing in whatever check ran (benchmarks/README.md).
     gc.collect()
     gc.freeze()
+    share_the_interpreter()  # renders and parses in the worker thread wait for the loop
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     reloads: set[asyncio.Task[object]] = set()

@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Proc
 from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from quantops_exporter.board import Board, readiness_by_section
+from quantops_exporter.board import Board, CheckState, readiness_by_section
 from quantops_exporter.build import build
 from quantops_exporter.checks.base import Check, Outcome
 from quantops_exporter.checks.freshness import freshness_limits
@@ -28,7 +28,7 @@ from quantops_exporter.checks.verdict import Measure, Reason, Source, Status
 from quantops_exporter.exposition import ExposedRegistry
 from quantops_exporter.loop_lag import LoopLag
 from quantops_exporter.market import AlwaysOpenCalendar, Calendar, TransitionCache, Transitions
-from quantops_exporter.sources.health import DependencyHealth
+from quantops_exporter.sources.health import Dependency, DependencyHealth
 
 _DEFAULTS = Thresholds()
 _ALWAYS_OPEN = AlwaysOpenCalendar()
@@ -128,14 +128,43 @@ class BoardCollector(Collector):
 
     def describe(self) -> Iterator[Metric]:
         """The families, without samples (registration reads no state)."""
-        return self._families(fill=False)
+        return BoardSnapshot((), {}, _DEFAULTS, Transitions(None, None, None)).families(fill=False)
 
     def collect(self) -> Iterator[Metric]:
         """Yield every board-derived metric family."""
-        return self._families(fill=True)
+        return self.snapshot().collect()
 
-    def _families(self, *, fill: bool) -> Iterator[Metric]:
-        states = list(self._board.states.values()) if fill else []
+    def snapshot(self) -> BoardSnapshot:
+        """What the board shows now, frozen: collected later (in the exposition's worker
+        thread) it gives the families as they are now, whatever the loop records meanwhile.
+        Outcomes are immutable, so this copies references, not outcomes."""
+        return BoardSnapshot(
+            tuple(
+                CheckState(state.check, state.latest, state.last_success_at)
+                for state in self._board.states.values()
+            ),
+            dict(self._health.state),
+            self._thresholds(),
+            self._market(),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class BoardSnapshot(Collector):
+    """The board, the dependencies' health, the thresholds and the market at one moment."""
+
+    states: tuple[CheckState, ...]
+    health: Mapping[Dependency, bool]
+    thresholds: Thresholds
+    market: Transitions
+
+    def collect(self) -> Iterator[Metric]:
+        """Yield every board-derived metric family."""
+        return self.families(fill=True)
+
+    def families(self, *, fill: bool) -> Iterator[Metric]:
+        """The families, with their samples when `fill`."""
+        states = self.states
         ok = GaugeMetricFamily(
             "runbook_check_ok",
             f"1 when the check passed or was skipped, 0 otherwise {_FROM_LAST_RUN}",
@@ -203,7 +232,7 @@ class BoardCollector(Collector):
             "The configured freshness limit per source (FRESH_MAX_WS_AGE_SEC, ...)",
             labels=["source"],
         )
-        for source, limit in freshness_limits(self._thresholds()).items() if fill else ():
+        for source, limit in freshness_limits(self.thresholds).items() if fill else ():
             limits.add_metric([source.value], limit)
         yield limits
         yield from self._measures(fill)
@@ -212,7 +241,7 @@ class BoardCollector(Collector):
             "1 when the dependency answered its latest request, 0 when refused, hung or 5xx",
             labels=["dependency"],
         )
-        for dep, up in sorted(self._health.state.items()) if fill else ():
+        for dep, up in sorted(self.health.items()) if fill else ():
             dependency.add_metric([dep.value], float(up))
         yield dependency
 
@@ -224,12 +253,12 @@ class BoardCollector(Collector):
             "because the market is closed",
             labels=["section"],
         )
-        for readiness in readiness_by_section(self._board.states.values()) if fill else ():
+        for readiness in readiness_by_section(self.states) if fill else ():
             family.add_metric([readiness.section.slug], float(readiness.ok))
         return family
 
     def _transitions(self, fill: bool) -> Iterator[Metric]:
-        market = self._market() if fill else Transitions(None, None, None)
+        market = self.market
         for name, moment, documentation in (
             ("next_open", market.next_open, "When the FX market next opens"),
             ("next_close", market.next_close, "When the FX market next closes"),
@@ -272,7 +301,7 @@ class BoardCollector(Collector):
         yield from families.values()
 
     def _latest(self) -> Iterator[Outcome]:
-        for state in self._board.states.values():
+        for state in self.states:
             if state.latest is not None:
                 yield state.latest
 
