@@ -15,10 +15,11 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
+from prometheus_client import CollectorRegistry, Counter, Gauge, ProcessCollector
 from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from quantops_exporter.accumulators import CounterVec, HistogramVec
 from quantops_exporter.board import Board, CheckState, readiness_by_section
 from quantops_exporter.build import build
 from quantops_exporter.checks.base import Check, Outcome
@@ -314,25 +315,22 @@ class OutcomeMetrics:
         self, registry: CollectorRegistry, checks: Iterable[Check], on_change: Changed = _unwatched
     ) -> None:
         self._changed = on_change
-        self.runs = Counter(
-            "runbook_check_runs",
-            "Check runs by resulting status",
-            ["check", "status"],
-            registry=registry,
+        self.runs = CounterVec(
+            "runbook_check_runs", "Check runs by resulting status", ["check", "status"], registry
         )
-        self.duration = Histogram(
+        self.duration = HistogramVec(
             "runbook_check_duration_seconds",
             "How long each check run took",
             ["check"],
-            buckets=DURATION_BUCKETS,
-            registry=registry,
+            registry,
+            DURATION_BUCKETS,
         )
-        self.age = Histogram(
+        self.age = HistogramVec(
             "runbook_freshness_age_seconds",
             "Age of each source per instrument, observed once per check run",
             ["source"],
-            buckets=FRESHNESS_BUCKETS,
-            registry=registry,
+            registry,
+            FRESHNESS_BUCKETS,
         )
         self.add_checks(checks)
         for source in Source:
@@ -351,11 +349,14 @@ class OutcomeMetrics:
         self.runs.labels(outcome.check, outcome.status.value).inc()
         if outcome.status is not Status.SKIPPED:
             self.duration.labels(outcome.check).observe(outcome.duration)
+        ages: dict[Source, list[float]] = {}  # one call per source, not per instrument
         for item in outcome.freshness:
             if item.updated_at is not None:
-                self.age.labels(item.source.value).observe(
+                ages.setdefault(item.source, []).append(
                     max(0.0, outcome.started_at - item.updated_at)
                 )
+        for source, values in ages.items():
+            self.age.labels(source.value).observe_many(values)
 
 
 class SchedulerMetrics:
@@ -370,12 +371,13 @@ class SchedulerMetrics:
         self, registry: CollectorRegistry, checks: Iterable[Check], on_change: Changed = _unwatched
     ) -> None:
         self._changed = on_change
-        self._lag = Histogram(
+        self._lag = HistogramVec(
             "quantops_exporter_scheduler_lag_seconds",
             "How late each run started against its schedule",
             ["check"],
-            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0),
-            registry=registry,
+            registry,
+            (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0),
+            on_change,
         )
         self._missed = Counter(
             "quantops_exporter_scheduler_missed_runs",
@@ -405,7 +407,7 @@ class SchedulerMetrics:
         self._changed()
 
     @property
-    def lag(self) -> Histogram:
+    def lag(self) -> HistogramVec:
         """How late each run started against its schedule, by check."""
         self._changed()
         return self._lag
