@@ -260,8 +260,7 @@ class Exposition:
         probed = self._probe()
         # One step of the loop: what every stored collector shows now.
         shown = [_snapshot(collector) for collector in self._split()[0]]
-        families = await off_loop(_collect, shown)
-        stored = {kind: await off_loop(_store, kind, families, version) for kind in kinds}
+        families, stored = await off_loop(_build, shown, kinds, version)
         self._pending_since = self._newer_since  # what this render misses
         self._probed = probed
         self.renders += 1
@@ -328,8 +327,12 @@ def _snapshot(collector: Collector) -> Collector:
     return snapshot() if callable(snapshot) else Families(tuple(collector.collect()))
 
 
-def _collect(collectors: list[Collector]) -> tuple[Metric, ...]:
-    return tuple(Collectors(collectors).collect())
+def _build(
+    shown: list[Collector], kinds: list[Kind], version: int
+) -> tuple[tuple[Metric, ...], dict[Kind, _Stored]]:
+    """In the worker: the families, and every kind's bytes (one hand-over per render)."""
+    families = tuple(Collectors(shown).collect())
+    return families, {kind: _store(kind, families, version) for kind in kinds}
 
 
 def _store(kind: Kind, families: tuple[Metric, ...], version: int) -> _Stored:
