@@ -23,7 +23,9 @@ When a render runs: only for a scrape
     waits for a render (the one under way, or one it starts). A scrape that finds younger
     changes pending starts a render in the background if none started in the last STALE
     seconds, without waiting for it: a flood of scrapes finds the next ones rendered, one
-    render a second. Nobody scraping, no render; Prometheus every 15 s, one render per scrape.
+    render a second (one STALE less the longest render after the last one started, so that
+    a change landing while a render runs is shown by the next before it is STALE old).
+    Nobody scraping, no render; Prometheus every 15 s, one render per scrape.
     A render renders every kind asked for in the last FORGET seconds, so at most one render per
     STALE for all of them, whatever the clients rotate (kinds, User-Agents, addresses).
 
@@ -167,6 +169,7 @@ class Exposition:
         self._last: _Render | None = None
         self._rendering: asyncio.Future[_Render] | None = None
         self._render_started = float("-inf")
+        self._longest = 0.0  # the longest render yet (by the clock), at most STALE / 2
         self._live: dict[Kind, tuple[float, bytes]] = {}  # (rendered at, the live part)
         self._filtered: dict[tuple[Kind, tuple[str, ...]], tuple[int, bytes]] = {}
         self._next_filtering = float("-inf")
@@ -227,7 +230,7 @@ class Exposition:
                 if (
                     last.version != self._version
                     and not self._in_flight()
-                    and self._clock() - self._render_started >= STALE
+                    and self._clock() - self._render_started >= STALE - self._longest
                 ):
                     self._begin()  # refresh ahead, in the background
                 return last
@@ -264,6 +267,7 @@ class Exposition:
         self._pending_since = self._newer_since  # what this render misses
         self._probed = probed
         self.renders += 1
+        self._longest = min(STALE / 2, max(self._longest, self._clock() - started))
         render = _Render(version, started, families, stored)
         if self._last is None or version >= self._last.version:
             self._last = render

@@ -483,6 +483,27 @@ async def test_a_flood_finds_the_next_render_made_in_the_background() -> None:
     assert exposition.renders == 2
 
 
+async def test_a_change_during_a_render_is_rendered_before_a_flood_must_wait() -> None:
+    """Logic (injected clock): a render that takes 0.2 s, a change landing while it runs. The
+    flood's background render comes STALE less that render's time after it started, so the
+    change is rendered before it is STALE old and no scrape of the flood waits for it."""
+    clock = Clock()
+    counter, exposition = counter_exposition(clock)
+    first = asyncio.ensure_future(exposition.serve(TEXT))
+    for _ in range(2):  # the scrape starts the render; the render takes its snapshot
+        await asyncio.sleep(0)
+    counter.inc()
+    exposition.changed()
+    clock.now += 0.2  # the render's time
+    assert b"things_total 0.0" in (await first).body
+    clock.now += exposition_module.STALE - 0.2 - 0.15  # the flood asks on
+    assert b"things_total 0.0" in (await exposition.serve(TEXT)).body
+    await asyncio.sleep(0.05)  # the background render it started finishes in the worker
+    clock.now += 0.2  # the change is now more than STALE old
+    assert b"things_total 1.0" in (await exposition.serve(TEXT)).body
+    assert exposition.renders == 2 and exposition.scrape_renders == 1
+
+
 @pytest.mark.usefixtures("still_process")
 async def test_a_regular_scraper_gets_the_board_as_it_was_when_it_asked() -> None:
     """Real time: a scraper every 0.3 s (longer than STALE here) while outcomes land every
