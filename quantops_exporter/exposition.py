@@ -21,13 +21,15 @@ Invalidation
 When a render runs: only for a scrape
     A scrape serves the last render if every change older than STALE is in it; otherwise it
     waits for a render (the one under way, or one it starts). A scrape that finds younger
-    changes pending starts a render in the background if none started in the last STALE
-    seconds, without waiting for it: a flood of scrapes finds the next ones rendered, one
-    render a second (one STALE less the longest render after the last one started, so that
-    a change landing while a render runs is shown by the next before it is STALE old).
-    Nobody scraping, no render; Prometheus every 15 s, one render per scrape.
-    A render renders every kind asked for in the last FORGET seconds, so at most one render per
-    STALE for all of them, whatever the clients rotate (kinds, User-Agents, addresses).
+    changes pending starts a render in the background if none started lately, without waiting
+    for it: a flood of scrapes finds the next ones rendered, about one render a second (the
+    next one starts a render's time before STALE is up, so that a change landing while a
+    render runs is shown before it is STALE old). Nobody scraping, no render; Prometheus every
+    15 s, one render per scrape. A render renders every kind asked for in the last FORGET
+    seconds, so whatever the clients rotate (kinds, User-Agents, addresses) costs no more.
+    On a board slow to render renders keep within DUTY of the time: the next one starts no
+    sooner than 9 render times after the last, and the bound is that gap and a render instead
+    of STALE (10,000 instruments: ~5 s; 1,000: the bound stays STALE).
 
 Off the loop, whole
     A render takes what every stored collector shows in one synchronous step on the loop, so no
@@ -38,9 +40,11 @@ Off the loop, whole
     (worker.py). When it is done, one reference per kind is swapped; a scrape reads it once.
 
 ?name[]=
-    Filtered from the last render's families as prometheus_client filters a registry, in the
-    worker, served without gzip, kept for the names asked until the next render; at most
-    FILTERED_PER_SECOND new filterings a second, more get `Busy` (the handler answers 429).
+    Filtered from what the collectors show (a snapshot, as for a render) as prometheus_client
+    filters a registry, in the worker, served without gzip, kept for the names asked until the
+    next change; at most FILTERED_PER_SECOND new filterings a second, more get `Busy` (the
+    handler answers 429). Renders keep only bytes: at 10,000 instruments the families of the
+    last render were ~15 MB more to keep.
 """
 
 from __future__ import annotations
@@ -69,6 +73,7 @@ from quantops_exporter.worker import off_loop
 log = structlog.get_logger("quantops_exporter.exposition")
 
 STALE = 1.0  # seconds: a scrape serves every change older than this (else it waits for it)
+DUTY = 0.1  # the share of the time renders may take: on a board slow to render, the bound grows
 FORGET = 600.0  # a kind nobody asked for in this long is no longer rendered
 LIVE_MAX_AGE = 0.1  # seconds a rendering of the live part (process_*, HTTP server) is reused
 FILTERED_PER_SECOND = 10.0  # new ?name[]= filterings a second, at most
@@ -139,11 +144,10 @@ class _Stored:
 
 @dataclass(frozen=True, slots=True)
 class _Render:
-    """What one render made: the families it read and every kind's bytes."""
+    """What one render made: every kind's bytes."""
 
     version: int
     started: float  # by the exposition's clock
-    families: tuple[Metric, ...]
     stored: dict[Kind, _Stored]
 
 
@@ -169,9 +173,9 @@ class Exposition:
         self._last: _Render | None = None
         self._rendering: asyncio.Future[_Render] | None = None
         self._render_started = float("-inf")
-        self._longest = 0.0  # the longest render yet (by the clock), at most STALE / 2
+        self._took = 0.0  # how long the last render took, by the clock (the worker's queue too)
         self._live: dict[Kind, tuple[float, bytes]] = {}  # (rendered at, the live part)
-        self._filtered: dict[tuple[Kind, tuple[str, ...]], tuple[int, bytes]] = {}
+        self._filtered: dict[tuple[Kind, tuple[str, ...]], tuple[object, bytes]] = {}
         self._next_filtering = float("-inf")
         self.renders = 0  # how many renders ran (tests and the benchmark count them)
         self.scrape_renders = 0  # ... of which a scrape waited for
@@ -196,14 +200,13 @@ class Exposition:
         `names` (?name[]=...) restricts the families as prometheus_client does."""
         kind = negotiate(accept)
         now = self._clock()
+        if names:
+            return Served(kind.content_type, await self._filter(kind, names, now), False)
         self._asked[kind] = now
         if self._probe() != self._probed:
             self._version += 1  # it moved without telling: show it now
             self._pending_since = self._newer_since = float("-inf")
-        render = await self._current(kind, now)
-        if names:
-            return Served(kind.content_type, await self._filter(render, kind, names, now), False)
-        stored = render.stored[kind]
+        stored = (await self._current(kind, now)).stored[kind]
         live = self._live_part(kind, now)
         if gzip:
             rest = stored.gzip_rest.copy()
@@ -230,16 +233,27 @@ class Exposition:
                 if (
                     last.version != self._version
                     and not self._in_flight()
-                    and self._clock() - self._render_started >= STALE - self._longest
+                    and self._clock() - self._render_started >= self._gap()
                 ):
                     self._begin()  # refresh ahead, in the background
                 return last
             self.scrape_renders += not self._in_flight()
             await self._start()
 
+    def _gap(self) -> float:
+        """How long after a render starts the next may start in the background: a render's
+        time before STALE is up (a change that landed while it ran is then shown in time),
+        or, on a board slow to render, what keeps renders within DUTY of the time."""
+        return max(STALE - self._took, self._took * (1 - DUTY) / DUTY)
+
+    def _bound(self) -> float:
+        """The age of the oldest change a scrape may miss: STALE, or on a board slow to
+        render the duty gap and a render (10,000 instruments: ~5 s)."""
+        return max(STALE, self._gap() + self._took)
+
     def _too_stale(self) -> bool:
         since = self._pending_since
-        return since is not None and self._clock() - since > STALE
+        return since is not None and self._clock() - since > self._bound()
 
     def _in_flight(self) -> bool:
         return self._rendering is not None and not self._rendering.done()
@@ -263,15 +277,14 @@ class Exposition:
         probed = self._probe()
         # One step of the loop: what every stored collector shows now.
         shown = [_snapshot(collector) for collector in self._split()[0]]
-        families, stored = await off_loop(_build, shown, kinds, version)
+        stored = await off_loop(_build, shown, kinds, version)
         self._pending_since = self._newer_since  # what this render misses
         self._probed = probed
         self.renders += 1
-        self._longest = min(STALE / 2, max(self._longest, self._clock() - started))
-        render = _Render(version, started, families, stored)
+        self._took = self._clock() - started
+        render = _Render(version, started, stored)
         if self._last is None or version >= self._last.version:
             self._last = render
-            self._filtered.clear()
         return render
 
     def _rendered(self, rendering: asyncio.Future[_Render]) -> None:
@@ -282,18 +295,23 @@ class Exposition:
             error = rendering.exception()
             log.error("exposition_render_failed", error=str(error), exc_info=error)
 
-    async def _filter(self, render: _Render, kind: Kind, names: Sequence[str], now: float) -> bytes:
+    async def _filter(self, kind: Kind, names: Sequence[str], now: float) -> bytes:
+        """The families with a sample named in `names`, from what the collectors show now
+        (filtered in the worker; kept until the next change)."""
         key = (kind, tuple(sorted(set(names))))
+        state = (self._version, self._probe())  # what it would show, as far as is known
         kept = self._filtered.get(key)
-        if kept is not None and kept[0] == render.version:
+        if kept is not None and kept[0] == state:
             return kept[1]
         if now < self._next_filtering:
             raise Busy(self._next_filtering - now)
         self._next_filtering = now + 1 / FILTERED_PER_SECOND
-        body = await off_loop(_restrict, kind, render.families, self._split()[1], key[1])
+        stored, live = self._split()
+        shown = [_snapshot(collector) for collector in stored]
+        body = await off_loop(_restrict, kind, shown, live, key[1])
         if len(self._filtered) >= 100:  # names come from the wire: bound what is kept
             self._filtered.clear()
-        self._filtered[key] = (render.version, body)
+        self._filtered[key] = (state, body)
         return body
 
     def _live_part(self, kind: Kind, now: float) -> bytes:
@@ -331,12 +349,10 @@ def _snapshot(collector: Collector) -> Collector:
     return snapshot() if callable(snapshot) else Families(tuple(collector.collect()))
 
 
-def _build(
-    shown: list[Collector], kinds: list[Kind], version: int
-) -> tuple[tuple[Metric, ...], dict[Kind, _Stored]]:
-    """In the worker: the families, and every kind's bytes (one hand-over per render)."""
+def _build(shown: list[Collector], kinds: list[Kind], version: int) -> dict[Kind, _Stored]:
+    """In the worker: every kind's bytes of what the collectors showed (one hand-over)."""
     families = tuple(Collectors(shown).collect())
-    return families, {kind: _store(kind, families, version) for kind in kinds}
+    return {kind: _store(kind, families, version) for kind in kinds}
 
 
 def _store(kind: Kind, families: tuple[Metric, ...], version: int) -> _Stored:
@@ -364,12 +380,12 @@ def _trimmed(body: bytes, kind: Kind) -> bytes:
 
 
 def _restrict(
-    kind: Kind, families: tuple[Metric, ...], live: list[Collector], names: tuple[str, ...]
+    kind: Kind, shown: list[Collector], live: list[Collector], names: tuple[str, ...]
 ) -> bytes:
-    """The families (stored, then live) with a sample named in `names`, as prometheus_client's
-    restricted registry gives them."""
+    """In the worker: the families (stored, then live) with a sample named in `names`, as
+    prometheus_client's restricted registry gives them."""
     registry = CollectorRegistry(auto_describe=True)
-    for family in families:
+    for family in Collectors(shown).collect():
         registry.register(Families((family,)))
     for collector in live:
         registry.register(Families(tuple(collector.collect())))

@@ -226,8 +226,10 @@ def still_process(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def quick_stale(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A staleness bound of 50 ms, so that tests wait little for a scrape to render."""
+    """A staleness bound of 50 ms and no duty bound (renders of this board take ~10 ms, which
+    would space them 90 ms apart), so that tests wait little for a scrape to render."""
     monkeypatch.setattr(exposition_module, "STALE", 0.05)
+    monkeypatch.setattr(exposition_module, "DUTY", 1.0)
 
 
 def gunzip(body: bytes) -> bytes:
@@ -484,7 +486,7 @@ async def test_a_flood_finds_the_next_render_made_in_the_background() -> None:
 
 
 async def test_a_change_during_a_render_is_rendered_before_a_flood_must_wait() -> None:
-    """Logic (injected clock): a render that takes 0.2 s, a change landing while it runs. The
+    """Logic (injected clock): a render that takes 50 ms, a change landing while it runs. The
     flood's background render comes STALE less that render's time after it started, so the
     change is rendered before it is STALE old and no scrape of the flood waits for it."""
     clock = Clock()
@@ -494,14 +496,39 @@ async def test_a_change_during_a_render_is_rendered_before_a_flood_must_wait() -
         await asyncio.sleep(0)
     counter.inc()
     exposition.changed()
-    clock.now += 0.2  # the render's time
+    clock.now += 0.05  # the render's time
     assert b"things_total 0.0" in (await first).body
-    clock.now += exposition_module.STALE - 0.2 - 0.15  # the flood asks on
+    clock.now += exposition_module.STALE - 0.05 - 0.04  # the flood asks on
     assert b"things_total 0.0" in (await exposition.serve(TEXT)).body
     await asyncio.sleep(0.05)  # the background render it started finishes in the worker
-    clock.now += 0.2  # the change is now more than STALE old
+    clock.now += 0.1  # the change is now more than STALE old
     assert b"things_total 1.0" in (await exposition.serve(TEXT)).body
     assert exposition.renders == 2 and exposition.scrape_renders == 1
+
+
+async def test_on_a_board_slow_to_render_renders_keep_within_duty() -> None:
+    """Logic (injected clock): renders that take 0.5 s (10,000 instruments) start no sooner
+    than nine render times apart, and a scrape may miss changes up to that gap and a render
+    old, never older: a flood on a big board renders at most DUTY of the time."""
+    clock = Clock()
+    counter, exposition = counter_exposition(clock)
+    first = asyncio.ensure_future(exposition.serve(TEXT))
+    for _ in range(2):
+        await asyncio.sleep(0)
+    clock.now += 0.5  # the render's time
+    await first
+    gap = 0.5 * (1 - exposition_module.DUTY) / exposition_module.DUTY
+    counter.inc()
+    exposition.changed()
+    clock.now += gap - 0.6  # changes pending, the last render started gap - 0.1 ago
+    assert b"things_total 0.0" in (await exposition.serve(TEXT)).body
+    await asyncio.sleep(0.05)
+    assert exposition.renders == 1  # none started before the gap
+    clock.now += 0.2  # the gap is past: the flood starts one in the background
+    assert b"things_total 0.0" in (await exposition.serve(TEXT)).body
+    await asyncio.sleep(0.05)
+    assert exposition.renders == 2 and exposition.scrape_renders == 1
+    assert b"things_total 1.0" in (await exposition.serve(TEXT)).body
 
 
 @pytest.mark.usefixtures("still_process")
