@@ -9,7 +9,7 @@ Scrapers (each `wrk -t1 -c1`: one connection, one scrape after another, a flood 
               a client that made every request cost a render when only four were kept
 
 Loop lag: `quantops_exporter_event_loop_lag_seconds`, the daemon's own histogram of how late a
-10 ms timer fired, read from /metrics before and after a phase.
+20 ms timer fired (10 ms before 2026-12-07 05:00 UTC), read from /metrics before and after a phase.
 """
 
 from __future__ import annotations

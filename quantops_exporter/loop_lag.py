@@ -1,11 +1,14 @@
 """How long the event loop keeps a ready callback waiting: a timer due every INTERVAL seconds,
 and how late it fires, as a histogram (prom-client's `nodejs_eventloop_lag_seconds`, sampled
-as Node's monitorEventLoopDelay samples it, every 10 ms).
+as Node's monitorEventLoopDelay samples it, but every 20 ms rather than 10: each wake-up of
+an asyncio loop costs ~0.1 ms of CPU here, so a 10 ms timer alone took 0.9-1.1 % of a core,
+a 20 ms one 0.5 %, against an idle budget of 1 %).
 
 Everything the daemon does shares its one event loop: a scrape, a check's I/O, a reload. A
 callback that holds the loop (a render, a parse, a blocked write to a full log pipe) makes each
 of them wait; the timer waits too, and its lateness is that wait. A stall of S seconds shows as
-one observation between S - INTERVAL and S. The loop's own timer granularity (epoll counts
+one observation between S - INTERVAL and S: a stall longer than INTERVAL always shows, a
+shorter one in proportion to its length. The loop's own timer granularity (epoll counts
 milliseconds) puts a quiet loop's figures under a millisecond.
 """
 
@@ -15,7 +18,7 @@ import asyncio
 
 from prometheus_client import CollectorRegistry, Histogram
 
-INTERVAL = 0.01  # seconds between two samples (Node's monitorEventLoopDelay default)
+INTERVAL = 0.02  # seconds between two samples
 BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 NAME = "quantops_exporter_event_loop_lag_seconds"
 
