@@ -708,6 +708,28 @@ async def in_process_runs(
     return results, setup
 
 
+async def spaced_pings(stack: BenchStack, valkey_url: str, runs: int) -> list[float]:
+    """valkey_ping alone, one run a second as in the daemon (every 5 s there): both processes
+    idle between runs, each PING wakes them, which back-to-back runs do not show."""
+    settings = Settings(
+        valkey_url=valkey_url,
+        sep_api_url=stack.api_url,
+        allocator_url=stack.allocator_url,
+        hotband_pairs=stack.instruments,
+        market_hours="always",
+    )
+    generation = build_generation(settings, calendar=AlwaysOpenCalendar())
+    ping = generation.check("valkey_ping")
+    assert ping is not None
+    seconds = []
+    async with open_context(generation, DependencyHealth()) as ctx:
+        await run_check(ping, ctx)
+        for _ in range(runs):
+            await asyncio.sleep(1.0)
+            seconds.append((await run_check(ping, ctx)).duration)
+    return seconds
+
+
 # ---------------------------------------------------------------------------------------------
 # One size
 
@@ -732,6 +754,7 @@ class SizeResult:
     cumulative: set[str] = field(default_factory=set)  # means since start (no run in window)
     proxied: dict[str, Runs] = field(default_factory=dict)
     isolated: dict[str, Runs] = field(default_factory=dict)
+    spaced_ping: list[float] = field(default_factory=list)  # valkey_ping alone, 1 s apart
     setup_round_trips: int = 0
     rss_mib: float = 0.0
     peak_rss_mib: float = 0.0
@@ -852,6 +875,7 @@ async def measure(size: int, args: argparse.Namespace, workdir: Path) -> SizeRes
         result.isolated, _ = await in_process_runs(
             stack, server.url, args.runs, args.max_value_bytes
         )
+        result.spaced_ping = await spaced_pings(stack, server.url, args.runs)
         async with LatencyProxy(server.port, args.proxy_delay) as proxy:
             result.proxied, result.setup_round_trips = await in_process_runs(
                 stack, proxy.url, args.runs, args.max_value_bytes, proxy
@@ -1142,11 +1166,15 @@ def loop_goals(results: Sequence[SizeResult]) -> list[str]:
     )
     alone = r.isolated.get("valkey_ping")
     if alone and "valkey_ping" in r.mean_ms:
-        solo = 1000 * statistics.median(alone.seconds)
+        # Means on both sides (the daemon's figure is one): a run the operating system
+        # preempts weighs in either.
+        solo = 1000 * statistics.fmean(alone.seconds)
+        spaced = 1000 * statistics.fmean(r.spaced_ping) if r.spaced_ping else solo
         daemon = r.mean_ms["valkey_ping"]
         out.append(
-            f"- valkey_ping in the daemon within 2x of alone: {ms(daemon)} / {ms(solo)} ms "
-            f"({daemon / solo:.1f}x) — " + verdict(daemon <= 2 * solo)
+            f"- valkey_ping mean in the daemon within 2x of alone: {ms(daemon)} ms against "
+            f"{ms(spaced)} ms alone one a second ({daemon / spaced:.1f}x), {ms(solo)} ms alone "
+            f"back to back ({daemon / solo:.1f}x) — " + verdict(daemon <= 2 * spaced)
         )
     fixed, rotating = r.scrapes.get("prometheus"), r.scrapes.get("rotation")
     if fixed and rotating and fixed.rate:
@@ -1269,8 +1297,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--runs",
         type=int,
-        default=5,
-        help="in-process runs of each check, direct and through the proxy (default 5)",
+        default=13,
+        help="in-process runs of each check, direct and through the proxy (default 13: the "
+        "idle window's valkey_ping runs)",
     )
     parser.add_argument(
         "--write-every",
