@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from quantops_exporter.checks.catalog import CHECKS
 from quantops_exporter.checks.diagnosis import PROCEDURE, Step
+from quantops_exporter.checks.recovery import Target
 from quantops_exporter.checks.verdict import Reason, Status
 from quantops_exporter.deploykit.rules import UNALERTED
 from quantops_exporter.market import Session
@@ -27,6 +28,7 @@ LABEL_VALUES = frozenset(
     {*PAIRS, *(check.name for check in CHECKS), "api", "valkey", PROCEDURE}
     | {session.value for session in Session}
     | {step.value for step in Step}
+    | {target.value for target in Target}
 )
 KEYS = [
     "kill_switch",
