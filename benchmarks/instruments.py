@@ -51,6 +51,17 @@ from pathlib import Path
 
 import aiohttp
 
+# Beside this script (its directory is first on sys.path when it runs).
+from scrapers import (
+    PROMETHEUS_HEADERS,
+    SCRAPERS,
+    STALL_LIMIT,
+    Lag,
+    Steps,
+    lag_buckets,
+    rotation_script,
+)
+
 from quantops_exporter.checks.catalog import CHECKS
 from quantops_exporter.config import DEFAULT_PAIRS, Settings
 from quantops_exporter.generation import build_generation, open_context
@@ -74,12 +85,6 @@ SIGNAL_MEMBER = "sep:signal:{}:{}"
 MANIFOLD_TTL = 300
 SIGNAL_HISTORY = 50
 WRITE_CHUNK = 1000  # instruments per writer pipeline
-# What Prometheus 2.x sends (it negotiates OpenMetrics and accepts gzip).
-PROMETHEUS_HEADERS = {
-    "Accept": "application/openmetrics-text;version=1.0.0;q=0.5,"
-    "application/openmetrics-text;version=0.0.1;q=0.4,text/plain;version=0.0.4;q=0.3,*/*;q=0.2",
-    "Accept-Encoding": "gzip",
-}
 MAX_ARG_STRLEN = 128 * 1024  # Linux: the longest single argv or environment string
 MAX_WRK_SECONDS = 60.0
 VALKEY_CHECKS = tuple(c.name for c in CHECKS if Dependency.VALKEY in c.dependencies)
@@ -88,6 +93,7 @@ SETTINGS_VARIABLES = frozenset(
     str(f.validation_alias).upper() for f in Settings.model_fields.values()
 )
 REDIS_EXPORTER = "prometheus-redis-exporter"
+STEPCPU = Path(__file__).resolve().parent / "stepcpu.py"
 
 _load_at_start = os.getloadavg()[0]  # other work on the machine skews every figure
 # Processes still running, killed by main() whatever happens (Ctrl-C included).
@@ -433,11 +439,13 @@ class Reading:
     statuses: dict[str, str]
     reasons: dict[str, str]
     taken_at: float
+    lag: dict[float, float] = field(default_factory=dict)
 
 
 def reading(text: str) -> Reading:
     """The process figures, check durations and statuses in a /metrics body."""
     found = Reading(0.0, 0.0, {}, {}, {}, {}, time.monotonic())
+    found.lag = lag_buckets(list(samples(text, ("quantops_exporter_event_loop_lag_seconds",))))
     wanted = (
         "process_cpu_seconds_total",
         "process_resident_memory_bytes",
@@ -498,6 +506,12 @@ class WrkResult:
     max: float
     requests: int
     errors: int
+    seconds: float = 0.0
+
+    @property
+    def rate(self) -> float:
+        """Requests a second."""
+        return self.requests / self.seconds if self.seconds else 0.0
 
 
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0}
@@ -525,11 +539,19 @@ def parse_wrk(output: str) -> WrkResult:
     )
 
 
-async def run_wrk(wrk: str, url: str, seconds: float) -> WrkResult:
-    """wrk -t1 -c1 for `seconds` with Prometheus's headers."""
+async def run_wrk(
+    wrk: str,
+    url: str,
+    seconds: float,
+    headers: dict[str, str] | None = None,
+    script: Path | None = None,
+) -> WrkResult:
+    """wrk -t1 -c1 for `seconds` with `headers` (Prometheus's by default), and a Lua script."""
     argv = [wrk, "-t1", "-c1", f"-d{max(1, round(seconds))}s", "--timeout", "120s", "--latency"]
-    for name, value in PROMETHEUS_HEADERS.items():
+    for name, value in (PROMETHEUS_HEADERS if headers is None else headers).items():
         argv += ["-H", f"{name}: {value}"]
+    if script is not None:
+        argv += ["-s", str(script)]
     process = await asyncio.create_subprocess_exec(
         *argv, url, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
@@ -541,7 +563,9 @@ async def run_wrk(wrk: str, url: str, seconds: float) -> WrkResult:
             process.kill()
             await process.wait()
         _children.discard(process.pid)
-    return parse_wrk(output.decode(errors="replace"))
+    result = parse_wrk(output.decode(errors="replace"))
+    result.seconds = max(1, round(seconds))
+    return result
 
 
 # ---------------------------------------------------------------------------------------------
@@ -684,6 +708,28 @@ async def in_process_runs(
     return results, setup
 
 
+async def spaced_pings(stack: BenchStack, valkey_url: str, runs: int) -> list[float]:
+    """valkey_ping alone, one run a second as in the daemon (every 5 s there): both processes
+    idle between runs, each PING wakes them, which back-to-back runs do not show."""
+    settings = Settings(
+        valkey_url=valkey_url,
+        sep_api_url=stack.api_url,
+        allocator_url=stack.allocator_url,
+        hotband_pairs=stack.instruments,
+        market_hours="always",
+    )
+    generation = build_generation(settings, calendar=AlwaysOpenCalendar())
+    ping = generation.check("valkey_ping")
+    assert ping is not None
+    seconds = []
+    async with open_context(generation, DependencyHealth()) as ctx:
+        await run_check(ping, ctx)
+        for _ in range(runs):
+            await asyncio.sleep(1.0)
+            seconds.append((await run_check(ping, ctx)).duration)
+    return seconds
+
+
 # ---------------------------------------------------------------------------------------------
 # One size
 
@@ -699,11 +745,16 @@ class SizeResult:
     redis_wrk: WrkResult | None = None
     redis_keys_exported: int = 0
     redis_mode: str = ""
+    scrapes: dict[str, WrkResult] = field(default_factory=dict)  # by scraper kind
+    redis_scrapes: dict[str, WrkResult] = field(default_factory=dict)
+    lag: dict[str, Lag] = field(default_factory=dict)  # "rest", then by scraper kind
+    steps: dict[str, Steps] = field(default_factory=dict)  # CPU per loop callback, as `lag`
     mean_ms: dict[str, float] = field(default_factory=dict)
     runs: dict[str, int] = field(default_factory=dict)
     cumulative: set[str] = field(default_factory=set)  # means since start (no run in window)
     proxied: dict[str, Runs] = field(default_factory=dict)
     isolated: dict[str, Runs] = field(default_factory=dict)
+    spaced_ping: list[float] = field(default_factory=list)  # valkey_ping alone, 1 s apart
     setup_round_trips: int = 0
     rss_mib: float = 0.0
     peak_rss_mib: float = 0.0
@@ -735,7 +786,10 @@ async def measure(size: int, args: argparse.Namespace, workdir: Path) -> SizeRes
             "QUANTOPS_LOG_LEVEL": "warning",
             "QUANTOPS_VALKEY_MAX_VALUE_BYTES": str(args.max_value_bytes),
         }
-        argv = [sys.executable, "-m", "quantops_exporter", "run"]
+        # The daemon with the CPU time of its loop's callbacks recorded (stepcpu.py).
+        steps = workdir / f"steps-{size}.json"
+        env["STEPCPU_OUT"] = str(steps)
+        argv = [sys.executable, str(STEPCPU), "run"]
         argv += ["--web.listen-address", f"127.0.0.1:{port}"]
         log = workdir / f"daemon-{size}.log"
         base = f"http://127.0.0.1:{port}"
@@ -745,11 +799,24 @@ async def measure(size: int, args: argparse.Namespace, workdir: Path) -> SizeRes
             result.ready_seconds = time.monotonic() - started
             print(f"   daemon ready in {result.ready_seconds:.1f}s; idle {args.idle_seconds:g}s")
 
+            async def step_figures() -> Steps:
+                """The loop's callbacks since the last call (stepcpu.py writes them)."""
+                steps.unlink(missing_ok=True)
+                daemon.send_signal(signal.SIGUSR1)
+                for _ in range(100):
+                    await asyncio.sleep(0.05)
+                    if steps.exists():
+                        return Steps.read(steps)
+                raise RuntimeError(f"stepcpu.py wrote nothing to {steps}")
+
             # Idle: no scrapes between the two readings, default cadences.
             first = reading((await fetch(http, f"{base}/metrics")).text)
+            await step_figures()
             await asyncio.sleep(args.idle_seconds)
+            result.steps["rest"] = await step_figures()
             last = reading((await fetch(http, f"{base}/metrics")).text)
             result.idle_seconds = last.taken_at - first.taken_at
+            result.lag["rest"] = Lag.between(first.lag, last.lag)
             result.idle_cpu_pct = 100 * (last.cpu_seconds - first.cpu_seconds) / result.idle_seconds
             result.rss_mib = last.rss_bytes / 2**20
             result.not_ok = {
@@ -771,16 +838,35 @@ async def measure(size: int, args: argparse.Namespace, workdir: Path) -> SizeRes
                 + ", ".join(f"{c} {result.mean_ms.get(c, float('nan')):.2f} ms" for c in FRESHNESS)
             )
 
-            # Scrapes.
+            print(f"   loop lag at rest: {result.lag['rest'].cell()}")
+            print(f"   loop callbacks at rest (CPU): {result.steps['rest'].cell()}")
+
+            # Scrapes: one wrk run per scraper kind, the loop lag over each.
             result.quantops_body = await fetch(http, f"{base}/metrics")
-            result.quantops_wrk = await run_wrk(args.wrk, f"{base}/metrics", args.seconds)
+            script = rotation_script(workdir)
+            for kind, headers in SCRAPERS.items():
+                before = reading((await fetch(http, f"{base}/metrics")).text)
+                await step_figures()
+                run = await run_wrk(
+                    args.wrk,
+                    f"{base}/metrics",
+                    args.seconds,
+                    dict(headers),
+                    script if kind == "rotation" else None,
+                )
+                result.steps[kind] = await step_figures()
+                after = reading((await fetch(http, f"{base}/metrics")).text)
+                result.scrapes[kind] = run
+                result.lag[kind] = Lag.between(before.lag, after.lag)
+                print(
+                    f"   quantops /metrics, {kind}: p50 {run.p50:.3f} ms, p99 {run.p99:.3f} ms, "
+                    f"{run.rate:,.0f}/s; loop lag {result.lag[kind].cell()}; loop callbacks "
+                    f"(CPU) {result.steps[kind].cell()}"
+                )
+            result.quantops_wrk = result.scrapes["prometheus"]
             peak = proc_status(daemon.pid)
             result.peak_rss_mib = peak.get("VmHWM", 0) / 1024
-            print(
-                f"   quantops /metrics: {result.quantops_body.series:,} series, "
-                f"p50 {result.quantops_wrk.p50:.3f} ms, p99 {result.quantops_wrk.p99:.3f} ms "
-                f"({result.quantops_wrk.requests:,} requests)"
-            )
+            print(f"   quantops /metrics: {result.quantops_body.series:,} series")
         if args.redis_exporter:
             await redis_exporter_phase(result, args, server.port, names, http, workdir)
 
@@ -789,6 +875,7 @@ async def measure(size: int, args: argparse.Namespace, workdir: Path) -> SizeRes
         result.isolated, _ = await in_process_runs(
             stack, server.url, args.runs, args.max_value_bytes
         )
+        result.spaced_ping = await spaced_pings(stack, server.url, args.runs)
         async with LatencyProxy(server.port, args.proxy_delay) as proxy:
             result.proxied, result.setup_round_trips = await in_process_runs(
                 stack, proxy.url, args.runs, args.max_value_bytes, proxy
@@ -847,11 +934,17 @@ async def redis_exporter_phase(
         one = time.monotonic() - started
         # At least --min-requests scrapes when they are slow (at most MAX_WRK_SECONDS).
         seconds = min(max(args.seconds, args.min_requests * one), MAX_WRK_SECONDS)
-        result.redis_wrk = await run_wrk(args.wrk, url, seconds)
+        for kind in ("plain", "prometheus"):
+            run = await run_wrk(args.wrk, url, seconds, dict(SCRAPERS[kind]))
+            result.redis_scrapes[kind] = run
+            print(
+                f"   redis_exporter /metrics, {kind}: p50 {run.p50:.3f} ms, "
+                f"p99 {run.p99:.3f} ms ({run.requests:,} requests)"
+            )
+        result.redis_wrk = result.redis_scrapes["prometheus"]
     print(
         f"   redis_exporter /metrics: {result.redis_body.series:,} series "
-        f"({result.redis_keys_exported:,} keys), p50 {result.redis_wrk.p50:.3f} ms, "
-        f"p99 {result.redis_wrk.p99:.3f} ms ({result.redis_wrk.requests:,} requests)"
+        f"({result.redis_keys_exported:,} keys)"
     )
 
 
@@ -989,10 +1082,109 @@ def report(results: Sequence[SizeResult], args: argparse.Namespace) -> str:
         notes.append(f"- redis_exporter skipped: {args.redis_exporter_note}.")
     lines += notes
     lines.append("")
+    lines += scraper_table(results)
+    lines.append("")
     lines += goals(results)
+    lines.append("")
+    lines += loop_goals(results)
     lines.append("")
     lines.append(machine())
     return "\n".join(lines)
+
+
+def scraper_table(results: Sequence[SizeResult]) -> list[str]:
+    """Per size and scraper kind: latency and rate of both exporters, and the daemon's loop
+    lag over the run (at rest: over the idle window)."""
+    lines = [
+        "Scraper kinds (`wrk -t1 -c1`, one after another; the contract writer running) and the "
+        "daemon's loop lag (`quantops_exporter_event_loop_lag_seconds` over the run: bounds of "
+        "the buckets the 99th percentile and the largest sample fell in):",
+        "",
+        "| instruments | scraper | quantops p50 / p99 | quantops rate | "
+        "redis_exporter p50 / p99 | p99 ratio | loop lag | loop callbacks (CPU) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        rest, steps = r.lag.get("rest"), r.steps.get("rest")
+        if rest is not None:
+            lines.append(
+                f"| {r.instruments:,} | none (idle window) | — | — | — | — | {rest.cell()} | "
+                f"{steps.cell() if steps else '—'} |"
+            )
+        for kind, run in r.scrapes.items():
+            other = r.redis_scrapes.get(kind)
+            ratio = f"{other.p99 / run.p99:,.0f}x" if other and run.p99 else "—"
+            redis = f"{ms(other.p50)} / {ms(other.p99)} ms" if other else "—"
+            lag, steps = r.lag.get(kind), r.steps.get(kind)
+            lines.append(
+                f"| {r.instruments:,} | {kind} | {ms(run.p50)} / {ms(run.p99)} ms | "
+                f"{run.rate:,.0f}/s | {redis} | {ratio} | {lag.cell() if lag else '—'} | "
+                f"{steps.cell() if steps else '—'} |"
+            )
+    return lines
+
+
+def loop_goals(results: Sequence[SizeResult]) -> list[str]:
+    """Issue 21's goals at 1,000 instruments."""
+    r = {x.instruments: x for x in results}.get(1000)
+    out = ["Goals (issue 21, at 1,000 instruments):", ""]
+    if r is None:
+        return [*out, "- (set at 1,000 instruments: not run)"]
+
+    def verdict(met: bool) -> str:
+        return "met" if met else "**not met**"
+
+    for phase in ("rest", "plain", "prometheus", "rotation"):
+        lag = r.lag.get(phase)
+        if lag is not None and lag.samples:
+            where = "at rest" if phase == "rest" else f"under the {phase} flood"
+            out.append(
+                f"- no loop stall > {STALL_LIMIT * 1000:g} ms {where}: {lag.over_limit:,} of "
+                f"{lag.samples:,} samples above it (largest ≤ {lag.largest * 1000:g} ms) — "
+                + verdict(lag.over_limit == 0)
+            )
+        steps = r.steps.get(phase)
+        if steps is not None and steps.callbacks:
+            out.append(
+                f"  - by CPU time (not the machine's other load): {steps.over_limit:,} of "
+                f"{steps.callbacks:,} loop callbacks over {STALL_LIMIT * 1000:g} ms — "
+                + verdict(steps.over_limit == 0)
+            )
+    for kind in ("plain", "prometheus"):
+        run, other = r.scrapes.get(kind), r.redis_scrapes.get(kind)
+        if run and other:
+            ratio = other.p99 / run.p99
+            out.append(
+                f"- scrape p99 ≥ 50x better than redis_exporter, {kind}: {ratio:,.0f}x — "
+                + verdict(ratio >= 50)
+            )
+    worst = max(r.mean_ms.get(c, float("inf")) for c in FRESHNESS[:2])
+    out.append(
+        f"- manifold/signal_freshness mean ≤ 10 ms in the daemon: "
+        f"{ms(r.mean_ms.get(FRESHNESS[0]))} / {ms(r.mean_ms.get(FRESHNESS[1]))} ms — "
+        + verdict(worst <= 10)
+    )
+    alone = r.isolated.get("valkey_ping")
+    if alone and "valkey_ping" in r.mean_ms:
+        # Means on both sides (the daemon's figure is one): a run the operating system
+        # preempts weighs in either.
+        solo = 1000 * statistics.fmean(alone.seconds)
+        spaced = 1000 * statistics.fmean(r.spaced_ping) if r.spaced_ping else solo
+        daemon = r.mean_ms["valkey_ping"]
+        out.append(
+            f"- valkey_ping mean in the daemon within 2x of alone: {ms(daemon)} ms against "
+            f"{ms(spaced)} ms alone one a second ({daemon / spaced:.1f}x), {ms(solo)} ms alone "
+            f"back to back ({daemon / solo:.1f}x) — " + verdict(daemon <= 2 * spaced)
+        )
+    fixed, rotating = r.scrapes.get("prometheus"), r.scrapes.get("rotation")
+    if fixed and rotating and fixed.rate:
+        share = rotating.rate / fixed.rate
+        out.append(
+            f"- 7 rotating Accept values served at ≥ 1/3 the rate of one fixed Accept: "
+            f"{rotating.rate:,.0f} / {fixed.rate:,.0f} per second ({share:.2f}) — "
+            + verdict(share >= 1 / 3)
+        )
+    return out
 
 
 def goals(results: Sequence[SizeResult]) -> list[str]:
@@ -1105,14 +1297,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--runs",
         type=int,
-        default=5,
-        help="in-process runs of each check, direct and through the proxy (default 5)",
+        default=13,
+        help="in-process runs of each check, direct and through the proxy (default 13: the "
+        "idle window's valkey_ping runs)",
     )
     parser.add_argument(
         "--write-every",
         type=float,
-        default=5.0,
-        help="seconds between the writers' refreshes (default 5)",
+        default=2.0,
+        help="seconds between the writers' refreshes (default 2)",
     )
     parser.add_argument(
         "--min-requests",

@@ -8,7 +8,7 @@ Lines, per board size:
                 with gzip at aiohttp's level (the old handler compressed every answer)
   served        Exposition.serve from the stored bytes: the live process_* samples rendered and
                 appended, gzip by copying the stored compressor
-  re-render     what one change costs, in the background: every format in use rendered again
+  re-render     what one change costs: every kind in use rendered again, in the worker thread
   http          GET /metrics over a loopback connection, gzip accepted, as Prometheus scrapes:
                 the old handler (make_aiohttp_handler) and the new one (web.metrics)
 """
@@ -22,7 +22,7 @@ import resource
 import statistics
 import time
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from functools import partial
 
 from aiohttp import ClientSession, web
@@ -89,6 +89,16 @@ def timed(call: Callable[[], object], runs: int) -> list[float]:
     return sorted(timings)
 
 
+async def timed_async(call: Callable[[], Awaitable[object]], runs: int) -> list[float]:
+    """Milliseconds per awaited call, sorted."""
+    timings = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        await call()
+        timings.append((time.perf_counter() - started) * 1000)
+    return sorted(timings)
+
+
 def line(label: str, timings: list[float], size: str = "") -> str:
     """One result line: median and p99."""
     p99 = timings[min(len(timings) - 1, int(len(timings) * 0.99))]
@@ -114,22 +124,22 @@ def render(registry: CollectorRegistry, runs: int) -> None:
         print(line(f"render {name} + gzip", timed(both, runs)))
 
 
-def served(registry: ExposedRegistry, runs: int) -> None:
+async def served(registry: ExposedRegistry, runs: int) -> None:
     """The new path: stored bytes, the live samples appended."""
     exposition = registry.exposition
     for name, accept in FORMATS:
         for compress in (False, True):
-            exposition.serve(accept, gzip=compress)  # the first one renders
+            await exposition.serve(accept, gzip=compress)  # the first one renders
             renders = exposition.renders
-            timings = timed(partial(exposition.serve, accept, gzip=compress), runs)
+            timings = await timed_async(partial(exposition.serve, accept, gzip=compress), runs)
             assert exposition.renders == renders, "a scrape rendered: the benchmark changed nothing"
-            size = f"{len(exposition.serve(accept, gzip=compress).body):>8} B"
+            size = f"{len((await exposition.serve(accept, gzip=compress)).body):>8} B"
             print(line(f"served {name}{' gzip' if compress else ''}", timings, size))
 
 
-def rerender(count: int, runs: int) -> None:
-    """One change (an outcome recorded), then a render of the formats in use: what the
-    background pays per coalesced batch of changes."""
+async def rerender(count: int, runs: int) -> None:
+    """One change (an outcome recorded), then a render of the kinds in use (in the worker
+    thread, as the daemon renders): what a scrape that needs a render waits for."""
     fresh = tuple(Freshness(Source.WS_MANIFOLD, i, time.time()) for i in instruments(count))
     for label, accepts in (
         ("openmetrics", [OPENMETRICS]),
@@ -139,13 +149,16 @@ def rerender(count: int, runs: int) -> None:
         registry, _ = build_registry(board, health, CHECKS)
         exposition = exposition_of(registry)
         for accept in accepts:
-            exposition.serve(accept, gzip=True)
+            await exposition.serve(accept, gzip=True)
 
-        def change_and_render(board: Board = board, exposition: Exposition = exposition) -> None:
+        async def change_and_render(
+            board: Board = board, exposition: Exposition = exposition
+        ) -> None:
             board.record(outcome("manifold_freshness", fresh, time.time()))
-            exposition.render()
+            await exposition.render()
 
-        print(line(f"re-render {label}", timed(change_and_render, max(20, runs // 10))))
+        timings = await timed_async(change_and_render, max(20, runs // 10))
+        print(line(f"re-render {label}", timings))
 
 
 async def http(registry: ExposedRegistry, runs: int) -> None:
@@ -183,8 +196,8 @@ def main() -> None:
         assert isinstance(registry, ExposedRegistry)
         print(f"{count} instruments ({count_series(registry.collect())} series)")
         render(registry, args.scrapes)
-        served(registry, args.scrapes)
-        rerender(count, args.scrapes)
+        asyncio.run(served(registry, args.scrapes))
+        asyncio.run(rerender(count, args.scrapes))
         if not args.no_http:
             asyncio.run(http(registry, max(100, args.scrapes // 4)))
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -42,6 +42,7 @@ from quantops_exporter.server import (
 from quantops_exporter.sources.health import DependencyHealth
 from quantops_exporter.web import build_web_app
 from quantops_exporter.webconfig import certificate_reloader
+from quantops_exporter.worker import share_the_interpreter
 
 log = structlog.get_logger("quantops_exporter.app")
 EXIT_OK, EXIT_FAILED = 0, 1
@@ -93,11 +94,13 @@ def build_exporter(
     app = build_web_app(runtime, registry, clock=clock)
 
     async def lifecycle(_app: web.Application) -> AsyncIterator[None]:
+        metrics.loop_lag.start()
         await runtime.start()
         try:
             yield
         finally:
             await runtime.stop()
+            metrics.loop_lag.stop()
 
     app.cleanup_ctx.append(lifecycle)
     return Exporter(board, health, registry, runtime, app)
@@ -120,6 +123,7 @@ async def run_daemon(
     # or twice a minute, each landing in whatever check ran (benchmarks/README.md).
     gc.collect()
     gc.freeze()
+    share_the_interpreter()  # renders and parses in the worker thread wait for the loop
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     reloads: set[asyncio.Task[object]] = set()

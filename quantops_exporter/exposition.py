@@ -1,84 +1,84 @@
-"""/metrics from stored bytes, rendered when what they show changes rather than on every scrape.
+"""/metrics from stored bytes, rendered off the event loop when a scrape needs them.
 
 Stored and live
     `ExposedRegistry` keeps its collectors in registration order. Those registered before
     `store_registered()` are *stored*: they change only when the exposition is told so
-    (`changed()`), so they are rendered once per change into bytes, per format (Prometheus text
-    0.0.4; OpenMetrics when the scraper negotiates it), with a gzip copy, and served as they are.
-    Those registered after are *live* (process_*: CPU, memory, descriptors; the HTTP server's
-    counters): they change by themselves, so their few samples are rendered by scrapes (at most
-    every LIVE_MAX_AGE seconds: a flood of scrapes shares one reading of /proc) and appended.
-    Stored first, then live, is registration order: a body is byte for byte what
-    prometheus_client's own generate_latest gives for the same registry.
+    (`changed()`), so a render turns them into bytes, per kind (encoding.py: text 0.0.4 or
+    OpenMetrics 1.0.0, whatever the Accept header), with a gzip copy, served as they are.
+    Those registered after are *live* (process_*, the HTTP server's counters, the loop's lag):
+    they change by themselves, so their few samples are rendered by scrapes (at most every
+    LIVE_MAX_AGE seconds: a flood of scrapes shares one reading of /proc) and appended. Stored
+    first, then live, is registration order: a body is byte for byte what prometheus_client's
+    own generate_latest gives for the same registry.
 
 Invalidation
-    `changed()` moves a version on. The board calls it for every outcome and every new catalog
-    (a reload, a check disabled); the metric objects call it for updates the board does not see
-    (scheduler lag, missed runs, clock steps, reload results, new series). State without a change
-    hook is *probed* instead (dependency health, the thresholds in force): each scrape compares it
-    with what the last render read, and renders at once when it moved.
+    `changed()` moves a version on. The board calls it for every outcome and every new catalog;
+    the metric objects call it for updates the board does not see (scheduler lag, missed runs,
+    clock steps, reload results). State without a change hook is *probed* (dependency health,
+    the thresholds, the market's next open and close): each scrape compares it with what the
+    last render read, and waits for a render when it moved.
 
-Timing: renders follow the scrapers
-    A render is worth its cost only if a scrape serves it, so renders are timed by the
-    scrapers the exposition has seen (`Cadence`: each scraper, told apart by its address and
-    User-Agent, asks at its own interval). After a change, the next render comes `lead`
-    (LEAD plus the longest render) before the next ask of a scraper that has not been prepared for
-    yet: with Prometheus every 15 s, one render per scrape, just before it, however many
-    outcomes land in between; with nobody scraping, none at all. A scraper that asks faster
-    than that (a flood, a test polling) gets renders as fast as the duty bound allows:
-    gap = max(MIN_GAP, render time x (1 - DUTY) / DUTY), at most MAX_GAP, so rendering takes at
-    most DUTY of the loop however many outcomes arrive. Only the formats asked for in the last
-    FORGET seconds are rendered, at most MAX_FORMATS of them.
+When a render runs: only for a scrape
+    A scrape serves the last render if every change older than STALE is in it; otherwise it
+    waits for a render (the one under way, or one it starts). A scrape that finds younger
+    changes pending starts a render in the background if none started lately, without waiting
+    for it: a flood of scrapes finds the next ones rendered, about one render a second (the
+    next one starts a render's time before STALE is up, so that a change landing while a
+    render runs is shown before it is STALE old). Nobody scraping, no render; Prometheus every
+    15 s, one render per scrape. A render renders every kind asked for in the last FORGET
+    seconds, so whatever the clients rotate (kinds, User-Agents, addresses) costs no more.
+    On a board slow to render renders keep within DUTY of the time: the next one starts no
+    sooner than 9 render times after the last, and the bound is that gap and a render instead
+    of STALE (10,000 instruments: ~5 s; 1,000: the bound stays STALE).
 
-What a scrape sees
-    A scrape serves the last whole render, and every change older than STALE is in it: a scrape
-    that would serve older news (an ask nobody predicted: a curl, a scraper whose interval
-    changed, the first scrape after a pause) renders itself first. On a board whose render
-    takes longer than DUTY of STALE (~40 ms at 1,000 instruments, ~400 ms at 10,000) the
-    bound is the duty gap instead (2 s, 5 s), so that scrapes in a flood do not render every
-    second. A scrape renders too when a probe moved, when its format has no bytes yet, or
-    when no loop runs to render in the background (the benchmark, synchronous tests).
+Off the loop, whole
+    A render takes what every stored collector shows in one synchronous step on the loop, so no
+    outcome, reload or health flip lands in the middle of it: the board's `snapshot()` (copies
+    of references: outcomes are immutable) and prometheus_client's counters and histograms,
+    collected (their size grows with the checks, not the instruments: ~2 ms). The board's
+    thousands of samples are built, every kind encoded and gzipped in the worker thread
+    (worker.py). When it is done, one reference per kind is swapped; a scrape reads it once.
 
-Whole boards only
-    A render reads every stored collector in one synchronous step of the event loop (no await, so
-    no outcome, reload or health flip can land in between), builds every byte string of every
-    format, then swaps one reference per format. A scrape reads that reference once.
+?name[]=
+    Filtered from what the collectors show (a snapshot, as for a render) as prometheus_client
+    filters a registry, in the worker, served without gzip, kept for the names asked until the
+    next change; at most FILTERED_PER_SECOND new filterings a second, more get `Busy` (the
+    handler answers 429). Renders keep only bytes: at 10,000 instruments the families of the
+    last render were ~15 MB more to keep.
 """
 
 from __future__ import annotations
 
 import asyncio
 import copy
-import math
-import re
 import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from functools import partial
 
 import structlog
 from prometheus_client import CollectorRegistry
-from prometheus_client import exposition as text_exposition
 from prometheus_client.metrics_core import Metric
-from prometheus_client.openmetrics import exposition as openmetrics
 from prometheus_client.registry import Collector
-from prometheus_client.utils import floatToGoString
+
+from quantops_exporter.encoding import (
+    KINDS,
+    Collectors,
+    Families,
+    Kind,
+    gzip_compressor,
+    negotiate,
+)
+from quantops_exporter.worker import off_loop
 
 log = structlog.get_logger("quantops_exporter.exposition")
 
-MIN_GAP = 0.5  # seconds between two background renders, at least
-MAX_GAP = 5.0  # ... and at most, when the duty bound would space them wider
-DUTY = 0.02  # the share of the event loop background renders may take
-STALE = 1.0  # seconds: a scrape serves every change older than this (else it renders itself)
-LEAD = 0.25  # seconds a render comes before the ask it prepares for, plus one render time
-MAX_SCRAPERS = 16  # scrapers whose cadence is kept (addresses come from the wire: bound them)
-FORGET = 600.0  # a format nobody asked for in this long is no longer rendered
-MAX_FORMATS = 4  # formats kept (the Accept header picks the version string: bound it)
+STALE = 1.0  # seconds: a scrape serves every change older than this (else it waits for it)
+DUTY = 0.1  # the share of the time renders may take: on a board slow to render, the bound grows
+FORGET = 600.0  # a kind nobody asked for in this long is no longer rendered
 LIVE_MAX_AGE = 0.1  # seconds a rendering of the live part (process_*, HTTP server) is reused
-GZIP_LEVEL = 6  # zlib's default, as aiohttp's compression used
+FILTERED_PER_SECOND = 10.0  # new ?name[]= filterings a second, at most
 
-Encoder = Callable[[Collector], bytes]
 Probe = Callable[[], object]
 
 
@@ -123,53 +123,6 @@ class ExposedRegistry(CollectorRegistry):
         return order[:lead], order[lead:]
 
 
-@dataclass(slots=True)
-class _Scraper:
-    last: float  # when it last asked
-    interval: float | None = None  # between its last two asks
-
-
-class Cadence:
-    """The scrapers seen, and when each will ask next: a render is worth doing just before one
-    does (the module docstring). Scrapers are told apart by a key (address and User-Agent);
-    the MAX_SCRAPERS most recent are kept."""
-
-    def __init__(self) -> None:
-        self._scrapers: dict[str, _Scraper] = {}  # least recently asking first
-
-    def asked(self, who: str, now: float) -> None:
-        """`who` asked at `now`."""
-        scraper = self._scrapers.pop(who, None)
-        if scraper is None:
-            scraper = _Scraper(now)
-            if len(self._scrapers) >= MAX_SCRAPERS:
-                del self._scrapers[next(iter(self._scrapers))]
-        elif now > scraper.last:
-            scraper.interval, scraper.last = now - scraper.last, now
-        self._scrapers[who] = scraper
-
-    def next_render(self, now: float, rendered_at: float, lead: float) -> float | None:
-        """When to render next: `lead` before the earliest predicted ask that no render since
-        `rendered_at` prepared for; None when no scraper with a known interval is still
-        asking (one is gone after missing two asks)."""
-        earliest: float | None = None
-        for who, scraper in list(self._scrapers.items()):
-            interval = scraper.interval
-            if interval is None:
-                if now - scraper.last > FORGET:
-                    del self._scrapers[who]
-                continue
-            if now - scraper.last > 2 * interval + STALE:
-                del self._scrapers[who]  # gone (it comes back as new when it asks again)
-                continue
-            # The first ask after the last one whose render has not started yet.
-            behind = rendered_at + lead - scraper.last
-            asks = 1 if behind < interval else math.floor(behind / interval) + 1
-            due = scraper.last + asks * interval - lead
-            earliest = due if earliest is None else min(earliest, due)
-        return earliest
-
-
 @dataclass(frozen=True, slots=True)
 class Served:
     """One /metrics answer: its content type, its body, whether the body is gzipped."""
@@ -179,9 +132,17 @@ class Served:
     gzipped: bool
 
 
+class Busy(Exception):
+    """Too many new ?name[]= filterings: retry after `retry_after` seconds."""
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__(f"too many filtered scrapes; retry in {retry_after:.1f}s")
+        self.retry_after = retry_after
+
+
 @dataclass(frozen=True, slots=True)
 class _Stored:
-    """The stored families in one format, rendered whole at one version."""
+    """The stored families in one kind, rendered whole at one version."""
 
     version: int
     body: bytes  # OpenMetrics: without its "# EOF" (the live part ends the body)
@@ -189,17 +150,13 @@ class _Stored:
     gzip_rest: zlib._Compress  # the compressor after `body`: a copy per scrape adds the live part
 
 
-class _Format:
-    """A format a scraper asked for: its encoder, when it was last asked for, its stored bytes."""
+@dataclass(frozen=True, slots=True)
+class _Render:
+    """What one render made: every kind's bytes."""
 
-    __slots__ = ("asked_at", "encoder", "live", "stored", "trailer")
-
-    def __init__(self, encoder: Encoder, asked_at: float) -> None:
-        self.encoder = encoder
-        self.asked_at = asked_at
-        self.stored: _Stored | None = None
-        self.live: tuple[float, bytes] | None = None  # (rendered at, the live part)
-        self.trailer = encoder(_Families(()))  # what ends every body: b"# EOF\n" or nothing
+    version: int
+    started: float  # by the exposition's clock
+    stored: dict[Kind, _Stored]
 
 
 class Exposition:
@@ -216,23 +173,20 @@ class Exposition:
         self._clock = clock or time.monotonic
         self._live_max_age = live_max_age
         self._version = 0
-        self._pending_since: float | None = None  # the first change no render has shown yet
+        self._pending_since: float | None = None  # the first change the last render misses
+        self._newer_since: float | None = None  # the first change after a render's snapshot
         self._probes: tuple[Probe, ...] = ()
         self._probed: tuple[object, ...] | None = None  # what the probes read at the last render
-        self._formats: dict[str, _Format] = {}  # by content type, least recently asked first
-        self._cadence = Cadence()
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_loop: asyncio.AbstractEventLoop | None = None
-        self._timer_at = float("inf")
-        self._next_render = float("-inf")  # the duty bound
-        self._rendered_at = float("-inf")  # when the last render started
-        # How long before an ask its render comes: LEAD plus the longest render seen, at most
-        # STALE. Never shorter, or a render made for an ask would, measured with a shorter
-        # lead, look as if it came too early and the ask would get a second one.
-        self._lead = LEAD
-        self._gap = MIN_GAP  # the duty bound's gap after it
+        self._asked: dict[Kind, float] = {}  # when each kind was last asked for
+        self._last: _Render | None = None
+        self._rendering: asyncio.Future[_Render] | None = None
+        self._render_started = float("-inf")
+        self._took = 0.0  # how long the last render took, by the clock (the worker's queue too)
+        self._live: dict[Kind, tuple[float, bytes]] = {}  # (rendered at, the live part)
+        self._filtered: dict[tuple[Kind, tuple[str, ...]], tuple[object, bytes]] = {}
+        self._next_filtering = float("-inf")
         self.renders = 0  # how many renders ran (tests and the benchmark count them)
-        self.scrape_renders = 0  # ... of which a scrape had to wait for
+        self.scrape_renders = 0  # ... of which a scrape waited for
 
     def probe(self, *probes: Probe) -> None:
         """Also watch state that has no change hook: each scrape compares what `probes` return
@@ -240,90 +194,143 @@ class Exposition:
         self._probes += probes
 
     def changed(self) -> None:
-        """Something stored changed: render it before the next scrape that is expected, with
-        every other change until then."""
+        """Something stored changed: the next scrape more than STALE from now shows it."""
         self._version += 1
         if self._pending_since is None:
             self._pending_since = self._clock()
-        if self._formats and not self._due():  # else nobody scrapes yet, or a render is due
-            self._schedule()
+        if self._newer_since is None:
+            self._newer_since = self._clock()
 
-    def serve(
-        self,
-        accept: str = "",
-        *,
-        gzip: bool = False,
-        names: Sequence[str] = (),
-        scraper: str = "",
+    async def serve(
+        self, accept: str = "", *, gzip: bool = False, names: Sequence[str] = ()
     ) -> Served:
-        """The body for `scraper` (a key telling scrapers apart: address and User-Agent) that
-        sent `accept` (the Accept header) and accepts gzip or not; `names` (?name[]=...)
-        restricts the families, rendered then, as prometheus_client does."""
-        encoder, content_type = choose_encoder(accept)
-        if names:
-            body = encoder(self._registry.restricted_registry(names))
-            return Served(content_type, _gzip(body) if gzip else body, gzip)
+        """The body for a scrape that sent `accept` (the Accept header) and accepts gzip or not;
+        `names` (?name[]=...) restricts the families as prometheus_client does."""
+        kind = negotiate(accept)
         now = self._clock()
-        fmt = self._format(content_type, encoder, now)
-        self._cadence.asked(scraper, now)
+        if names:
+            return Served(kind.content_type, await self._filter(kind, names, now), False)
+        self._asked[kind] = now
         if self._probe() != self._probed:
             self._version += 1  # it moved without telling: show it now
-            self._render(now, scrape=True)
-        elif fmt.stored is None or (fmt.stored.version != self._version and self._too_stale(now)):
-            self._render(now, scrape=True)
-        elif self._pending_since is not None:
-            self._schedule()  # this ask may move the next render
-        stored = fmt.stored
-        assert stored is not None  # rendered above
-        live = self._live(fmt, encoder, now)
+            self._pending_since = self._newer_since = float("-inf")
+        stored = (await self._current(kind, now)).stored[kind]
+        live = self._live_part(kind, now)
         if gzip:
             rest = stored.gzip_rest.copy()
-            return Served(content_type, stored.gzip_head + rest.compress(live) + rest.flush(), True)
-        return Served(content_type, stored.body + live, False)
+            return Served(
+                kind.content_type, stored.gzip_head + rest.compress(live) + rest.flush(), True
+            )
+        return Served(kind.content_type, stored.body + live, False)
 
-    def render(self) -> None:
-        """Render every format in use that is behind, now."""
-        self._render(self._clock())
+    async def render(self) -> None:
+        """Render every kind in use now, and wait for it (tests and the benchmark)."""
+        await self._start()
 
-    async def settled(self) -> None:
-        """Return once no background render is due (for tests)."""
-        loop = asyncio.get_running_loop()
-        while self._due():
-            assert self._timer is not None
-            await asyncio.sleep(max(0.0, self._timer.when() - loop.time()))
-            await asyncio.sleep(0)
+    async def _current(self, kind: Kind, arrived: float) -> _Render:
+        """The last render if it holds `kind` and every change older than STALE (or started
+        after the scrape arrived: a scrape waits for one render at most), else the next one;
+        starts one in the background when younger changes wait and none started lately."""
+        while True:
+            last = self._last
+            if (
+                last is not None
+                and kind in last.stored
+                and (not self._too_stale() or last.started >= arrived)
+            ):
+                if (
+                    last.version != self._version
+                    and not self._in_flight()
+                    and self._clock() - self._render_started >= self._gap()
+                ):
+                    self._begin()  # refresh ahead, in the background
+                return last
+            self.scrape_renders += not self._in_flight()
+            await self._start()
 
-    def _too_stale(self, now: float) -> bool:
-        """Whether a scrape at `now` must render: a change waits longer than STALE (or than
-        the duty bound's gap, when renders take longer than DUTY of a second: a big board),
-        or no loop runs to render in the background."""
-        bound = max(STALE, self._gap)
-        if self._pending_since is not None and now - self._pending_since > bound:
-            return True
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            return True
-        return False
+    def _gap(self) -> float:
+        """How long after a render starts the next may start in the background: a render's
+        time before STALE is up (a change that landed while it ran is then shown in time),
+        or, on a board slow to render, what keeps renders within DUTY of the time."""
+        return max(STALE - self._took, self._took * (1 - DUTY) / DUTY)
 
-    def _live(self, fmt: _Format, encoder: Encoder, now: float) -> bytes:
+    def _bound(self) -> float:
+        """The age of the oldest change a scrape may miss: STALE, or on a board slow to
+        render the duty gap and a render (10,000 instruments: ~5 s)."""
+        return max(STALE, self._gap() + self._took)
+
+    def _too_stale(self) -> bool:
+        since = self._pending_since
+        return since is not None and self._clock() - since > self._bound()
+
+    def _in_flight(self) -> bool:
+        return self._rendering is not None and not self._rendering.done()
+
+    async def _start(self) -> _Render:
+        rendering = self._rendering if self._in_flight() else None
+        return await asyncio.shield(rendering or self._begin())
+
+    def _begin(self) -> asyncio.Future[_Render]:
+        """Start a render of every kind asked for in the last FORGET seconds."""
+        now = self._render_started = self._clock()
+        kinds = [kind for kind in KINDS if now - self._asked.get(kind, float("-inf")) <= FORGET]
+        rendering = asyncio.ensure_future(self._render(kinds, now))
+        self._rendering = rendering
+        rendering.add_done_callback(self._rendered)
+        return rendering
+
+    async def _render(self, kinds: list[Kind], started: float) -> _Render:
+        version = self._version
+        self._newer_since = None
+        probed = self._probe()
+        # One step of the loop: what every stored collector shows now.
+        shown = [_snapshot(collector) for collector in self._split()[0]]
+        stored = await off_loop(_build, shown, kinds, version)
+        self._pending_since = self._newer_since  # what this render misses
+        self._probed = probed
+        self.renders += 1
+        self._took = self._clock() - started
+        render = _Render(version, started, stored)
+        if self._last is None or version >= self._last.version:
+            self._last = render
+        return render
+
+    def _rendered(self, rendering: asyncio.Future[_Render]) -> None:
+        if rendering is self._rendering:
+            self._rendering = None
+        if not rendering.cancelled() and rendering.exception() is not None:
+            # The last whole render stays served; a scrape that waits for one answers 500.
+            error = rendering.exception()
+            log.error("exposition_render_failed", error=str(error), exc_info=error)
+
+    async def _filter(self, kind: Kind, names: Sequence[str], now: float) -> bytes:
+        """The families with a sample named in `names`, from what the collectors show now
+        (filtered in the worker; kept until the next change)."""
+        key = (kind, tuple(sorted(set(names))))
+        state = (self._version, self._probe())  # what it would show, as far as is known
+        kept = self._filtered.get(key)
+        if kept is not None and kept[0] == state:
+            return kept[1]
+        if now < self._next_filtering:
+            raise Busy(self._next_filtering - now)
+        self._next_filtering = now + 1 / FILTERED_PER_SECOND
+        stored, live = self._split()
+        shown = [_snapshot(collector) for collector in stored]
+        body = await off_loop(_restrict, kind, shown, live, key[1])
+        if len(self._filtered) >= 100:  # names come from the wire: bound what is kept
+            self._filtered.clear()
+        self._filtered[key] = (state, body)
+        return body
+
+    def _live_part(self, kind: Kind, now: float) -> bytes:
         """The live part, rendered at most every `live_max_age` seconds (LIVE_MAX_AGE for the
         daemon's registry; 0, every scrape, for a plain one): reading /proc for the
         process_* samples was half the daemon's CPU under 1,000 concurrent scrapes (py-spy:
         ProcessCollector.collect 50 %, the live part 65 %), while the stored part cost a copy."""
-        if fmt.live is None or not 0 <= now - fmt.live[0] < self._live_max_age:
-            fmt.live = (now, encoder(_Collectors(self._split()[1])))
-        return fmt.live[1]
-
-    def _format(self, content_type: str, encoder: Encoder, now: float) -> _Format:
-        fmt = self._formats.pop(content_type, None)
-        if fmt is None:
-            fmt = _Format(encoder, now)
-            if len(self._formats) >= MAX_FORMATS:
-                del self._formats[next(iter(self._formats))]  # the least recently asked for
-        fmt.asked_at = now
-        self._formats[content_type] = fmt  # last: the most recently asked for
-        return fmt
+        live = self._live.get(kind)
+        if live is None or not 0 <= now - live[0] < self._live_max_age:
+            live = self._live[kind] = (now, kind.encoder(Collectors(self._split()[1])))
+        return live[1]
 
     def _probe(self) -> tuple[object, ...]:
         return tuple(probe() for probe in self._probes)
@@ -333,174 +340,6 @@ class Exposition:
             return self._registry.split()
         return [], [self._registry]  # a plain registry: all of it live
 
-    def _plan(self, now: float) -> float | None:
-        """When the next background render is due: before the next expected ask, within the
-        duty bound; None when nothing waits or no scraper is expected."""
-        if self._pending_since is None:
-            return None
-        due = self._cadence.next_render(now, self._rendered_at, self._lead)
-        return None if due is None else max(due, self._next_render)
-
-    def _schedule(self) -> None:
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            return  # no loop to render on: the next scrape renders
-        now = self._clock()
-        at = self._plan(now)
-        if at is None:
-            self._cancel()
-            return
-        if self._timer is not None and self._timer_loop is loop and self._timer_at <= at:
-            return  # one is due sooner already: it plans again when it fires
-        self._cancel()
-        self._timer = loop.call_later(max(0.0, at - now), self._render_due)
-        self._timer_loop, self._timer_at = loop, at
-
-    def _due(self) -> bool:
-        """Whether a background render is due on the running loop."""
-        if self._timer is None:
-            return False
-        try:
-            return asyncio.get_running_loop() is self._timer_loop
-        except RuntimeError:
-            return False
-
-    def _cancel(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer = self._timer_loop = None
-        self._timer_at = float("inf")
-
-    def _render_due(self) -> None:
-        self._cancel()  # it fired: forget it
-        now = self._clock()
-        at = self._plan(now)
-        if at is None or at > now:
-            self._schedule()  # the asks moved since this was planned
-            return
-        try:
-            self._render(now)
-        except Exception as err:
-            # The last whole render stays served; the next scrape renders and answers 500.
-            log.error("exposition_render_failed", error=str(err), exc_info=err)
-
-    def _render(self, now: float, *, scrape: bool = False) -> None:
-        """Render every format in use that is behind, whole, then swap each one's bytes in."""
-        self._cancel()
-        started = time.perf_counter()
-        for content_type in [c for c, f in self._formats.items() if now - f.asked_at > FORGET]:
-            del self._formats[content_type]
-        version = self._version
-        behind = [
-            f for f in self._formats.values() if f.stored is None or f.stored.version != version
-        ]
-        if behind:
-            probed = self._probe()
-            families = _Families(tuple(_Collectors(self._split()[0]).collect()))
-            rendered = [_store(fmt, families, version) for fmt in behind]
-            for fmt, stored in zip(behind, rendered, strict=True):
-                fmt.stored = stored
-            self._probed = probed
-            self.renders += 1
-            self.scrape_renders += scrape
-        self._pending_since = None
-        self._rendered_at = now
-        elapsed = time.perf_counter() - started
-        self._lead = min(STALE, max(self._lead, LEAD + elapsed))
-        self._gap = min(MAX_GAP, max(MIN_GAP, elapsed * (1 - DUTY) / DUTY))
-        self._next_render = self._clock() + self._gap
-
-
-def choose_encoder(accept: str) -> tuple[Encoder, str]:
-    """prometheus_client's choice of format for an Accept header, with its OpenMetrics 1.0.0
-    encoder (what Prometheus negotiates) replaced by `fast_openmetrics` where that gives the
-    same bytes."""
-    encoder, content_type = text_exposition.choose_encoder(accept)
-    if (
-        isinstance(encoder, partial)
-        and encoder.func is openmetrics.generate_latest
-        and not encoder.args
-        and encoder.keywords.get("version") == "1.0.0"
-        and encoder.keywords.get("escaping") in (openmetrics.UNDERSCORES, openmetrics.ALLOWUTF8)
-    ):
-        return partial(fast_openmetrics, escaping=encoder.keywords["escaping"]), content_type
-    return encoder, content_type
-
-
-_LEGACY_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")  # no escaping applies to such a name
-
-
-def fast_openmetrics(collector: Collector, escaping: str = openmetrics.UNDERSCORES) -> bytes:
-    """OpenMetrics 1.0.0, byte for byte what prometheus_client's generate_latest gives (with
-    `escaping` underscores or allow-utf-8), several times faster.
-
-    prometheus_client escapes every sample's name character by character: at 1,000
-    instruments that was 60 % of a render (cProfile: 750,000 calls of _is_legacy_labelname_rune
-    for 5 renders of 53,000 samples), and renders were most of the daemon's loop time and idle
-    CPU (benchmarks/instruments.py). For names made of [a-zA-Z0-9_] every escaping is the
-    identity, so a family whose names all are, with no exemplars or native histograms, is
-    written directly; any other family is written by prometheus_client itself. Tests compare
-    the two on the daemon's whole registry and on hostile families.
-    """
-    output: list[str] = []
-    append = output.append
-    for metric in collector.collect():
-        if not _plain(metric):
-            family = openmetrics.generate_latest(  # type: ignore[no-untyped-call]
-                _Families((metric,)), escaping=escaping
-            )
-            append(family.decode("utf-8").removesuffix("# EOF\n"))
-            continue
-        name = metric.name
-        append(f"# HELP {name} {_escape_value(metric.documentation)}\n")
-        append(f"# TYPE {name} {metric.type}\n")
-        if metric.unit:
-            append(f"# UNIT {name} {metric.unit}\n")
-        for sample in metric.samples:
-            labels = ""
-            if sample.labels:
-                pairs = ",".join(
-                    f'{k}="{_escape_value(v)}"' for k, v in sorted(sample.labels.items())
-                )
-                labels = "{" + pairs + "}"
-            value = "" if sample.value is None else floatToGoString(sample.value)  # type: ignore[no-untyped-call]
-            stamp = "" if sample.timestamp is None else f" {sample.timestamp}"
-            append(f"{sample.name}{labels} {value}{stamp}\n")
-    append("# EOF\n")
-    return "".join(output).encode("utf-8")
-
-
-_plain_names: dict[str, bool] = {}
-
-
-def _legacy(name: str) -> bool:
-    known = _plain_names.get(name)
-    if known is None:
-        if len(_plain_names) > 100_000:  # names come from code, but bound the memo anyway
-            _plain_names.clear()
-        # A reserved "__" label name is quoted under allow-utf-8: not plain either.
-        plain = _LEGACY_NAME.fullmatch(name) is not None and not name.startswith("__")
-        known = _plain_names[name] = plain
-    return known
-
-
-def _plain(metric: Metric) -> bool:
-    if not _legacy(metric.name):
-        return False
-    for sample in metric.samples:
-        if sample.exemplar is not None or sample.native_histogram is not None:
-            return False
-        if not _legacy(sample.name) or not all(_legacy(k) for k in sample.labels):
-            return False
-    return True
-
-
-def _escape_value(text: str) -> str:
-    if "\\" in text or "\n" in text or '"' in text:
-        return text.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
-    return text
-
 
 def exposition_of(registry: CollectorRegistry) -> Exposition:
     """The exposition of `registry` (a plain registry gets one that renders it all per scrape)."""
@@ -509,22 +348,34 @@ def exposition_of(registry: CollectorRegistry) -> Exposition:
     return Exposition(registry)
 
 
-def _store(fmt: _Format, families: _Families, version: int) -> _Stored:
-    rendered = fmt.encoder(families)
-    assert rendered.endswith(fmt.trailer)
-    body = rendered[: len(rendered) - len(fmt.trailer)]
-    compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+def _snapshot(collector: Collector) -> Collector:
+    """What `collector` shows now, to be collected whole in the worker: its `snapshot()` when
+    it has one (the board: references to immutable outcomes, its thousands of samples built in
+    the worker), else its families collected now (prometheus_client's counters and
+    histograms: their size grows with the checks, not the instruments)."""
+    snapshot = getattr(collector, "snapshot", None)
+    return snapshot() if callable(snapshot) else Families(tuple(collector.collect()))
+
+
+def _build(shown: list[Collector], kinds: list[Kind], version: int) -> dict[Kind, _Stored]:
+    """In the worker: every kind's bytes of what the collectors showed (one hand-over)."""
+    families = tuple(Collectors(shown).collect())
+    return {kind: _store(kind, families, version) for kind in kinds}
+
+
+def _store(kind: Kind, families: tuple[Metric, ...], version: int) -> _Stored:
+    body = _trimmed(kind.encoder(Families(families)), kind)
+    compressor = gzip_compressor()
     head = compressor.compress(body) + compressor.flush(zlib.Z_SYNC_FLUSH)
     return _Stored(version, body, head, compressor)
 
 
-def _gzip(body: bytes) -> bytes:
-    compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
-    return compressor.compress(body) + compressor.flush()
+_TRAILERS: dict[Kind, bytes] = {}
 
 
 class _WithoutCreated(Collector):
-    """A collector's families without their `_created` samples."""
+    """A collector's families without their `_created` samples (its snapshot too, so the
+    board and the accumulators are still copied on the loop and built in the worker)."""
 
     def __init__(self, inner: Collector) -> None:
         self._inner = inner
@@ -542,23 +393,33 @@ class _WithoutCreated(Collector):
                     family.samples = kept
             yield family
 
-
-class _Families(Collector):
-    """Families already collected."""
-
-    def __init__(self, families: Iterable[Metric]) -> None:
-        self._families = tuple(families)
-
-    def collect(self) -> Iterator[Metric]:
-        return iter(self._families)
+    def snapshot(self) -> Collector:
+        """What the inner collector shows now (see `_snapshot`), still without `_created`."""
+        return _WithoutCreated(_snapshot(self._inner))
 
 
-class _Collectors(Collector):
-    """Some collectors of a registry, in order, read anew on every collect()."""
+def _trailer(kind: Kind) -> bytes:
+    """What ends every body of `kind`: b"# EOF\\n" or nothing."""
+    trailer = _TRAILERS.get(kind)
+    if trailer is None:
+        trailer = _TRAILERS[kind] = kind.encoder(Families(()))
+    return trailer
 
-    def __init__(self, collectors: Sequence[Collector]) -> None:
-        self._collectors = collectors
 
-    def collect(self) -> Iterator[Metric]:
-        for collector in self._collectors:
-            yield from collector.collect()
+def _trimmed(body: bytes, kind: Kind) -> bytes:
+    trailer = _trailer(kind)
+    assert body.endswith(trailer)
+    return body[: len(body) - len(trailer)]
+
+
+def _restrict(
+    kind: Kind, shown: list[Collector], live: list[Collector], names: tuple[str, ...]
+) -> bytes:
+    """In the worker: the families (stored, then live) with a sample named in `names`, as
+    prometheus_client's restricted registry gives them."""
+    registry = CollectorRegistry(auto_describe=True)
+    for family in Collectors(shown).collect():
+        registry.register(Families((family,)))
+    for collector in live:
+        registry.register(Families(tuple(collector.collect())))
+    return kind.encoder(registry.restricted_registry(names))

@@ -15,19 +15,21 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
+from prometheus_client import CollectorRegistry, Counter, Gauge, ProcessCollector
 from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from quantops_exporter.board import Board, readiness_by_section
+from quantops_exporter.accumulators import CounterVec, HistogramVec
+from quantops_exporter.board import Board, CheckState, readiness_by_section
 from quantops_exporter.build import build
 from quantops_exporter.checks.base import Check, Outcome
 from quantops_exporter.checks.freshness import freshness_limits
 from quantops_exporter.checks.thresholds import Thresholds
 from quantops_exporter.checks.verdict import Measure, Reason, Source, Status
 from quantops_exporter.exposition import ExposedRegistry
+from quantops_exporter.loop_lag import LoopLag
 from quantops_exporter.market import AlwaysOpenCalendar, Calendar, TransitionCache, Transitions
-from quantops_exporter.sources.health import DependencyHealth
+from quantops_exporter.sources.health import Dependency, DependencyHealth
 
 _DEFAULTS = Thresholds()
 _ALWAYS_OPEN = AlwaysOpenCalendar()
@@ -133,14 +135,43 @@ class BoardCollector(Collector):
 
     def describe(self) -> Iterator[Metric]:
         """The families, without samples (registration reads no state)."""
-        return self._families(fill=False)
+        return BoardSnapshot((), {}, _DEFAULTS, Transitions(None, None, None)).families(fill=False)
 
     def collect(self) -> Iterator[Metric]:
         """Yield every board-derived metric family."""
-        return self._families(fill=True)
+        return self.snapshot().collect()
 
-    def _families(self, *, fill: bool) -> Iterator[Metric]:
-        states = list(self._board.states.values()) if fill else []
+    def snapshot(self) -> BoardSnapshot:
+        """What the board shows now, frozen: collected later (in the exposition's worker
+        thread) it gives the families as they are now, whatever the loop records meanwhile.
+        Outcomes are immutable, so this copies references, not outcomes."""
+        return BoardSnapshot(
+            tuple(
+                CheckState(state.check, state.latest, state.last_success_at)
+                for state in self._board.states.values()
+            ),
+            dict(self._health.state),
+            self._thresholds(),
+            self._market(),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class BoardSnapshot(Collector):
+    """The board, the dependencies' health, the thresholds and the market at one moment."""
+
+    states: tuple[CheckState, ...]
+    health: Mapping[Dependency, bool]
+    thresholds: Thresholds
+    market: Transitions
+
+    def collect(self) -> Iterator[Metric]:
+        """Yield every board-derived metric family."""
+        return self.families(fill=True)
+
+    def families(self, *, fill: bool) -> Iterator[Metric]:
+        """The families, with their samples when `fill`."""
+        states = self.states
         ok = GaugeMetricFamily(
             "runbook_check_ok",
             f"1 when the check passed or was skipped, 0 otherwise {_FROM_LAST_RUN}",
@@ -208,7 +239,7 @@ class BoardCollector(Collector):
             "The configured freshness limit per source (FRESH_MAX_WS_AGE_SEC, ...)",
             labels=["source"],
         )
-        for source, limit in freshness_limits(self._thresholds()).items() if fill else ():
+        for source, limit in freshness_limits(self.thresholds).items() if fill else ():
             limits.add_metric([source.value], limit)
         yield limits
         yield from self._measures(fill)
@@ -217,7 +248,7 @@ class BoardCollector(Collector):
             "1 when the dependency answered its latest request, 0 when refused, hung or 5xx",
             labels=["dependency"],
         )
-        for dep, up in sorted(self._health.state.items()) if fill else ():
+        for dep, up in sorted(self.health.items()) if fill else ():
             dependency.add_metric([dep.value], float(up))
         yield dependency
 
@@ -229,12 +260,12 @@ class BoardCollector(Collector):
             "because the market is closed",
             labels=["section"],
         )
-        for readiness in readiness_by_section(self._board.states.values()) if fill else ():
+        for readiness in readiness_by_section(self.states) if fill else ():
             family.add_metric([readiness.section.slug], float(readiness.ok))
         return family
 
     def _transitions(self, fill: bool) -> Iterator[Metric]:
-        market = self._market() if fill else Transitions(None, None, None)
+        market = self.market
         for name, moment, documentation in (
             ("next_open", market.next_open, "When the FX market next opens"),
             ("next_close", market.next_close, "When the FX market next closes"),
@@ -277,7 +308,7 @@ class BoardCollector(Collector):
         yield from families.values()
 
     def _latest(self) -> Iterator[Outcome]:
-        for state in self._board.states.values():
+        for state in self.states:
             if state.latest is not None:
                 yield state.latest
 
@@ -290,25 +321,22 @@ class OutcomeMetrics:
         self, registry: CollectorRegistry, checks: Iterable[Check], on_change: Changed = _unwatched
     ) -> None:
         self._changed = on_change
-        self.runs = Counter(
-            "runbook_check_runs",
-            "Check runs by resulting status",
-            ["check", "status"],
-            registry=registry,
+        self.runs = CounterVec(
+            "runbook_check_runs", "Check runs by resulting status", ["check", "status"], registry
         )
-        self.duration = Histogram(
+        self.duration = HistogramVec(
             "runbook_check_duration_seconds",
             "How long each check run took",
             ["check"],
-            buckets=DURATION_BUCKETS,
-            registry=registry,
+            registry,
+            DURATION_BUCKETS,
         )
-        self.age = Histogram(
+        self.age = HistogramVec(
             "runbook_freshness_age_seconds",
             "Age of each source per instrument, observed once per check run",
             ["source"],
-            buckets=FRESHNESS_BUCKETS,
-            registry=registry,
+            registry,
+            FRESHNESS_BUCKETS,
         )
         self.add_checks(checks)
         for source in Source:
@@ -327,11 +355,14 @@ class OutcomeMetrics:
         self.runs.labels(outcome.check, outcome.status.value).inc()
         if outcome.status is not Status.SKIPPED:
             self.duration.labels(outcome.check).observe(outcome.duration)
+        ages: dict[Source, list[float]] = {}  # one call per source, not per instrument
         for item in outcome.freshness:
             if item.updated_at is not None:
-                self.age.labels(item.source.value).observe(
+                ages.setdefault(item.source, []).append(
                     max(0.0, outcome.started_at - item.updated_at)
                 )
+        for source, values in ages.items():
+            self.age.labels(source.value).observe_many(values)
 
 
 class SchedulerMetrics:
@@ -346,12 +377,13 @@ class SchedulerMetrics:
         self, registry: CollectorRegistry, checks: Iterable[Check], on_change: Changed = _unwatched
     ) -> None:
         self._changed = on_change
-        self._lag = Histogram(
+        self._lag = HistogramVec(
             "quantops_exporter_scheduler_lag_seconds",
             "How late each run started against its schedule",
             ["check"],
-            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0),
-            registry=registry,
+            registry,
+            (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0),
+            on_change,
         )
         self._missed = Counter(
             "quantops_exporter_scheduler_missed_runs",
@@ -381,7 +413,7 @@ class SchedulerMetrics:
         self._changed()
 
     @property
-    def lag(self) -> Histogram:
+    def lag(self) -> HistogramVec:
         """How late each run started against its schedule, by check."""
         self._changed()
         return self._lag
@@ -439,6 +471,7 @@ class MetricsBundle:
     outcomes: OutcomeMetrics
     scheduler: SchedulerMetrics
     reload: ReloadMetrics
+    loop_lag: LoopLag
 
     def add_checks(self, checks: Iterable[Check]) -> None:
         """Give every check of a new catalog its series from the start."""
@@ -498,10 +531,11 @@ def build_registry(
     # Live (CPU, memory and descriptors move by themselves), so after every stored family: the
     # stored bytes are a prefix of every body.
     ProcessCollector(registry=registry)
+    loop_lag = LoopLag(registry)
     board.subscribe(outcome_metrics.observe)
     board.on_change(exposition.changed)  # an outcome recorded, a new catalog
     # No change hook: compared at every scrape with what the last render read. The market's
     # next open and close move when one passes, with no outcome to tell of it.
     exposition.probe(lambda: tuple(health.state.items()), thresholds, market)
-    bundle = MetricsBundle(collector, outcome_metrics, scheduler_metrics, reload_metrics)
+    bundle = MetricsBundle(collector, outcome_metrics, scheduler_metrics, reload_metrics, loop_lag)
     return registry, bundle

@@ -7,8 +7,9 @@ quietly: a run cancelled by a stop is never recorded.
 
 Cadence is kept by monotonic time across wall-clock steps (NTP, a VM resumed): APScheduler 3
 computes run times on the wall clock, so a step back of an hour would freeze every check for an
-hour and a step forward would leave the scheduler asleep past its jobs. `SteadyAsyncIOScheduler`
-notices a step (`ClockStepWatch`) and moves every job's next run time by it.
+hour and a step forward would leave the scheduler asleep past its jobs. `SteadyJobStore`
+notices a step (`ClockStepWatch`) and moves every job's next run time by it, through
+APScheduler's public interfaces only (a job store of its own, `modify_job`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import random
 import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import structlog
 from apscheduler.events import (
@@ -27,6 +29,7 @@ from apscheduler.events import (
     JobEvent,
     JobSubmissionEvent,
 )
+from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
@@ -37,7 +40,7 @@ from quantops_exporter.runner import run_check
 
 log = structlog.get_logger("quantops_exporter.scheduler")
 
-# Spread the first runs over at most this long, so eight checks do not hit Valkey in one instant.
+# Spread the first runs over at most this long, so the checks do not all hit Valkey in one instant.
 MAX_START_JITTER = 1.0
 # A move of the wall clock against the monotonic clock larger than this is a step; NTP slewing
 # moves it by at most 0.5 ms a second.
@@ -83,75 +86,80 @@ class ClockStepWatch:
 
 
 # APScheduler ships no type information (mypy sees Any).
-class SteadyAsyncIOScheduler(AsyncIOScheduler):  # type: ignore[misc]
-    """An AsyncIOScheduler whose jobs keep their cadence by monotonic time across clock steps.
+class SteadyJobStore(MemoryJobStore):  # type: ignore[misc]
+    """APScheduler's memory job store, whose jobs keep their cadence by monotonic time across
+    wall-clock steps: every job's next run time moves by the step, so a job falls due when it
+    would have without the step (no freeze after a step back, no catch-up burst nor misfire
+    after a step forward).
 
-    Every job's next run time moves by the step, so a job falls due when it would have without
-    the step: no freeze after a step back, no catch-up burst (nor misfire) after a step forward.
-    Steps are looked for at the start of every `_process_jobs()` (before it reads the clock) and
-    every `period` seconds by a watchdog on the event loop's (monotonic) timer, which wakes the
-    scheduler when it finds one.
+    Steps are looked for whenever the scheduler asks for the jobs due (`get_due_jobs`, right
+    after it read its clock) and by `follow_step()`, which the scheduler's watchdog calls every
+    CLOCK_WATCH_PERIOD seconds while the scheduler sleeps (perhaps until a wall time an hour
+    away, after a step back). Jobs are moved through the scheduler's `modify_job`, which wakes
+    it up. Only APScheduler's documented interfaces: a job store, `modify_job`, `wakeup`.
     """
 
-    def __init__(
-        self,
-        *,
-        on_step: Callable[[float], None],
-        watch: ClockStepWatch | None = None,
-        period: float = CLOCK_WATCH_PERIOD,
-        **options: object,
-    ) -> None:
-        super().__init__(**options)
-        self.watch = watch or ClockStepWatch()
+    def __init__(self, *, on_step: Callable[[float], None], watch: ClockStepWatch) -> None:
+        super().__init__()
+        self.watch = watch
         self._on_step = on_step
-        self._period = period
-        self._watchdog: asyncio.TimerHandle | None = None
+        self._owner: Any = None
+        self._name = ""
 
-    def start(self, paused: bool = False) -> None:
-        super().start(paused)
-        self._watchdog = self._eventloop.call_later(self._period, self._look)
+    def start(self, scheduler: Any, alias: str) -> None:
+        """Keep the scheduler and this store's alias (to move jobs through the scheduler)."""
+        super().start(scheduler, alias)
+        self._owner, self._name = scheduler, alias
 
-    def shutdown(self, wait: bool = True) -> None:
-        if self._watchdog is not None:
-            self._watchdog.cancel()
-            self._watchdog = None
-        super().shutdown(wait)
+    def get_due_jobs(self, now: datetime) -> list[Any]:
+        """The jobs due at `now`, after following a step of the wall clock."""
+        self.follow_step(now)
+        due: list[Any] = super().get_due_jobs(now)
+        return due
 
-    def _look(self) -> None:
-        self._watchdog = None
-        if not self.running:
-            return
-        if self._follow_step():
-            self.wakeup()
-        self._watchdog = self._eventloop.call_later(self._period, self._look)
-
-    def _process_jobs(self) -> float | None:
-        self._follow_step()
-        wait: float | None = super()._process_jobs()
-        return wait
-
-    def _follow_step(self) -> bool:
+    def follow_step(self, now: datetime | None = None) -> bool:
         """Move every scheduled job by the step, if the wall clock stepped since the last look."""
         step = self.watch.poll()
         if not step:
             return False
         shift = timedelta(seconds=step)
-        now = datetime.now(self.timezone)
-        with self._jobstores_lock:
-            for jobstore in self._jobstores.values():
-                for job in jobstore.get_all_jobs():
-                    if job.next_run_time is None:  # paused
-                        continue
-                    moved = job.next_run_time + shift
-                    if isinstance(job.trigger, IntervalTrigger):
-                        # Never more than one interval away: a job whose time was computed in
-                        # the new frame already (a step inside `_process_jobs`, after its look)
-                        # is late by at most one interval instead of frozen for the step.
-                        moved = min(moved, now + job.trigger.interval)
-                    job._modify(next_run_time=moved)
-                    jobstore.update_job(job)
+        now = now or datetime.now(UTC)
+        for job in self.get_all_jobs():
+            if job.next_run_time is None:  # paused
+                continue
+            moved = job.next_run_time + shift
+            if isinstance(job.trigger, IntervalTrigger):
+                # Never more than one interval away: a job whose time was computed in the new
+                # frame already (a step just before the scheduler read its clock) is late by at
+                # most one interval instead of frozen for the step.
+                moved = min(moved, now + job.trigger.interval)
+            self._owner.modify_job(job.id, self._name, next_run_time=moved)
         self._on_step(step)
         return True
+
+
+class ClockWatchdog:
+    """Looks for a step of the wall clock every `period` seconds on the event loop's own
+    (monotonic) timer while the scheduler sleeps; moving the jobs wakes the scheduler."""
+
+    def __init__(self, store: SteadyJobStore, period: float = CLOCK_WATCH_PERIOD) -> None:
+        self._store = store
+        self._period = period
+        self._timer: asyncio.TimerHandle | None = None
+
+    def start(self) -> None:
+        """Look every period from now on (the event loop must be running)."""
+        self._timer = asyncio.get_running_loop().call_later(self._period, self._look)
+
+    def stop(self) -> None:
+        """Stop looking."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _look(self) -> None:
+        self._store.follow_step()
+        self._timer = asyncio.get_running_loop().call_later(self._period, self._look)
 
 
 class CheckScheduler:
@@ -172,9 +180,9 @@ class CheckScheduler:
         self._board = board
         self._metrics = metrics
         self._rng = rng or random.Random()
-        self._scheduler = SteadyAsyncIOScheduler(
-            timezone=UTC, on_step=self._on_clock_step, watch=watch
-        )
+        self._store = SteadyJobStore(on_step=self._on_clock_step, watch=watch or ClockStepWatch())
+        self._scheduler = AsyncIOScheduler(timezone=UTC, jobstores={"default": self._store})
+        self._watchdog = ClockWatchdog(self._store)
         self._in_flight: dict[str, asyncio.Task[None]] = {}
         self._after: dict[str, asyncio.Task[None]] = {}
         self._stopping = False
@@ -192,7 +200,7 @@ class CheckScheduler:
         self._after = dict(after or {})
         # The first run times below are in the wall clock's present frame: a step since this
         # schedule was built (a reload opens its sources first) must not move them.
-        self._scheduler.watch.reset()
+        self._store.watch.reset()
         now = datetime.now(UTC)
         for check in self._checks:
             jitter = self._rng.uniform(0, min(MAX_START_JITTER, check.interval / 10))
@@ -212,11 +220,13 @@ class CheckScheduler:
             self._on_event, EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES | EVENT_JOB_SUBMITTED
         )
         self._scheduler.start()
+        self._watchdog.start()
         log.info("scheduler_started", checks=[c.name for c in self._checks])
 
     async def stop(self, grace: float) -> None:
         """Stop scheduling; give in-flight runs `grace` seconds, then drop them unrecorded."""
         self._stopping = True
+        self._watchdog.stop()
         if self._scheduler.running:
             self._scheduler.shutdown(wait=False)
         pending = set(self._in_flight.values())

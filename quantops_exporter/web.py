@@ -20,7 +20,7 @@ from prometheus_client.exposition import gzip_accepted
 
 from quantops_exporter.basicauth import REALM, AuthBusy, FailedAttempts, ProvenCredentials
 from quantops_exporter.daemon import Daemon, Refusal
-from quantops_exporter.exposition import Exposition, exposition_of
+from quantops_exporter.exposition import Busy, Exposition, exposition_of
 from quantops_exporter.generation import Generation
 from quantops_exporter.status_page import render_status_page
 from quantops_exporter.views import outcome_json, state_json
@@ -116,16 +116,17 @@ def _too_many(why: str, wait: float) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    """The exposition: bytes stored when the board changed, the live samples appended
-    (exposition.py); OpenMetrics when the scraper asks for it, gzip when it accepts it. The
-    scraper's address and User-Agent tell its asks apart from others' (renders are timed by
-    each scraper's cadence)."""
-    served = request.app[EXPOSITION_KEY].serve(
-        ",".join(request.headers.getall(hdrs.ACCEPT, [])),
-        gzip=gzip_accepted(",".join(request.headers.getall(hdrs.ACCEPT_ENCODING, []))),
-        names=request.query.getall("name[]", []),
-        scraper=f"{request.remote} {request.headers.get(hdrs.USER_AGENT, '')}",
-    )
+    """The exposition: bytes stored by the last render, the live samples appended
+    (exposition.py); OpenMetrics when the scraper asks for it, gzip when it accepts it; 429 when
+    ?name[]= filterings come faster than the exposition takes them."""
+    try:
+        served = await request.app[EXPOSITION_KEY].serve(
+            ",".join(request.headers.getall(hdrs.ACCEPT, [])),
+            gzip=gzip_accepted(",".join(request.headers.getall(hdrs.ACCEPT_ENCODING, []))),
+            names=request.query.getall("name[]", []),
+        )
+    except Busy as busy:
+        return _too_many(str(busy), busy.retry_after)
     headers = {hdrs.CONTENT_TYPE: served.content_type}
     if served.gzipped:
         headers[hdrs.CONTENT_ENCODING] = "gzip"

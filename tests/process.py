@@ -86,19 +86,23 @@ async def daemon(
     prefix: tuple[str, ...] = (),
     extra_env: Mapping[str, str] | None = None,
     host: str = "127.0.0.1",
+    output: int | None = None,
+    log: Path | None = None,
 ) -> AsyncIterator[Daemon]:
     """Start `quantops-exporter [args] run` with `env` (on a free port of `host`, "" for every
     interface; reached on 127.0.0.1) and wait until it listens; SIGTERM it on exit and require
-    a clean exit 0."""
+    a clean exit 0. Its stdout and stderr go to a log file, or to the file descriptor `output`
+    (the caller then copies what it reads to `log`)."""
     port = free_port()
-    log = tmp_path / f"daemon-{port}.log"
+    log = log or tmp_path / f"daemon-{port}.log"
     environment = (
         clean_env()
         | {"QUANTOPS_LISTEN_ADDRESS": f"{host}:{port}", "QUANTOPS_LOG_FORMAT": "json"}
         | dict(env)
         | dict(extra_env or {})
     )
-    with log.open("wb") as sink:
+    with log.open("ab") as file:
+        sink = file if output is None else output
         process = await asyncio.create_subprocess_exec(
             *prefix,
             sys.executable,

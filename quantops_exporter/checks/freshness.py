@@ -24,6 +24,7 @@ from quantops_exporter.humanize import format_duration
 from quantops_exporter.sources.errors import BadPayload
 from quantops_exporter.sources.payloads import decode_json, quick_object
 from quantops_exporter.sources.valkey import KeyRead
+from quantops_exporter.worker import off_loop
 
 MANIFOLD_KEY = "ws:last:manifold:{instrument}"
 SIGNAL_INDEX_KEY = "sep:signal_index:{instrument}"
@@ -204,29 +205,35 @@ def _short(err: Exception) -> str:
 async def check_manifold_freshness(ctx: CheckContext) -> Verdict:
     """Every `ws:last:manifold:{instrument}` is JSON and at most FRESH_MAX_WS_AGE_SEC old."""
     reads = await ctx.valkey.get_many(_keys(MANIFOLD_KEY, ctx.instruments))
-    now = ctx.clock()
+    return await off_loop(_manifolds, ctx.instruments, reads, ctx.thresholds, ctx.clock())
+
+
+def _manifolds(
+    instruments: Sequence[str], reads: Sequence[KeyRead], t: Thresholds, now: float
+) -> Verdict:
+    """manifold_freshness's verdict, in the worker thread (a JSON document per instrument)."""
     stamps = [
-        stamp_json_key(
-            inst,
-            read,
-            ctx.thresholds.manifold_ts_fields,
-            now=now,
-            ttl=ctx.thresholds.manifold_ttl_seconds,
-        )
-        for inst, read in zip(ctx.instruments, reads, strict=True)
+        stamp_json_key(inst, read, t.manifold_ts_fields, now=now, ttl=t.manifold_ttl_seconds)
+        for inst, read in zip(instruments, reads, strict=True)
     ]
-    return _judge(ctx, Source.WS_MANIFOLD, stamps, now)
+    return _judge(t, Source.WS_MANIFOLD, stamps, now)
 
 
 async def check_signal_freshness(ctx: CheckContext) -> Verdict:
     """Every `sep:signal_index:{instrument}` had an insert within FRESH_MAX_SIGNAL_AGE_SEC."""
     reads = await ctx.valkey.newest_members(_keys(SIGNAL_INDEX_KEY, ctx.instruments))
-    now = ctx.clock()
+    return await off_loop(_signals, ctx.instruments, reads, ctx.thresholds, ctx.clock())
+
+
+def _signals(
+    instruments: Sequence[str], reads: Sequence[KeyRead], t: Thresholds, now: float
+) -> Verdict:
+    """signal_freshness's verdict, in the worker thread (a member per instrument)."""
     stamps = [
-        stamp_newest_signal(inst, read, ctx.thresholds.signal_ts_source)
-        for inst, read in zip(ctx.instruments, reads, strict=True)
+        stamp_newest_signal(inst, read, t.signal_ts_source)
+        for inst, read in zip(instruments, reads, strict=True)
     ]
-    return _judge(ctx, Source.SIGNAL_INDEX, stamps, now)
+    return _judge(t, Source.SIGNAL_INDEX, stamps, now)
 
 
 async def check_gates_blob_freshness(ctx: CheckContext) -> Verdict:
@@ -234,7 +241,7 @@ async def check_gates_blob_freshness(ctx: CheckContext) -> Verdict:
     read = await ctx.valkey.get(GATES_BLOB_KEY)
     now = ctx.clock()
     stamp = stamp_json_key("", read, GATES_BLOB_TS_FIELDS, now=now)
-    return _judge(ctx, Source.GATES_BLOB, [stamp], now)
+    return _judge(ctx.thresholds, Source.GATES_BLOB, [stamp], now)
 
 
 def freshness_limits(t: Thresholds) -> dict[Source, float]:
@@ -255,12 +262,12 @@ _WHAT = {
 }
 
 
-def _judge(ctx: CheckContext, source: Source, stamps: Sequence[Stamp], now: float) -> Verdict:
+def _judge(t: Thresholds, source: Source, stamps: Sequence[Stamp], now: float) -> Verdict:
     return judge_freshness(
         source,
         stamps,
         now=now,
-        max_age=freshness_limits(ctx.thresholds)[source],
-        max_skew=ctx.thresholds.max_clock_skew_seconds,
+        max_age=freshness_limits(t)[source],
+        max_skew=t.max_clock_skew_seconds,
         what=_WHAT[source],
     )

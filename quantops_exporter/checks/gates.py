@@ -12,6 +12,7 @@ from quantops_exporter.checks.verdict import Measure, Reading, Reason, Status, V
 from quantops_exporter.sources.errors import WrongType
 from quantops_exporter.sources.payloads import decode_json
 from quantops_exporter.sources.stack_metrics import StackMetrics
+from quantops_exporter.worker import off_loop
 
 ROLLING_GATE = "sep_rolling_gate"
 SPAN_INTEGRITY = "sep_span_integrity_ok"
@@ -132,9 +133,14 @@ def judge_span_integrity(metrics: StackMetrics) -> Verdict:
 async def check_gates_eligible(ctx: CheckContext) -> Verdict:
     """At least QUANTOPS_MIN_ELIGIBLE `sep_rolling_gate{eligible="1"}` series."""
     metrics = await ctx.stack_metrics.read()
-    verdict = judge_gates_eligible(metrics, ctx.instruments, ctx.thresholds.min_eligible)
+    return await off_loop(_judge_eligible, metrics, ctx.instruments, ctx.thresholds.min_eligible)
+
+
+def _judge_eligible(metrics: StackMetrics, instruments: tuple[str, ...], minimum: int) -> Verdict:
+    """gates_eligible's verdict, in the worker thread (a series per instrument)."""
+    verdict = judge_gates_eligible(metrics, instruments, minimum)
     seen = (s.labels.get("instrument", "") for s in metrics.series(ROLLING_GATE))
-    return with_unconfigured(verdict, "gates_eligible", seen, ctx.instruments)
+    return with_unconfigured(verdict, "gates_eligible", seen, instruments)
 
 
 async def check_gates_sanity(ctx: CheckContext) -> Verdict:
@@ -144,9 +150,12 @@ async def check_gates_sanity(ctx: CheckContext) -> Verdict:
         raise WrongType(f"{GATES_BLOB_KEY} is not a STRING")
     if read.missing:
         return fail(Reason.MISSING, f"{GATES_BLOB_KEY} is missing")
-    return judge_gates_sanity(
-        decode_json(read.value, GATES_BLOB_KEY), ctx.instruments, ctx.thresholds
-    )
+    return await off_loop(_judge_sanity, read.value, ctx.instruments, ctx.thresholds)
+
+
+def _judge_sanity(raw: bytes, instruments: tuple[str, ...], t: Thresholds) -> Verdict:
+    """gates_sanity's verdict, in the worker thread (the blob holds every instrument)."""
+    return judge_gates_sanity(decode_json(raw, GATES_BLOB_KEY), instruments, t)
 
 
 async def check_span_integrity(ctx: CheckContext) -> Verdict:

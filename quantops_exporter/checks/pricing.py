@@ -10,6 +10,7 @@ from quantops_exporter.checks.verdict import Measure, Reading, Reason, Verdict, 
 from quantops_exporter.sources.errors import BadPayload
 from quantops_exporter.sources.health import Dependency
 from quantops_exporter.urls import endpoint
+from quantops_exporter.worker import off_loop
 
 PRICING_PATH = "/api/oanda/pricing"
 
@@ -79,6 +80,11 @@ async def check_spread_guard(ctx: CheckContext) -> Verdict:
         endpoint(ctx.api_url, PRICING_PATH),
         {"instruments": ",".join(ctx.instruments)},
     )
+    return await off_loop(_judge, payload, ctx.instruments, ctx.thresholds.max_spread_bps)
+
+
+def _judge(payload: object, instruments: tuple[str, ...], max_bps: float) -> Verdict:
+    """The spreads judged, in the worker thread (a quote per instrument: 1,000 of them)."""
     spreads = spreads_bps(payload)
-    verdict = judge_spreads(spreads, ctx.instruments, ctx.thresholds.max_spread_bps)
-    return with_unconfigured(verdict, "spread_guard", spreads, ctx.instruments)
+    verdict = judge_spreads(spreads, instruments, max_bps)
+    return with_unconfigured(verdict, "spread_guard", spreads, instruments)

@@ -17,8 +17,12 @@ from quantops_exporter.sources.errors import BadPayload, HttpStatusError, TooLar
 from quantops_exporter.sources.health import Dependency, DependencyHealth
 from quantops_exporter.sources.payloads import decode_json
 from quantops_exporter.trace import trace, waiting_on
+from quantops_exporter.worker import off_loop
 
 DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
+# A body larger than this is decoded in the worker thread (orjson: ~1 ms per 300 KB); a smaller
+# one is decoded on the loop, quicker than the hand-over.
+OFF_LOOP_BYTES = 64 * 1024
 
 
 class HttpReader:
@@ -42,10 +46,12 @@ class HttpReader:
     async def get_json(
         self, dependency: Dependency, url: str, params: Mapping[str, str] | None = None
     ) -> object:
-        """GET `url` and decode its JSON body."""
-        return decode_json(
-            await self.get_bytes(dependency, url, params), f"GET {redact(url)}: the body"
-        )
+        """GET `url` and decode its JSON body (a large one in the worker thread)."""
+        body = await self.get_bytes(dependency, url, params)
+        what = f"GET {redact(url)}: the body"
+        if len(body) > OFF_LOOP_BYTES:
+            return await off_loop(decode_json, body, what)
+        return decode_json(body, what)
 
     async def get_text(
         self, dependency: Dependency, url: str, params: Mapping[str, str] | None = None

@@ -13,6 +13,7 @@ from quantops_exporter.sources.errors import BadPayload
 from quantops_exporter.sources.health import Dependency
 from quantops_exporter.sources.http import HttpReader
 from quantops_exporter.trace import capturing
+from quantops_exporter.worker import off_loop
 
 # Checks whose cadences divide each other run at the same moments: a scrape this recent serves them.
 SHARE_SECONDS = 2.0
@@ -121,4 +122,6 @@ class StackMetricsReader:
                 self._shared = None
 
     async def _get(self) -> StackMetrics:
-        return parse_exposition(await self._http.get_text(Dependency.STACK_METRICS, self._url))
+        # In the worker thread: a line per series, 13.5 ms at 1,000 instruments on the loop.
+        text = await self._http.get_text(Dependency.STACK_METRICS, self._url)
+        return await off_loop(parse_exposition, text)

@@ -12,8 +12,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from quantops_exporter.checks.catalog import CHECKS
+from quantops_exporter.checks.diagnosis import PROCEDURE, Step
+from quantops_exporter.checks.recovery import Target
 from quantops_exporter.checks.verdict import Reason, Status
 from quantops_exporter.deploykit.rules import UNALERTED
+from quantops_exporter.market import Session
 from quantops_exporter.runner import run_check
 from quantops_exporter.sources.health import Dependency
 from quantops_exporter.sources.stack_metrics import parse_exposition
@@ -21,6 +24,12 @@ from quantops_exporter.sources.valkey import KeyRead
 from tests.factories import make_ctx
 
 PAIRS = ("EUR_USD", "USD_JPY", "GBP_USD")
+LABEL_VALUES = frozenset(
+    {*PAIRS, *(check.name for check in CHECKS), "api", "valkey", PROCEDURE}
+    | {session.value for session in Session}
+    | {step.value for step in Step}
+    | {target.value for target in Target}
+)
 KEYS = [
     "kill_switch",
     "mode",
@@ -184,9 +193,13 @@ def run_all(payload: Any, text: str, value: bytes | None, wrong: bool, score: An
     async def every_check() -> None:
         for check in CHECKS:
             outcome = await run_check(check, ctx)
-            assert outcome.status in set(Status)
-            assert outcome.reason in set(Reason)
             assert outcome.reason is not Reason.INTERNAL_ERROR, (check.name, outcome.summary)
+            # Bounded cardinality: whatever the wire says, a label value is a configured
+            # instrument, a check name or a closed vocabulary's word, never wire data.
+            for reading in outcome.readings:
+                assert set(reading.labels) <= LABEL_VALUES, (check.name, reading)
+            for item in outcome.freshness:
+                assert item.instrument in ("", *PAIRS), (check.name, item)
             if check.name in UNALERTED:  # they have no alert because they cannot fail
                 assert outcome.status is not Status.FAIL, (check.name, outcome.summary)
 

@@ -1,12 +1,13 @@
 """/metrics from stored bytes: what is served is byte for byte what prometheus_client renders of
 the same registry, after every kind of change; scrapes during changes only ever see whole boards;
-a burst of outcomes costs one render, a scrape of stored results none."""
+renders run in the worker thread, at most one per STALE however a client rotates its asks, and
+a scrape of stored results renders nothing."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-import itertools
+import threading
 import zlib
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
@@ -37,12 +38,10 @@ from quantops_exporter.checks.verdict import (
     Verdict,
 )
 from quantops_exporter.daemon import DebugRun, ReloadResult
-from quantops_exporter.exposition import (
-    LIVE_MAX_AGE,
-    ExposedRegistry,
-    exposition_of,
-    fast_openmetrics,
-)
+from quantops_exporter.encoding import OPENMETRICS as OPENMETRICS_KIND
+from quantops_exporter.encoding import TEXT as TEXT_KIND
+from quantops_exporter.encoding import Families, fast_openmetrics, negotiate
+from quantops_exporter.exposition import LIVE_MAX_AGE, Busy, ExposedRegistry, exposition_of
 from quantops_exporter.generation import Generation
 from quantops_exporter.market import transitions
 from quantops_exporter.metrics import build_registry
@@ -61,7 +60,7 @@ class Exporter:
     """A board, its dependency health and its registry over a generation, wired as app.py does;
     `reload` swaps a generation in as Runtime does, in one synchronous step."""
 
-    def __init__(self, generation: Generation) -> None:
+    def __init__(self, generation: Generation, *, created: bool = False) -> None:
         self.generation = generation
         self.board = Board(generation.catalog)
         self.health = DependencyHealth()
@@ -73,6 +72,7 @@ class Exporter:
             lambda: self.generation.thresholds,
             lambda: self.generation.calendar,
             self.clock,
+            created=created,
         )
         assert isinstance(registry, ExposedRegistry)
         self.registry = registry
@@ -226,10 +226,11 @@ def still_process(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def quick_renders(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Background renders within milliseconds of a change, so that tests wait little."""
-    monkeypatch.setattr(exposition_module, "MIN_GAP", 0.01)
-    monkeypatch.setattr(exposition_module, "DUTY", 0.5)
+def quick_stale(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A staleness bound of 50 ms and no duty bound (renders of this board take ~10 ms, which
+    would space them 90 ms apart), so that tests wait little for a scrape to render."""
+    monkeypatch.setattr(exposition_module, "STALE", 0.05)
+    monkeypatch.setattr(exposition_module, "DUTY", 1.0)
 
 
 def gunzip(body: bytes) -> bytes:
@@ -248,9 +249,9 @@ async def http_client(exporter: Exporter) -> AsyncIterator[test_utils.TestClient
         yield client
 
 
-async def scrape(client: test_utils.TestClient, accept: str) -> bytes:  # type: ignore[type-arg]
+async def scrape(client: test_utils.TestClient, accept: str, **headers: str) -> bytes:  # type: ignore[type-arg]
     """GET /metrics as Prometheus does (gzip accepted); the body, gunzipped."""
-    headers = {"Accept-Encoding": "gzip"} | ({"Accept": accept} if accept else {})
+    headers = {"Accept-Encoding": "gzip"} | ({"Accept": accept} if accept else {}) | headers
     async with client.get("/metrics", headers=headers, auto_decompress=False) as response:
         assert response.status == 200
         assert response.headers["Content-Encoding"] == "gzip"
@@ -259,30 +260,108 @@ async def scrape(client: test_utils.TestClient, accept: str) -> bytes:  # type: 
 
 @pytest.mark.parametrize("accept", [TEXT, OPENMETRICS])
 @pytest.mark.usefixtures("still_process")
-def test_served_bytes_are_prometheus_clients_after_every_kind_of_change(accept: str) -> None:
+async def test_served_bytes_are_prometheus_clients_after_every_kind_of_change(accept: str) -> None:
     """Outcomes, reloads, a disabled check, dependency flips, reload and scheduler figures: after
-    each, the served body (plain and gzipped) is what generate_latest gives; between changes,
-    scrapes render nothing."""
+    each and a render, the served body (plain and gzipped) is what generate_latest gives;
+    between changes, scrapes render nothing."""
     exporter = Exporter(make_generation())
     exposition = exporter.exposition
     for change in (None, *CHANGES):
         if change is not None:
             change(exporter)
-        served = exposition.serve(accept)
+        await exposition.render()
+        served = await exposition.serve(accept)
         name = change.__name__ if change else "start"
         assert served.body == exporter.expected(accept), name
         assert served.content_type.startswith("application/openmetrics" if accept else "text/")
         renders = exposition.renders
-        zipped = exposition.serve(accept, gzip=True)
+        zipped = await exposition.serve(accept, gzip=True)
         assert zipped.gzipped and gunzip(zipped.body) == served.body, name
-        assert exposition.serve(accept).body == served.body
+        assert (await exposition.serve(accept)).body == served.body
         assert exposition.renders == renders, f"{name}: a scrape of stored results rendered"
 
 
-@pytest.mark.usefixtures("still_process", "quick_renders")
-async def test_scrapes_serve_each_change_once_rendered_in_the_background() -> None:
-    """Over HTTP, both formats in use: right after a change a scrape gets the board before it or
-    after it, whole; once the background render ran, the board after it."""
+@pytest.mark.parametrize("created", [True, False])
+@pytest.mark.usefixtures("still_process")
+async def test_renders_run_in_the_worker_thread_not_on_the_loop(created: bool) -> None:
+    """The stored families are collected and encoded off the event loop's thread; the board is
+    read on the loop (its snapshot), so a render never sees the loop's state mid-change; with
+    `_created` series left out too (the filter keeps the collector's snapshot)."""
+    threads: dict[str, str] = {}
+
+    class Watched(Collector):
+        def collect(self) -> Iterator[Metric]:
+            threads["collect"] = threading.current_thread().name
+            yield GaugeMetricFamily("watched", "A gauge", value=1)
+            yield CounterMetricFamily("watched_runs", "A counter", value=2, created=NOW)
+
+        def snapshot(self) -> Collector:
+            threads["snapshot"] = threading.current_thread().name
+            return self
+
+    registry = ExposedRegistry(created=created)
+    registry.register(Watched())
+    registry.store_registered()
+    body = (await registry.exposition.serve(TEXT)).body
+    assert b"watched 1.0" in body
+    assert b"watched_runs_total 2.0" in body
+    assert (b"watched_runs_created" in body) is created
+    loop_thread = threading.current_thread().name
+    assert threads["snapshot"] == loop_thread
+    assert threads["collect"] != loop_thread
+
+
+CREATED = (
+    "runbook_check_runs_created",  # the accumulators'
+    "runbook_check_duration_seconds_created",
+    "quantops_exporter_scheduler_lag_seconds_created",
+    "quantops_exporter_scheduler_missed_runs_created",  # prometheus_client's
+    "quantops_exporter_event_loop_lag_seconds_created",  # prometheus_client's, live
+)
+
+
+def created_samples(body: bytes) -> set[str]:
+    """The names of the `_created` samples in a body."""
+    names = (line.split("{")[0].split()[0] for line in body.decode().splitlines() if line)
+    return {name for name in names if name.endswith("_created")}
+
+
+@pytest.mark.parametrize("created", [False, True])
+@pytest.mark.usefixtures("still_process")
+async def test_created_series_are_served_only_when_configured(
+    created: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """QUANTOPS_CREATED_SERIES through the render path: by default no `_created` sample in
+    either kind, gzipped or not, stored or live, nor in a ?name[]= answer asking for them;
+    configured, the accumulators' and prometheus_client's families carry them in each. The
+    bodies are still prometheus_client's own rendering of the registry."""
+    monkeypatch.setattr(exposition_module, "FILTERED_PER_SECOND", 1e6)  # one per kind, at once
+    exporter = Exporter(make_generation(), created=created)
+    record_outcome(exporter)
+    exporter.metrics.scheduler.lag.labels("manifold_freshness").observe(0.2)
+    exporter.metrics.scheduler.missed.labels("manifold_freshness").inc()
+    async with http_client(exporter) as client:
+        for accept in RENDER:
+            await exporter.exposition.render()
+            plain = await exporter.exposition.serve(accept)
+            assert plain.body == exporter.expected(accept)
+            gzipped = await scrape(client, accept)
+            for body in (plain.body, gzipped):
+                found = created_samples(body)
+                if created:
+                    assert set(CREATED) <= found, found
+                else:
+                    assert not found
+                assert b"runbook_check_runs_total{" in body
+                assert b"quantops_exporter_event_loop_lag_seconds_count" in body
+            filtered = await exporter.exposition.serve(accept, names=CREATED)
+            assert created_samples(filtered.body) == (set(CREATED) if created else set())
+
+
+@pytest.mark.usefixtures("still_process", "quick_stale")
+async def test_a_scrape_gets_the_board_before_a_change_or_after_it_then_after_it() -> None:
+    """Over HTTP, both kinds in use: right after a change a scrape gets the board before it or
+    after it, whole; a scrape more than STALE after it, the board after it."""
     exporter = Exporter(make_generation())
     async with http_client(exporter) as client:
         for accept in RENDER:
@@ -293,14 +372,14 @@ async def test_scrapes_serve_each_change_once_rendered_in_the_background() -> No
             after = {accept: exporter.expected(accept) for accept in RENDER}
             for accept in RENDER:
                 assert await scrape(client, accept) in (before[accept], after[accept])
-            await exporter.exposition.settled()
+            await asyncio.sleep(2 * exposition_module.STALE)
             for accept in RENDER:
                 assert await scrape(client, accept) == after[accept], change.__name__
 
 
-@pytest.mark.usefixtures("still_process", "quick_renders")
+@pytest.mark.usefixtures("still_process", "quick_stale")
 async def test_concurrent_scrapes_during_changes_see_only_whole_boards() -> None:
-    """Eight scrapers (both formats) while outcomes, reloads and flips land: every body parses,
+    """Eight scrapers (both kinds) while outcomes, reloads and flips land: every body parses,
     and every body is prometheus_client's rendering of the board at some moment, never a mix."""
     exporter = Exporter(make_generation())
     boards = {accept: {exporter.expected(accept)} for accept in RENDER}
@@ -312,8 +391,8 @@ async def test_concurrent_scrapes_during_changes_see_only_whole_boards() -> None
             exporter.board.record(outcome("sessions_open", started_at=NOW + step))
             for accept in RENDER:
                 boards[accept].add(exporter.expected(accept))
-            await asyncio.sleep(0.002)
-        await exporter.exposition.settled()
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(2 * exposition_module.STALE)
         done.set()
 
     async def scraper(accept: str) -> list[bytes]:
@@ -351,28 +430,6 @@ def assert_whole(families: list[Metric]) -> None:
         assert len(statuses) == len(Status) and sum(statuses) <= 1
 
 
-@pytest.mark.usefixtures("still_process")
-async def test_a_burst_of_outcomes_costs_one_render(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A thousand outcomes in a burst, a scraper polling: one background render (not a
-    thousand), after which the served body is the board after the last of them. (STALE is
-    a minute here: a burst slower than a second, as under coverage on a loaded CI machine,
-    would otherwise count the poller as gone, which is another test's subject.)"""
-    monkeypatch.setattr(exposition_module, "STALE", 60.0)
-    exporter = Exporter(make_generation())
-    exposition = exporter.exposition
-    for _ in range(2):  # a format in use, by a scraper that keeps asking
-        exposition.serve(OPENMETRICS, scraper="poller")
-    renders = exposition.renders
-    for i in range(1000):
-        exporter.board.record(outcome("valkey_ping", started_at=NOW + i))
-        if i % 100 == 0:
-            await asyncio.sleep(0)
-    await exposition.settled()
-    assert exposition.renders - renders == 1
-    assert exposition.serve(OPENMETRICS, scraper="poller").body == exporter.expected(OPENMETRICS)
-    assert exposition.renders - renders == 1
-
-
 class Clock:
     """A monotonic clock the test moves."""
 
@@ -391,147 +448,207 @@ def counter_exposition(clock: Clock) -> tuple[Counter, exposition_module.Exposit
     return counter, exposition_module.Exposition(registry, clock=clock)
 
 
-async def test_with_nobody_scraping_changes_cost_no_render() -> None:
-    """Logic (injected clock, a running loop): once the only scraper has stopped asking, changes
-    schedule no render (an idle daemon renders nothing); the next scrape, more than STALE after
-    them, renders the board as it is."""
+# Every Accept header the issue saw rotated (a new body each, when four were kept), and more.
+ROTATING_ACCEPTS = (
+    "",
+    "text/plain;version=0.0.4",
+    "text/plain;version=1.0.0;escaping=allow-utf-8",
+    "application/openmetrics-text;version=1.0.0",
+    "application/openmetrics-text;version=1.0.0;escaping=underscores",
+    "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8",
+    "application/openmetrics-text;version=1.0.0;escaping=dots",
+    "application/openmetrics-text;version=1.0.0;escaping=values",
+    "application/openmetrics-text;version=2.0.0",
+    "application/openmetrics-text;version=1.0.7",
+    "application/openmetrics-text",
+)
+
+
+async def test_a_burst_of_outcomes_and_rotating_asks_cost_one_render_per_stale() -> None:
+    """Logic (injected clock): a thousand outcomes while a client rotates eleven Accept
+    headers, within one STALE: one render (the first ask's, of both kinds in use), then the
+    stored bytes; the first ask more than STALE after the burst renders once more."""
     clock = Clock()
     counter, exposition = counter_exposition(clock)
-    exposition.serve(TEXT, scraper="prometheus")
-    clock.now += 15
-    exposition.serve(TEXT, scraper="prometheus")  # every 15 s
+    await exposition.serve(TEXT)
+    await exposition.serve(OPENMETRICS)
     renders = exposition.renders
-    clock.now += 2 * 15 + exposition_module.STALE + 1  # two asks missed: gone
+    for step in range(1000):
+        counter.inc()
+        exposition.changed()
+        served = await exposition.serve(ROTATING_ACCEPTS[step % len(ROTATING_ACCEPTS)], gzip=True)
+        assert served.content_type in (TEXT_KIND.content_type, OPENMETRICS_KIND.content_type)
+        clock.now += exposition_module.STALE / 2000
+    assert exposition.renders == renders
+    clock.now += exposition_module.STALE
+    for accept in ROTATING_ACCEPTS:
+        assert b"things_total 1000.0" in gunzip((await exposition.serve(accept, gzip=True)).body)
+    assert exposition.renders == renders + 1
+
+
+async def test_with_nobody_scraping_changes_cost_no_render() -> None:
+    """Logic (injected clock): changes with nobody asking render nothing (an idle daemon
+    renders nothing); the next scrape, more than STALE after them, renders the board as it is
+    and waits for it."""
+    clock = Clock()
+    counter, exposition = counter_exposition(clock)
+    await exposition.serve(TEXT)
+    renders = exposition.renders
     for _ in range(100):
         counter.inc()
         exposition.changed()
-    assert not exposition._due()
-    await exposition.settled()
+        clock.now += 1
+    await asyncio.sleep(0.05)
     assert exposition.renders == renders
-    clock.now += exposition_module.STALE + 0.1
-    assert b"things_total 100.0" in exposition.serve(TEXT, scraper="prometheus").body
+    assert b"things_total 100.0" in (await exposition.serve(TEXT)).body
     assert exposition.renders == renders + 1 and exposition.scrape_renders == 2
 
 
 async def test_a_scrape_serves_every_change_older_than_stale() -> None:
-    """Logic (injected clock, a running loop): an ask nobody predicted (a curl) may get a board
-    that misses changes younger than STALE, never one older: then the scrape renders."""
+    """Logic (injected clock): a scrape may get a board that misses changes younger than
+    STALE (and starts a render for the next one, unless one started within STALE), never one
+    older: then it waits for a render."""
     clock = Clock()
     counter, exposition = counter_exposition(clock)
-    assert b"things_total 0.0" in exposition.serve(TEXT, scraper="curl").body
+    assert b"things_total 0.0" in (await exposition.serve(TEXT)).body
     counter.inc()
     exposition.changed()
     clock.now += exposition_module.STALE / 2
-    assert b"things_total 0.0" in exposition.serve(TEXT, scraper="curl").body
-    assert exposition.scrape_renders == 1  # the first scrape's, of a format without bytes
+    assert b"things_total 0.0" in (await exposition.serve(TEXT)).body
+    assert exposition.renders == 1  # the first scrape's; the last render started < STALE ago
     clock.now += exposition_module.STALE
-    assert b"things_total 1.0" in exposition.serve(TEXT, scraper="curl").body
+    assert b"things_total 1.0" in (await exposition.serve(TEXT)).body
     assert exposition.scrape_renders == 2
 
 
-async def test_on_a_board_slow_to_render_the_bound_is_the_duty_gap(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """Logic (injected clock; perf_counter says each render took 0.1 s, so the duty gap is
-    4.9 s): a scrape may miss changes up to the gap old, never older, so that a flood of
-    scrapes on a big board renders at the duty bound rather than every STALE seconds."""
-    ticks = iter(range(10**6))
-    monkeypatch.setattr(exposition_module.time, "perf_counter", lambda: next(ticks) * 0.1)
+async def test_a_flood_finds_the_next_render_made_in_the_background() -> None:
+    """Logic (injected clock): a scraper asking often, changes pending but younger than STALE
+    and the last render older than STALE: the ask is served at once and starts a render in
+    the background, which the next ask gets without waiting."""
     clock = Clock()
     counter, exposition = counter_exposition(clock)
-    exposition.serve(TEXT, scraper="flood")  # renders: 0.1 s by perf_counter
-    gap = 0.1 * (1 - exposition_module.DUTY) / exposition_module.DUTY
+    await exposition.serve(TEXT)
+    clock.now += exposition_module.STALE
     counter.inc()
     exposition.changed()
-    clock.now += gap - 0.1
-    assert b"things_total 0.0" in exposition.serve(TEXT, scraper="curl").body
-    clock.now += 0.2
-    assert b"things_total 1.0" in exposition.serve(TEXT, scraper="curl").body
+    clock.now += exposition_module.STALE / 2
+    assert b"things_total 0.0" in (await exposition.serve(TEXT)).body
+    await asyncio.sleep(0.05)  # the background render finishes in the worker
+    assert exposition.renders == 2 and exposition.scrape_renders == 1
+    assert b"things_total 1.0" in (await exposition.serve(TEXT)).body
+    assert exposition.renders == 2
 
 
-def test_cadence_plans_a_render_just_before_each_scrapers_next_ask() -> None:
-    """Logic: two Prometheus replicas every 15 s, 5 s apart. The render for the next ask comes
-    `lead` before it, once: after it started, the plan moves to the other replica's ask, then
-    to the next round. A scraper seen once has no cadence; one that missed two asks is gone."""
-    cadence, lead = exposition_module.Cadence(), 0.3
-    for t in (0.0, 15.0):
-        cadence.asked("a", t)
-        cadence.asked("b", t + 5)
-    cadence.asked("curl", 21.0)
-    now = 21.0
-    assert cadence.next_render(now, rendered_at=20.0, lead=lead) == 30 - lead
-    assert cadence.next_render(now, rendered_at=30 - lead, lead=lead) == 35 - lead
-    assert cadence.next_render(now, rendered_at=35 - lead, lead=lead) == 45 - lead
-    now = 20 + 2 * 15 + exposition_module.STALE + 0.1  # b gone; a too (its last ask was at 15)
-    assert cadence.next_render(now, rendered_at=35 - lead, lead=lead) is None
-    cadence.asked("a", now)  # back: seen once again, no cadence yet
-    assert cadence.next_render(now, rendered_at=35 - lead, lead=lead) is None
+async def test_a_change_during_a_render_is_rendered_before_a_flood_must_wait() -> None:
+    """Logic (injected clock): a render that takes 50 ms, a change landing while it runs. The
+    flood's background render comes STALE less that render's time after it started, so the
+    change is rendered before it is STALE old and no scrape of the flood waits for it."""
+    clock = Clock()
+    counter, exposition = counter_exposition(clock)
+    first = asyncio.ensure_future(exposition.serve(TEXT))
+    for _ in range(2):  # the scrape starts the render; the render takes its snapshot
+        await asyncio.sleep(0)
+    counter.inc()
+    exposition.changed()
+    clock.now += 0.05  # the render's time
+    assert b"things_total 0.0" in (await first).body
+    clock.now += exposition_module.STALE - 0.05 - 0.04  # the flood asks on
+    assert b"things_total 0.0" in (await exposition.serve(TEXT)).body
+    await asyncio.sleep(0.05)  # the background render it started finishes in the worker
+    clock.now += 0.1  # the change is now more than STALE old
+    assert b"things_total 1.0" in (await exposition.serve(TEXT)).body
+    assert exposition.renders == 2 and exposition.scrape_renders == 1
 
 
-@pytest.mark.usefixtures("still_process", "quick_renders")
-async def test_a_regular_scraper_gets_one_render_per_ask_made_before_it() -> None:
-    """Logic, real time (the loop's timers): a scraper every 1.5 s (longer than STALE) while
-    outcomes land every 50 ms. After the first two asks, every ask is served a background render
-    made just before it (no scrape renders; one render per ask, not one per outcome), and shows
-    the board as it was at most LEAD + a render before the ask. (Quick renders: under load a
-    render of this board took 30 ms, whose 2 % duty gap, 1.5 s, is the scraper's interval.)"""
+async def test_on_a_board_slow_to_render_renders_keep_within_duty() -> None:
+    """Logic (injected clock): renders that take 0.5 s (10,000 instruments) start no sooner
+    than nine render times apart, and a scrape may miss changes up to that gap and a render
+    old, never older: a flood on a big board renders at most DUTY of the time."""
+    clock = Clock()
+    counter, exposition = counter_exposition(clock)
+    first = asyncio.ensure_future(exposition.serve(TEXT))
+    for _ in range(2):
+        await asyncio.sleep(0)
+    clock.now += 0.5  # the render's time
+    await first
+    gap = 0.5 * (1 - exposition_module.DUTY) / exposition_module.DUTY
+    counter.inc()
+    exposition.changed()
+    clock.now += gap - 0.6  # changes pending, the last render started gap - 0.1 ago
+    assert b"things_total 0.0" in (await exposition.serve(TEXT)).body
+    await asyncio.sleep(0.05)
+    assert exposition.renders == 1  # none started before the gap
+    clock.now += 0.2  # the gap is past: the flood starts one in the background
+    assert b"things_total 0.0" in (await exposition.serve(TEXT)).body
+    await asyncio.sleep(0.05)
+    assert exposition.renders == 2 and exposition.scrape_renders == 1
+    assert b"things_total 1.0" in (await exposition.serve(TEXT)).body
+
+
+@pytest.mark.usefixtures("still_process")
+async def test_a_regular_scraper_gets_the_board_as_it_was_when_it_asked() -> None:
+    """Real time: a scraper every 0.3 s (longer than STALE here) while outcomes land every
+    20 ms and a flood of other clients rotates Accept headers and User-Agents: every one of
+    the scraper's asks shows a board from within STALE of the ask (the issue saw seconds)."""
     exporter = Exporter(make_generation())
-    exposition = exporter.exposition
     boards: list[tuple[float, bytes]] = []
     stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
 
     async def outcomes() -> None:
-        loop = asyncio.get_running_loop()
         step = 0
         while not stop.is_set():
             step += 1
             exporter.board.record(outcome("sessions_open", started_at=NOW + step))
             boards.append((loop.time(), exporter.expected(OPENMETRICS)))
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.02)
 
-    writer = asyncio.create_task(outcomes())
-    loop = asyncio.get_running_loop()
-    try:
-        for _ in range(2):
-            exposition.serve(OPENMETRICS, scraper="prometheus")
-            await asyncio.sleep(1.5)
-        scrape_renders, renders = exposition.scrape_renders, [exposition.renders]
-        for _ in range(4):
-            asked = loop.time()
-            body = exposition.serve(OPENMETRICS, scraper="prometheus").body
-            recent = [b for t, b in boards if t >= asked - 1.0]
-            assert body in recent, "the ask was served a board older than a second"
-            await asyncio.sleep(1.5)
-            renders.append(exposition.renders)
-    finally:
-        stop.set()
-        await writer
-    assert exposition.scrape_renders == scrape_renders
-    assert [b - a for a, b in itertools.pairwise(renders)] == [1, 1, 1, 1]
+    async def flood(client: test_utils.TestClient) -> None:  # type: ignore[type-arg]
+        step = 0
+        while not stop.is_set():
+            step += 1
+            accept = ROTATING_ACCEPTS[step % len(ROTATING_ACCEPTS)]
+            await scrape(client, accept, **{"User-Agent": f"scraper/{step}"})
+
+    async with http_client(exporter) as client:
+        tasks = [asyncio.create_task(outcomes()), asyncio.create_task(flood(client))]
+        try:
+            for _ in range(8):
+                await asyncio.sleep(0.3)
+                asked = loop.time()
+                body = await scrape(client, OPENMETRICS, **{"User-Agent": "Prometheus/2.53"})
+                # The board shown was still the board at `asked - STALE`: the one after it
+                # came later (or none has yet).
+                shown = max(i for i, (_t, board) in enumerate(boards) if board == body)
+                replaced = boards[shown + 1][0] if shown + 1 < len(boards) else float("inf")
+                assert replaced >= asked - exposition_module.STALE
+        finally:
+            stop.set()
+            await asyncio.gather(*tasks)
 
 
 async def test_a_dependency_flip_shows_at_the_next_scrape() -> None:
-    """Dependency health has no change hook: a scrape notices the flip and renders at once."""
+    """Dependency health has no change hook: a scrape notices the flip and waits for a render."""
     exporter = Exporter(make_generation())
     exposition = exporter.exposition
-    exposition.serve(TEXT)
+    await exposition.serve(TEXT)
     exporter.health.mark(Dependency.API, False)
-    assert b'runbook_dependency_up{dependency="api"} 0.0' in exposition.serve(TEXT).body
+    assert b'runbook_dependency_up{dependency="api"} 0.0' in (await exposition.serve(TEXT)).body
     exporter.health.mark(Dependency.API, True)
-    assert b'runbook_dependency_up{dependency="api"} 1.0' in exposition.serve(TEXT).body
+    assert b'runbook_dependency_up{dependency="api"} 1.0' in (await exposition.serve(TEXT)).body
 
 
 @pytest.mark.usefixtures("still_process")
-def test_a_market_transition_shows_at_the_next_scrape() -> None:
+async def test_a_market_transition_shows_at_the_next_scrape() -> None:
     """The market's next open and close have no change hook and no outcome tells of them: the
     first scrape after the close renders (the next close a week on), the ones after do not."""
     exporter = Exporter(make_generation(market_hours="fx"))
     exposition = exporter.exposition
-    before = exposition.serve(TEXT).body
+    before = (await exposition.serve(TEXT)).body
     renders = exposition.renders
-    assert exposition.serve(TEXT).body == before and exposition.renders == renders
+    assert (await exposition.serve(TEXT)).body == before and exposition.renders == renders
     market_transition(exporter)  # Friday 17:00 New York
-    after = exposition.serve(TEXT).body
+    after = (await exposition.serve(TEXT)).body
     assert exposition.renders == renders + 1 and after == exporter.expected(TEXT)
     closes = {
         body: next(
@@ -543,10 +660,10 @@ def test_a_market_transition_shows_at_the_next_scrape() -> None:
     }
     assert closes[before] == exporter.clock.now
     assert closes[after] == exporter.clock.now + 7 * 86_400
-    assert exposition.serve(TEXT).body == after and exposition.renders == renders + 1
+    assert (await exposition.serve(TEXT)).body == after and exposition.renders == renders + 1
 
 
-def test_live_families_are_read_per_scrape_at_most_every_live_max_age(
+async def test_live_families_are_read_per_scrape_at_most_every_live_max_age(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """What is registered after build_registry (the HTTP server's metrics) and the process
@@ -557,13 +674,13 @@ def test_live_families_are_read_per_scrape_at_most_every_live_max_age(
     exporter = Exporter(make_generation())
     connections = Counter("test_connections", "Connections", registry=exporter.registry)
     exposition = exporter.exposition
-    first = exposition.serve(OPENMETRICS).body
+    first = (await exposition.serve(OPENMETRICS)).body
     renders = exposition.renders
     connections.inc()
     now[0] += LIVE_MAX_AGE / 2
-    shared = exposition.serve(OPENMETRICS).body
+    shared = (await exposition.serve(OPENMETRICS)).body
     now[0] += LIVE_MAX_AGE
-    second = exposition.serve(OPENMETRICS).body
+    second = (await exposition.serve(OPENMETRICS)).body
     assert exposition.renders == renders
     assert b"test_connections_total 0.0" in first and shared == first
     assert b"test_connections_total 1.0" in second
@@ -573,25 +690,67 @@ def test_live_families_are_read_per_scrape_at_most_every_live_max_age(
     assert names[-1] == "test_connections"
 
 
+def lines_of(body: bytes) -> list[bytes]:
+    """A body's lines, sorted: a restricted registry's families come in a set's order."""
+    return sorted(body.splitlines())
+
+
+@pytest.mark.parametrize("accept", [TEXT, OPENMETRICS])
 @pytest.mark.usefixtures("still_process")
-def test_names_restrict_the_families_as_prometheus_client_does() -> None:
-    """?name[]=... is rendered then, from the registry."""
+async def test_names_restrict_the_families_as_prometheus_client_does(
+    accept: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """?name[]=... is filtered from the last render's families and the live ones: the families
+    prometheus_client's restricted registry gives, whole families or single sample names
+    (a histogram's _count), from the board and from the live part."""
+    monkeypatch.setattr(exposition_module, "FILTERED_PER_SECOND", 1e9)
     exporter = Exporter(make_generation())
-    names = ["runbook_check_ok", "process_open_fds"]
-    served = exporter.exposition.serve(TEXT, names=names)
-    assert served.body == generate_latest(exporter.registry.restricted_registry(names))
+    record_outcome(exporter)
+    for names in (
+        ["runbook_check_ok", "process_open_fds"],
+        ["runbook_check_duration_seconds_count"],
+        ["runbook_freshness_last_update_timestamp_seconds", "no_such_metric"],
+    ):
+        served = await exporter.exposition.serve(accept, names=names)
+        expected = RENDER[accept](exporter.registry.restricted_registry(names))
+        assert not served.gzipped
+        assert lines_of(served.body) == lines_of(expected), names
 
 
 @pytest.mark.usefixtures("still_process")
-def test_a_plain_registry_is_rendered_whole_on_every_scrape() -> None:
+async def test_new_filterings_beyond_the_rate_are_refused_repeated_ones_served(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Logic (the exposition's clock held still): names from the wire cost a filtering each: a
+    burst of new ones gets Busy (429 over HTTP, with Retry-After) beyond FILTERED_PER_SECOND;
+    names already filtered since the last render are served again without filtering."""
+    monkeypatch.setattr(exposition_module.time, "monotonic", lambda: 1000.0)
+    exporter = Exporter(make_generation())
+    exposition = exporter.exposition
+    await exposition.serve(TEXT, names=["runbook_check_ok"])
+    again = await exposition.serve(TEXT, names=["runbook_check_ok"])
+    assert b"runbook_check_ok" in again.body
+    with pytest.raises(Busy) as busy:
+        await exposition.serve(TEXT, names=["runbook_check_expected"])
+    assert busy.value.retry_after == pytest.approx(1 / exposition_module.FILTERED_PER_SECOND)
+    async with (
+        http_client(exporter) as client,
+        client.get("/metrics", params={"name[]": "runbook_check_status"}) as response,
+    ):
+        assert response.status == 429
+        assert response.headers["Retry-After"] == "1"
+
+
+@pytest.mark.usefixtures("still_process")
+async def test_a_plain_registry_is_rendered_whole_on_every_scrape() -> None:
     """A registry not built by build_registry: nothing stored, every scrape renders it."""
     registry = CollectorRegistry()
     counter = Counter("things", "Things", registry=registry)
     exposition = exposition_of(registry)
     counter.inc()
-    assert exposition.serve(TEXT).body == generate_latest(registry)
+    assert (await exposition.serve(TEXT)).body == generate_latest(registry)
     counter.inc()
-    assert exposition.serve(TEXT).body == generate_latest(registry)
+    assert (await exposition.serve(TEXT)).body == generate_latest(registry)
 
 
 class Flaky(Collector):
@@ -605,21 +764,23 @@ class Flaky(Collector):
         yield GaugeMetricFamily("flaky", "A gauge", value=1)
 
 
-def test_a_failing_render_fails_the_scrape_as_before() -> None:
-    """A collector that raises fails the scrape (prometheus_client's handler answered 500 too);
-    the next render that works is served."""
+async def test_a_failing_render_fails_the_scrape_as_before() -> None:
+    """A collector that raises fails the scrape that waits for its render (prometheus_client's
+    handler answered 500 too); the next render that works is served."""
+    clock = Clock()
     registry = ExposedRegistry()
     flaky = Flaky()
     registry.register(flaky)
     registry.store_registered()
-    exposition = registry.exposition
-    assert exposition.serve(TEXT).body.startswith(b"# HELP flaky A gauge\n")
+    exposition = exposition_module.Exposition(registry, clock=clock)
+    assert (await exposition.serve(TEXT)).body.startswith(b"# HELP flaky A gauge\n")
     flaky.broken = True
     exposition.changed()
+    clock.now += 2 * exposition_module.STALE
     with pytest.raises(RuntimeError):
-        exposition.serve(TEXT)
+        await exposition.serve(TEXT)
     flaky.broken = False
-    assert exposition.serve(TEXT).body == generate_latest(registry)
+    assert (await exposition.serve(TEXT)).body == generate_latest(registry)
 
 
 _NAMES = st.sampled_from(["up", "a_b", "runbook_x", "x:y", "é_metric", "_", "9lives", "a.b"])
@@ -661,7 +822,7 @@ def test_the_fast_openmetrics_encoder_writes_what_prometheus_client_writes(
 ) -> None:
     """Names that need escaping, quotes, backslashes and newlines in help and label values,
     units, timestamps, exemplars, NaN and infinities: the same bytes, or the same error."""
-    collector = exposition_module._Families(families)
+    collector = Families(families)
     try:
         expected: bytes | type[BaseException] = generate_openmetrics(collector, escaping=escaping)
     except (ValueError, TypeError) as err:
@@ -673,14 +834,21 @@ def test_the_fast_openmetrics_encoder_writes_what_prometheus_client_writes(
     assert got == expected
 
 
-def test_prometheus_negotiates_the_fast_encoder() -> None:
-    """What Prometheus sends selects fast_openmetrics; other versions and escapings do not."""
+def test_every_accept_header_is_negotiated_to_one_of_two_kinds() -> None:
+    """What Prometheus sends gets OpenMetrics 1.0.0 by the fast encoder; every OpenMetrics
+    version and escaping gets the same (said so in the Content-Type: the registry's names are
+    all legacy, so no escaping would change them but dots'); text in any version, 0.0.4."""
     prometheus = (  # Prometheus 2.x's scrape Accept header
         "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;"
         "q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
     )
-    encoder, content_type = exposition_module.choose_encoder(prometheus)
-    assert getattr(encoder, "func", None) is fast_openmetrics
-    assert content_type.startswith("application/openmetrics-text; version=1.0.0")
-    dots = "application/openmetrics-text;version=1.0.0;escaping=dots"
-    assert getattr(exposition_module.choose_encoder(dots)[0], "func", None) is not fast_openmetrics
+    assert negotiate(prometheus) is OPENMETRICS_KIND
+    assert OPENMETRICS_KIND.content_type.endswith(
+        "version=1.0.0; charset=utf-8; escaping=underscores"
+    )
+    for accept in ROTATING_ACCEPTS:
+        kind = negotiate(accept)
+        om = accept.startswith("application/openmetrics-text")
+        assert kind is (OPENMETRICS_KIND if om else TEXT_KIND), accept
+    assert negotiate("application/openmetrics-text;version=0.0.1") is TEXT_KIND
+    assert {negotiate(a) for a in ROTATING_ACCEPTS} == {TEXT_KIND, OPENMETRICS_KIND}

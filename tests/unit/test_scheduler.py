@@ -3,22 +3,26 @@ cadence kept across wall-clock steps."""
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import random
 import time
 from datetime import UTC
+from pathlib import Path
 
 import pytest
 from apscheduler.events import EVENT_JOB_MISSED, JobEvent
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 from prometheus_client import CollectorRegistry
 from structlog.testing import capture_logs
 
+import quantops_exporter
 from quantops_exporter.board import Board
 from quantops_exporter.checks.base import CheckContext
 from quantops_exporter.checks.verdict import Reason, Status, Verdict
 from quantops_exporter.metrics import SchedulerMetrics
-from quantops_exporter.scheduler import CheckScheduler, ClockStepWatch, SteadyAsyncIOScheduler
+from quantops_exporter.scheduler import CheckScheduler, ClockStepWatch, SteadyJobStore
 from tests.conftest import patience
 from tests.factories import make_check, make_ctx
 
@@ -186,11 +190,12 @@ async def test_a_step_back_found_by_the_watchdog_keeps_the_cadence() -> None:
     assert registry.get_sample_value("quantops_exporter_clock_steps_total") == 1
 
 
-async def test_a_step_found_by_process_jobs_neither_drops_nor_doubles_runs() -> None:
-    """No watchdog (period of an hour): the step is found when `_process_jobs` next runs, before
-    it reads the clock. Moved back an hour, the job is an hour overdue: one coalesced run, none
-    missed, then its cadence. Moved forward an hour, it is at most one interval away, not frozen
-    (the clamp: the scheduler's times may have been in the new frame already)."""
+async def test_a_step_found_when_the_store_is_asked_for_due_jobs_keeps_every_run() -> None:
+    """No watchdog: the step is found when the scheduler next asks the job store for the jobs
+    due (right after it read its clock). Moved back an hour, the job is an hour overdue: one
+    coalesced run, none missed, then its cadence. Moved forward an hour, it is at most one
+    interval away, not frozen (the clamp: the scheduler's times may have been in the new frame
+    already)."""
     runs = 0
     missed: list[JobEvent] = []
     steps: list[float] = []
@@ -200,9 +205,8 @@ async def test_a_step_found_by_process_jobs_neither_drops_nor_doubles_runs() -> 
         runs += 1
 
     clock = SteppedClock()
-    scheduler = SteadyAsyncIOScheduler(
-        timezone=UTC, on_step=steps.append, watch=ClockStepWatch(wall=clock), period=3600
-    )
+    store = SteadyJobStore(on_step=steps.append, watch=ClockStepWatch(wall=clock))
+    scheduler = AsyncIOScheduler(timezone=UTC, jobstores={"default": store})
     scheduler.add_job(
         job, IntervalTrigger(seconds=0.2, timezone=UTC), coalesce=True, misfire_grace_time=1
     )
@@ -223,3 +227,17 @@ async def test_a_step_found_by_process_jobs_neither_drops_nor_doubles_runs() -> 
         await asyncio.sleep(0)
     assert steps == [pytest.approx(-3600, abs=0.1), pytest.approx(3600, abs=0.1)]
     assert not missed
+
+
+def test_the_package_uses_no_private_apscheduler_name() -> None:
+    """Scheduling goes through APScheduler's documented interfaces: no attribute of theirs with
+    a leading underscore is read or written anywhere in the package."""
+    private = {"_process_jobs", "_eventloop", "_jobstores", "_jobstores_lock", "_modify"}
+    found = []
+    for path in Path(quantops_exporter.__file__).parent.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Attribute) and node.attr in private:
+                found.append(f"{path.name}:{node.lineno} {node.attr}")
+            if isinstance(node, ast.FunctionDef) and node.name in private:
+                found.append(f"{path.name}:{node.lineno} def {node.name}")
+    assert not found
