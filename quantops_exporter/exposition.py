@@ -254,14 +254,16 @@ class Exposition:
         or, on a board slow to render, what keeps renders within DUTY of the time."""
         return max(STALE - self._took, self._took * (1 - DUTY) / DUTY)
 
-    def _bound(self) -> float:
-        """The age of the oldest change a scrape may miss: STALE, or on a board slow to
-        render the duty gap and a render (10,000 instruments: ~5 s)."""
+    @property
+    def staleness_bound(self) -> float:
+        """The age of the oldest change a scrape may miss now: STALE, or on a board slow to
+        render (a big one, or a busy machine) the duty gap and a render (10,000 instruments:
+        ~5 s)."""
         return max(STALE, self._gap() + self._took)
 
     def _too_stale(self) -> bool:
         since = self._pending_since
-        return since is not None and self._clock() - since > self._bound()
+        return since is not None and self._clock() - since > self.staleness_bound
 
     def _in_flight(self) -> bool:
         return self._rendering is not None and not self._rendering.done()

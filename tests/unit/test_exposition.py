@@ -589,7 +589,9 @@ async def test_on_a_board_slow_to_render_renders_keep_within_duty() -> None:
 async def test_a_regular_scraper_gets_the_board_as_it_was_when_it_asked() -> None:
     """Real time: a scraper every 0.3 s (longer than STALE here) while outcomes land every
     20 ms and a flood of other clients rotates Accept headers and User-Agents: every one of
-    the scraper's asks shows a board from within STALE of the ask (the issue saw seconds)."""
+    the scraper's asks shows a board from within the staleness bound of the ask: STALE, or
+    more when renders take long (a loaded machine), as the exposition says at the ask (the
+    issue saw seconds of a 1 s bound)."""
     exporter = Exporter(make_generation())
     boards: list[tuple[float, bytes]] = []
     stop = asyncio.Event()
@@ -615,13 +617,13 @@ async def test_a_regular_scraper_gets_the_board_as_it_was_when_it_asked() -> Non
         try:
             for _ in range(8):
                 await asyncio.sleep(0.3)
-                asked = loop.time()
+                asked, bound = loop.time(), exporter.exposition.staleness_bound
                 body = await scrape(client, OPENMETRICS, **{"User-Agent": "Prometheus/2.53"})
-                # The board shown was still the board at `asked - STALE`: the one after it
+                # The board shown was still the board at `asked - bound`: the one after it
                 # came later (or none has yet).
                 shown = max(i for i, (_t, board) in enumerate(boards) if board == body)
                 replaced = boards[shown + 1][0] if shown + 1 < len(boards) else float("inf")
-                assert replaced >= asked - exposition_module.STALE
+                assert replaced >= asked - bound, (asked - replaced, bound)
         finally:
             stop.set()
             await asyncio.gather(*tasks)
