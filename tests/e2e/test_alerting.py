@@ -9,6 +9,7 @@ diagnosis it causes."""
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,33 @@ from tests.e2e.conftest import CADENCE, binary, serving_exporter, spawn, stop, u
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("alerting")]
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "deploy/prometheus/rules/quantops-runbook.rules.yml"
+# These tests are about which alerts fire, once, and resolve, not about how long each waits:
+# they run on copies of the rules whose every `for:` is QUICKER times shorter, HOLD_MIN to
+# HOLD_MAX seconds (the shipped durations have their own promtool cases in tests/deploy).
+QUICKER, HOLD_MIN, HOLD_MAX = 6, 5, 20
+
+
+def quickened(rules: Path, into: Path) -> Path:
+    """A copy of `rules` in `into` with every alert's `for:` shortened (see QUICKER)."""
+    document = yaml.safe_load(rules.read_text())
+    for group in document["groups"]:
+        for rule in group["rules"]:
+            if "alert" in rule and seconds(rule.get("for", "0s")):
+                held = seconds(rule["for"]) // QUICKER
+                rule["for"] = f"{min(HOLD_MAX, max(HOLD_MIN, held))}s"
+    copy = into / f"quick-{rules.name}"
+    copy.write_text(yaml.safe_dump(document, sort_keys=False))
+    return copy
+
+
+def seconds(duration: str) -> int:
+    """The seconds of a Prometheus duration such as `90s`, `5m`, `1h`, `1h30m`."""
+    units = {"s": 1, "m": 60, "h": 3600}
+    found = re.fullmatch(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?", duration)
+    assert found and duration, f"not a duration this test reads: {duration!r}"
+    return sum(int(n or 0) * units[u] for n, u in zip(found.groups(), "hms", strict=True))
+
+
 ALERTMANAGER_CONFIG = ROOT / "deploy/alertmanager/alertmanager.yml"
 
 
@@ -53,8 +81,8 @@ async def alertmanager(tmp_path: Path) -> AsyncIterator[str]:
 
 @pytest.fixture
 async def prometheus(tmp_path: Path, exporter: int, alertmanager: str) -> AsyncIterator[str]:
-    """Real Prometheus with the shipped rules; only the intervals are shortened."""
-    async for url in _prometheus(tmp_path, exporter, alertmanager, RULES):
+    """Real Prometheus with the shipped rules, `for:` and intervals shortened."""
+    async for url in _prometheus(tmp_path, exporter, alertmanager, quickened(RULES, tmp_path)):
         yield url
 
 
@@ -166,7 +194,7 @@ async def test_fault_pages_once_resolves_and_a_closed_market_stays_silent(
             30,
             "manifold_freshness not expected while closed",
         )
-        await asyncio.sleep(40)  # longer than the alert's 30 s `for:`
+        await asyncio.sleep(HOLD_MAX + 5)  # longer than any alert's `for:`
         assert await active_alerts(http, alertmanager) == []
         assert await query(http, prometheus, 'ALERTS{alertname=~"SepRunbook.*"}') == []
 
@@ -197,7 +225,9 @@ async def generated_prometheus(
     )
     assert deploykit(["--deploy-dir", str(tmp_path / "deploy"), "--env-file", str(env)]) == 0
     rules = tmp_path / "deploy/prometheus/rules/quantops-runbook.rules.yml"
-    async for url in _prometheus(tmp_path, quick_exporter, alertmanager, rules):
+    async for url in _prometheus(
+        tmp_path, quick_exporter, alertmanager, quickened(rules, tmp_path)
+    ):
         yield url
 
 
@@ -228,7 +258,7 @@ async def test_one_cause_is_one_page(
         )
         await sim.set_scenario(Scenario.API_GARBAGE)
         await until(lambda: _names(http, alertmanager), 120, "CannotRead in Alertmanager")
-        await asyncio.sleep(15)  # nothing else follows
+        await asyncio.sleep(HOLD_MAX + 5)  # nothing else follows
         (alert,) = await _pages(http, alertmanager)
         assert alert["labels"]["alertname"] == "SepRunbookCannotRead"
         assert alert["labels"]["dependency"] == "api,stack_metrics"
@@ -255,5 +285,5 @@ async def test_one_cause_is_one_page(
             "the diagnosis failing at the kill switch step",
         )
         await until(lambda: _names(http, alertmanager), 90, "KillSwitch in Alertmanager")
-        await asyncio.sleep(40)  # longer than FlatWhileGatesGreen's 30 s `for:`
+        await asyncio.sleep(HOLD_MAX + 5)  # longer than FlatWhileGatesGreen's `for:`
         assert await _names(http, alertmanager) == ["SepRunbookKillSwitch"]
