@@ -133,14 +133,25 @@ async def query(http: aiohttp.ClientSession, prometheus: str, expr: str) -> list
     return list(body["data"]["result"])
 
 
+# The one alert about this process itself rather than the stack: an in-process exporter on a
+# loaded CI host rightly misses runs (issue 19 saw 22 of them), which is not what these tests
+# judge. Every other alert counts, tickets included.
+LOAD_TICKETS = frozenset({"SepRunbookSchedulerMissingRuns"})
+
+
 async def active_alerts(http: aiohttp.ClientSession, alertmanager: str) -> list[dict[str, Any]]:
-    """Alertmanager's active, unsilenced, uninhibited alerts from our rules."""
+    """Alertmanager's active, unsilenced, uninhibited alerts from our rules (but LOAD_TICKETS)."""
     async with http.get(
         f"{alertmanager}/api/v2/alerts",
         params={"active": "true", "silenced": "false", "inhibited": "false"},
     ) as response:
         alerts = await response.json()
-    return [a for a in alerts if a["labels"]["alertname"].startswith("SepRunbook")]
+    return [
+        a
+        for a in alerts
+        if a["labels"]["alertname"].startswith("SepRunbook")
+        and a["labels"]["alertname"] not in LOAD_TICKETS
+    ]
 
 
 async def test_fault_pages_once_resolves_and_a_closed_market_stays_silent(
@@ -196,7 +207,13 @@ async def test_fault_pages_once_resolves_and_a_closed_market_stays_silent(
         )
         await asyncio.sleep(HOLD_MAX + 5)  # longer than any alert's `for:`
         assert await active_alerts(http, alertmanager) == []
-        assert await query(http, prometheus, 'ALERTS{alertname=~"SepRunbook.*"}') == []
+        load = "|".join(LOAD_TICKETS)
+        assert (
+            await query(
+                http, prometheus, f'ALERTS{{alertname=~"SepRunbook.*",alertname!~"{load}"}}'
+            )
+            == []
+        )
 
 
 async def _count_is(http: aiohttp.ClientSession, prometheus: str, expr: str, count: int) -> bool:
@@ -232,9 +249,7 @@ async def generated_prometheus(
 
 
 async def _pages(http: aiohttp.ClientSession, alertmanager: str) -> list[dict[str, Any]]:
-    """The active pages. Tickets about the exporter itself (SchedulerMissingRuns when a loaded
-    CI host stalls this process for a second, with every check running every two seconds) are not
-    what this test is about."""
+    """The active pages: what this test judges (one cause, one page)."""
     alerts = await active_alerts(http, alertmanager)
     return [a for a in alerts if a["labels"]["severity"] == "page"]
 
