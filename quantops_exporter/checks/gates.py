@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from quantops_exporter.checks.base import CheckContext, with_unconfigured
+from quantops_exporter.checks.base import CheckContext, from_valkey, with_unconfigured
 from quantops_exporter.checks.freshness import GATES_BLOB_KEY
 from quantops_exporter.checks.parsing import as_decimal, as_object
 from quantops_exporter.checks.thresholds import Thresholds
@@ -140,13 +140,14 @@ async def check_gates_eligible(ctx: CheckContext) -> Verdict:
 async def check_gates_sanity(ctx: CheckContext) -> Verdict:
     """Repetition counts and hazards in `opt:rolling:gates_blob` are sane."""
     read = await ctx.valkey.get(GATES_BLOB_KEY)
-    if read.wrong_type:
-        raise WrongType(f"{GATES_BLOB_KEY} is not a STRING")
-    if read.missing:
-        return fail(Reason.MISSING, f"{GATES_BLOB_KEY} is missing")
-    return judge_gates_sanity(
-        decode_json(read.value, GATES_BLOB_KEY), ctx.instruments, ctx.thresholds
-    )
+    with from_valkey(GATES_BLOB_KEY):
+        if read.wrong_type:
+            raise WrongType(f"{GATES_BLOB_KEY} is not a STRING")
+        if read.missing:
+            return fail(Reason.MISSING, f"{GATES_BLOB_KEY} is missing")
+        return judge_gates_sanity(
+            decode_json(read.value, GATES_BLOB_KEY), ctx.instruments, ctx.thresholds
+        )
 
 
 async def check_span_integrity(ctx: CheckContext) -> Verdict:

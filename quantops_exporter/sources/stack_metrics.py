@@ -9,9 +9,9 @@ from dataclasses import dataclass
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from quantops_exporter.sources.errors import BadPayload
+from quantops_exporter.sources.errors import BadPayload, reading
 from quantops_exporter.sources.health import Dependency
-from quantops_exporter.sources.http import HttpReader
+from quantops_exporter.sources.http import HttpReader, endpoint_of
 from quantops_exporter.trace import capturing
 
 # Checks whose cadences divide each other run at the same moments: a scrape this recent serves them.
@@ -121,4 +121,6 @@ class StackMetricsReader:
                 self._shared = None
 
     async def _get(self) -> StackMetrics:
-        return parse_exposition(await self._http.get_text(Dependency.STACK_METRICS, self._url))
+        text = await self._http.get_text(Dependency.STACK_METRICS, self._url)
+        with reading(Dependency.STACK_METRICS, endpoint_of(self._url)):
+            return parse_exposition(text)
