@@ -45,6 +45,8 @@ here; tests/deploy/test_artifacts.py keeps a warm-up, a holiday and an HA case f
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -52,6 +54,7 @@ from math import ceil
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from quantops_exporter.checks.allocation import HEALTH_PATH, STATUS_PATH, WEIGHTS_KEY
 from quantops_exporter.checks.base import Check
 from quantops_exporter.checks.catalog import (
     CHECKS,
@@ -61,8 +64,24 @@ from quantops_exporter.checks.catalog import (
     section_checks,
 )
 from quantops_exporter.checks.diagnosis import PROCEDURE, Step
-from quantops_exporter.checks.freshness import freshness_limits
+from quantops_exporter.checks.freshness import (
+    GATES_BLOB_KEY,
+    MANIFOLD_KEY,
+    SIGNAL_INDEX_KEY,
+    freshness_limits,
+)
+from quantops_exporter.checks.kill_switch import KILL_SWITCH_KEY, KILL_SWITCH_PATH
+from quantops_exporter.checks.pricing import PRICING_PATH
+from quantops_exporter.checks.risk import (
+    ACCOUNT_PATH,
+    ALLOCATION_STATUS_PATH,
+    BUDGET_KEY,
+    POSITIONS_PATH,
+)
 from quantops_exporter.checks.thresholds import PREOPEN_READY_WITHIN_SECONDS, Thresholds
+from quantops_exporter.checks.trading import TRADING_MODE_PATH
+from quantops_exporter.checks.warmup import CANDLES_PATH
+from quantops_exporter.deploykit.notation import compress, expand, seconds
 from quantops_exporter.deploykit.rules import (
     ALERTS,
     DEFAULT_JOB,
@@ -86,7 +105,11 @@ from quantops_exporter.sources.health import Dependency
 INSTANCE = "quantops:9110"
 REPLICAS = ("quantops-a:9110", "quantops-b:9110")
 JOB = {"job": DEFAULT_JOB}
-EXPORTER_URL = f"{DEFAULT_RUNBOOK_URL}#{Anchor.PRE_OPEN.value}"
+PRE_OPEN_URL = f"{DEFAULT_RUNBOOK_URL}#{Anchor.PRE_OPEN.value}"
+WEEKEND_URL = f"{DEFAULT_RUNBOOK_URL}#{Anchor.WEEKEND.value}"
+# An expected runbook_url that depends on the market at the evaluation (rules.runbook_link):
+# `_test` puts the Weekend section while the case's market is closed or warming up, else this.
+BY_MARKET = "<by the market>"
 SPAN = 60  # samples per series (at 1 m: an hour)
 FLAT = f"1x{SPAN}"
 ZERO = f"0x{SPAN}"
@@ -116,6 +139,46 @@ FAULT_REASON: Mapping[str, str] = {
 }
 
 
+# What each check reads, first what its typical read error names (runbook_check_unreadable):
+# an endpoint's path, or a Valkey key with the first configured instrument.
+READS: Mapping[str, tuple[tuple[Dependency, str], ...]] = {
+    "valkey_ping": ((Dependency.VALKEY, "PING"),),
+    "kill_switch": ((Dependency.API, KILL_SWITCH_PATH), (Dependency.VALKEY, KILL_SWITCH_KEY)),
+    "trading_mode": ((Dependency.API, TRADING_MODE_PATH),),
+    "manifold_freshness": ((Dependency.VALKEY, MANIFOLD_KEY.format(instrument="EUR_USD")),),
+    "signal_freshness": ((Dependency.VALKEY, SIGNAL_INDEX_KEY.format(instrument="EUR_USD")),),
+    "gates_blob_freshness": ((Dependency.VALKEY, GATES_BLOB_KEY),),
+    "gates_eligible": ((Dependency.STACK_METRICS, "/metrics"),),
+    "gates_sanity": ((Dependency.VALKEY, GATES_BLOB_KEY),),
+    "sessions_open": (),
+    "margin_utilisation": ((Dependency.API, ACCOUNT_PATH),),
+    "allocator_topk": ((Dependency.STACK_METRICS, "/metrics"),),
+    "position_caps": ((Dependency.API, POSITIONS_PATH), (Dependency.VALKEY, BUDGET_KEY)),
+    "allocator_cadence": ((Dependency.ALLOCATOR, STATUS_PATH),),
+    "span_integrity": ((Dependency.STACK_METRICS, "/metrics"),),
+    "allocation_status": (
+        (Dependency.API, ALLOCATION_STATUS_PATH),
+        (Dependency.STACK_METRICS, "/metrics"),
+    ),
+    "candles": ((Dependency.API, CANDLES_PATH),),
+    "allocator_health": ((Dependency.ALLOCATOR, STATUS_PATH), (Dependency.API, HEALTH_PATH)),
+    "alloc_budget": ((Dependency.VALKEY, BUDGET_KEY),),
+    "allocation_weights": ((Dependency.VALKEY, WEIGHTS_KEY),),
+    "spread_guard": ((Dependency.API, PRICING_PATH),),
+    "no_positions_diagnosis": (
+        (Dependency.API, POSITIONS_PATH),
+        (Dependency.STACK_METRICS, "/metrics"),
+        (Dependency.VALKEY, BUDGET_KEY),
+    ),
+    "exposure_within_cap": ((Dependency.API, ACCOUNT_PATH),),
+}
+
+
+def first_read(check: Check, *among: Dependency) -> tuple[Dependency, str]:
+    """What `check` reads first (of `among`, when given): what its read error names."""
+    return next(r for r in READS[check.name] if not among or r[0] in among)
+
+
 def _series(name: str, values: str, instance: str = INSTANCE, **labels: str) -> Series:
     inner = ",".join(f'{k}="{v}"' for k, v in {**labels, "instance": instance, **JOB}.items())
     return {"series": f"{name}{{{inner}}}", "values": values}
@@ -138,8 +201,10 @@ def check_state(
     expected: str = FLAT,
     enabled: str = FLAT,
     instance: str = INSTANCE,
+    unreadable: Sequence[tuple[Dependency, str]] = (),
 ) -> list[Series]:
-    """One check's exported state: `status` (fail or error) as `values`, with `reason`."""
+    """One check's exported state: `status` (fail or error) as `values`, with `reason`; in
+    error, the (dependency, item) pairs it names as unreadable (runbook_check_unreadable)."""
     other = "error" if status == "fail" else "fail"
     name = check.name
     return [
@@ -148,7 +213,39 @@ def check_state(
         _series("runbook_check_expected", expected, instance, check=name),
         _series("runbook_check_enabled", enabled, instance, check=name),
         _series("runbook_check_failure_reason", values, instance, check=name, reason=reason),
+        *[
+            _series(
+                "runbook_check_unreadable",
+                _while_one(values),  # exported only while it could not read
+                instance,
+                check=name,
+                dependency=dependency.value,
+                item=item,
+                reason=reason,
+            )
+            for dependency, item in unreadable
+        ],
     ]
+
+
+def exporter_target(values: str = FLAT, instance: str = INSTANCE) -> list[Series]:
+    """An exporter target: Prometheus's `up` as `values`, and quantops_exporter_build_info
+    while it is scraped (its samples stop at a failed scrape)."""
+    return [
+        _series("up", values, instance),
+        _series(
+            "quantops_exporter_build_info",
+            _while_one(values),
+            instance,
+            version="test",
+            revision="test",
+        ),
+    ]
+
+
+def _while_one(values: str) -> str:
+    """1 at each sample where `values` is 1, no sample elsewhere."""
+    return compress([1.0 if v == 1.0 else None for v in expand(values)])
 
 
 def dependencies_up(
@@ -165,6 +262,7 @@ def expected_check_alert(
 ) -> dict[str, Any]:
     """The check's alert as the rule should render it, by substitution on the spec."""
     spec = ALERTS[check.name]
+    link = BY_MARKET if spec.weekend else f"{DEFAULT_RUNBOOK_URL}#{check.anchor}"
     description = (
         f"{spec.summary} ({check.runbook}). Reason: {reason}. {spec.remedy} Seen by "
         f"{', '.join(seen)}; the check's summary at /api/v1/checks says more."
@@ -181,25 +279,39 @@ def expected_check_alert(
         "exp_annotations": {
             "summary": spec.summary,
             "description": description,
-            "runbook_url": f"{DEFAULT_RUNBOOK_URL}#{check.anchor}",
+            "runbook_url": link,
             "severity_reason": spec.why,
         },
     }
 
 
-def expected_cannot_read(dependency: str, blind: Iterable[tuple[str, str]]) -> dict[str, Any]:
-    """CannotRead for `dependency` (a depends_on value), listing (check, reason) pairs."""
-    listed = ", ".join(f"{check} ({reason})" for check, reason in sorted(blind))
+def expected_cannot_read(
+    dependency: str,
+    blind: Iterable[tuple[str, str]],
+    unreadable: Iterable[tuple[str, str, str]] = (),
+) -> dict[str, Any]:
+    """CannotRead for `dependency` (a dependency, a server's or a set's comma list), listing
+    the blind (check, reason) pairs; `unreadable` are the (item, reason, check) the checks
+    named, the summary's subject (the blind checks naming nothing follow, as check (reason))."""
+    blind = sorted(blind)
+    located = sorted(unreadable)
+    named = {check for _item, _reason, check in located}
+    things = []
+    for item, reason in dict.fromkeys((item, reason) for item, reason, _check in located):
+        checks = sorted(c for i, r, c in located if (i, r) == (item, reason))
+        things.append(f"{item} ({reason}) for {', '.join(checks)}")
+    things += [f"{check} ({reason})" for check, reason in blind if check not in named]
+    listed = ", ".join(f"{check} ({reason})" for check, reason in blind)
     return {
         "exp_labels": {"severity": "page", "check": "dependency", "dependency": dependency, **JOB},
         "exp_annotations": {
-            "summary": f"Cannot read {dependency}",
+            "summary": f"Cannot read {dependency}: {'; '.join(things)}",
             "description": f"The checks reading {dependency} could not judge (status error) on "
             f"every exporter of the stack: {listed}. Nothing is known about what they watch, so "
             "their own alerts cannot fire: a blind spot over paging checks. The dependency "
-            "answers (it is not down) but not in a form the checks can read: fix the answer, or "
-            "the exporter's access to it.",
-            "runbook_url": EXPORTER_URL,
+            "answers (it is not down) but not in a form the checks can read: fix the answer "
+            "(the summary names the endpoint or key), or the exporter's access to it.",
+            "runbook_url": BY_MARKET,
         },
     }
 
@@ -214,7 +326,7 @@ def expected_down(dependency: str) -> dict[str, Any]:
             "(refused, reset, hung or 5xx) on any exporter of the stack; a comma list is one "
             "server serving several. The alerts of the checks that read it, and CannotRead and "
             "DependencyFlapping, are held back until it answers again.",
-            "runbook_url": EXPORTER_URL,
+            "runbook_url": BY_MARKET,
         },
     }
 
@@ -226,10 +338,11 @@ def expected_flapping(dependency: str) -> dict[str, Any]:
         "exp_annotations": {
             "summary": f"{dependency} answers intermittently",
             "description": f"Requests to {dependency} keep alternating between answered and "
-            "failed (refused, hung or 5xx): some endpoint fails while others answer. Checks "
-            "reading it judge and error by turns, so their own alerts cannot hold; find the "
-            "failing endpoint in the exporter's log or /api/v1/checks.",
-            "runbook_url": EXPORTER_URL,
+            "failed (refused, hung or 5xx) on every endpoint: the server itself comes and goes "
+            "(one endpoint failing beside answering ones is not this, but CannotRead naming "
+            "it). Checks reading it judge and error by turns, so their own alerts cannot hold; "
+            "see runbook_dependency_endpoint_up and the exporter's log.",
+            "runbook_url": BY_MARKET,
         },
     }
 
@@ -249,8 +362,42 @@ def servers_down(dependencies: Iterable[Dependency]) -> list[str]:
 def _test(
     name: str, series: list[Series], checks: list[dict[str, Any]], interval: str = "1m"
 ) -> dict[str, Any]:
-    """A promtool test group; `name` says what it proves (promtool prints it on failure)."""
-    return {"name": name, "interval": interval, "input_series": series, "alert_rule_test": checks}
+    """A promtool test group; `name` says what it proves (promtool prints it on failure). An
+    expected runbook_url left to the market (BY_MARKET) becomes the Weekend section where the
+    case's market is closed or warming up at that evaluation, the Pre-Open Spin-Up elsewhere."""
+    resolved = []
+    for check in checks:
+        at = seconds(check["eval_time"])
+        alerts = []
+        for alert in check["exp_alerts"]:
+            alert = {key: dict(value) for key, value in alert.items()}
+            if alert["exp_annotations"].get("runbook_url") == BY_MARKET:
+                instance = alert["exp_labels"].get("instance")
+                resting = _resting(series, seconds(interval), at, instance)
+                alert["exp_annotations"]["runbook_url"] = WEEKEND_URL if resting else PRE_OPEN_URL
+            alerts.append(alert)
+        resolved.append({**check, "exp_alerts": alerts})
+    return {"name": name, "interval": interval, "input_series": series, "alert_rule_test": resolved}
+
+
+def _resting(series: list[Series], step: int, at: int, instance: str | None) -> bool:
+    """Whether the market the case's exporters (or `instance`) last exported within the hour
+    before `at` is closed or opened less than the warm-up ago (as rules.runbook_link asks)."""
+    latest: dict[tuple[str, str], float] = {}
+    for given in series:
+        found = re.fullmatch(r"runbook_market_(\w+)_timestamp_seconds\{(.*)\}", given["series"])
+        if found is None or (instance is not None and f'instance="{instance}"' not in found[2]):
+            continue
+        for index, sample in enumerate(expand(given["values"])):
+            if isinstance(sample, float) and at - 3600 < index * step <= at:
+                latest[(found[2], found[1])] = sample
+    for labels in {labels for labels, _name in latest}:
+        moments = {name: moment for (where, name), moment in latest.items() if where == labels}
+        if moments.get("next_open", math.inf) < moments.get("next_close", math.inf):
+            return True
+        if at - moments.get("last_open", -math.inf) < PREOPEN_READY_WITHIN_SECONDS:
+            return True
+    return False
 
 
 def _at(eval_time: str | int, alertname: str, alerts: list[dict[str, Any]]) -> dict[str, Any]:
@@ -285,16 +432,38 @@ def check_cases(check: Check) -> list[dict[str, Any]]:
             ),
         ],
     )
-    cannot_read = (
-        [expected_cannot_read(depends_on(deps), [(check.name, "bad_payload")])] if deps else []
-    )
+    dependency, item = first_read(check)
+    blind = [(check.name, "bad_payload")]
     error = _test(
-        f"{check.name} in error: no {alert}, one CannotRead for what it reads",
-        check_state(check, status="error", reason="bad_payload") + up,
+        f"{check.name} in error: no {alert}, one CannotRead for the {dependency} {item} it "
+        "could not read",
+        check_state(check, status="error", reason="bad_payload", unreadable=[(dependency, item)])
+        + up,
         [
             _at(settled, alert, []),
-            _at(settled, f"{PREFIX}CannotRead", cannot_read),
+            _at(
+                settled,
+                f"{PREFIX}CannotRead",
+                [
+                    expected_cannot_read(
+                        dependency.value, blind, [(item, "bad_payload", check.name)]
+                    )
+                ],
+            ),
             _at(settled, f"{PREFIX}DependencyDown", []),
+        ],
+    )
+    unlocated = _test(
+        f"{check.name} in error naming nothing it could not read (an internal error): one "
+        "CannotRead for everything it reads",
+        check_state(check, status="error", reason="internal_error") + up,
+        [
+            _at(settled, alert, []),
+            _at(
+                settled,
+                f"{PREFIX}CannotRead",
+                [expected_cannot_read(depends_on(deps), [(check.name, "internal_error")])],
+            ),
         ],
     )
     closed = _test(
@@ -312,7 +481,7 @@ def check_cases(check: Check) -> list[dict[str, Any]]:
         check_state(check, enabled=ZERO) + up,
         [_at(settled, alert, [])],
     )
-    cases = [fires, error, closed, closed_error, disabled]
+    cases = [fires, error, unlocated, closed, closed_error, disabled]
     if deps:
         cases.append(
             _test(
@@ -491,69 +660,94 @@ def dependency_cases() -> list[dict[str, Any]]:
     ]
 
 
+def _blind(
+    checks: Iterable[Check], reason: str, *among: Dependency, instance: str = INSTANCE
+) -> tuple[list[Series], list[tuple[str, str]], list[tuple[str, str, str]]]:
+    """`checks` in error for `reason`, each naming the first thing it reads (of `among`): their
+    series, and CannotRead's (check, reason) and (item, reason, check) lists."""
+    series: list[Series] = []
+    blind, located = [], []
+    for check in checks:
+        dependency, item = first_read(check, *among)
+        series += check_state(
+            check, status="error", reason=reason, instance=instance, unreadable=[(dependency, item)]
+        )
+        blind.append((check.name, reason))
+        located.append((item, reason, check.name))
+    return series, blind, located
+
+
 def cannot_read_cases() -> list[dict[str, Any]]:
-    """Garbage from the API is one CannotRead, not a page per check; a check reading two
-    dependencies is named by both; closed markets and outages keep it silent."""
+    """Garbage from the API is one CannotRead, not a page per check, naming each endpoint and
+    the checks it blinds; a check names what it could not read (or, naming nothing, everything
+    it reads); closed markets and outages keep it silent."""
     api_readers = [c for c in CHECKS if Dependency.API in c.dependencies]
     kill_switch = _check("kill_switch")
     manifold = _check("manifold_freshness")
-    garbage = [s for c in api_readers for s in check_state(c, status="error", reason="bad_payload")]
-    garbage += dependencies_up(
-        [Dependency.API, Dependency.VALKEY, Dependency.STACK_METRICS, Dependency.ALLOCATOR]
-    )
-    single = [c.name for c in api_readers if c.dependencies == (Dependency.API,)]
+    garbage, api_blind, api_items = _blind(api_readers, "bad_payload", Dependency.API)
+    garbage += dependencies_up(Dependency)
     settled = 60 + seconds_of(cannot_read_for(CHECKS)) + 60
-    backend = {Dependency.API, Dependency.STACK_METRICS}
-    backend_readers = [c for c in CHECKS if set(c.dependencies) & backend]
-    whole_server = [
-        s for c in backend_readers for s in check_state(c, status="error", reason="bad_payload")
-    ]
+    backend = (Dependency.API, Dependency.STACK_METRICS)
+    backend_readers = [c for c in CHECKS if set(c.dependencies) & set(backend)]
+    whole_server, server_blind, server_items = _blind(backend_readers, "bad_payload", *backend)
     whole_server += dependencies_up(Dependency)
-    listed = [  # the checks reading only what the backend serves
-        (c.name, "bad_payload") for c in backend_readers if set(c.dependencies) <= backend
-    ]
+    endpoint = [(Dependency.API, KILL_SWITCH_PATH)]
     return [
         _test(
-            "the backend answers HTML on the API and /metrics: one CannotRead for the server",
+            "the backend answers HTML on the API and /metrics: one CannotRead for the server, "
+            "naming every endpoint",
             whole_server,
             [
                 _at(
                     settled,
                     f"{PREFIX}CannotRead",
-                    [expected_cannot_read("api,stack_metrics", listed)],
+                    [expected_cannot_read("api,stack_metrics", server_blind, server_items)],
                 ),
                 _at(settled, f"{PREFIX}DependencyDown", []),
             ],
         ),
         _test(
-            "the API answers HTML: one CannotRead api, no check page, no other CannotRead",
+            "the API answers HTML: one CannotRead api naming each endpoint and the checks it "
+            "blinds, no check page, no other CannotRead",
             garbage,
             [
                 _at(
                     settled,
                     f"{PREFIX}CannotRead",
-                    [expected_cannot_read("api", [(name, "bad_payload") for name in single])],
+                    [expected_cannot_read("api", api_blind, api_items)],
                 ),
                 *[_at(settled, _alert(c.name), []) for c in api_readers if c.name in ALERTS],
                 _at(settled, f"{PREFIX}DependencyDown", []),
             ],
         ),
         _test(
-            "only the kill switch cannot read: CannotRead names both things it reads",
-            check_state(kill_switch, status="error", reason="http_error")
+            "only the kill switch cannot read /api/kill-switch: one CannotRead for the API "
+            "naming the endpoint",
+            check_state(kill_switch, status="error", reason="http_error", unreadable=endpoint)
             + dependencies_up(kill_switch.dependencies),
             [
                 _at("2m", f"{PREFIX}CannotRead", []),
                 _at(
                     settled,
                     f"{PREFIX}CannotRead",
-                    [expected_cannot_read("valkey,api", [("kill_switch", "http_error")])],
+                    [
+                        expected_cannot_read(
+                            "api",
+                            [("kill_switch", "http_error")],
+                            [(KILL_SWITCH_PATH, "http_error", "kill_switch")],
+                        )
+                    ],
                 ),
             ],
         ),
         _test(
             "a check that cannot read while Valkey is down: DependencyDown only",
-            check_state(manifold, status="error", reason="unreachable")
+            check_state(
+                manifold,
+                status="error",
+                reason="unreachable",
+                unreadable=[first_read(manifold)],
+            )
             + dependencies_up(manifold.dependencies, f"1 0x{SPAN}"),
             [
                 _at(settled, f"{PREFIX}CannotRead", []),
@@ -562,7 +756,13 @@ def cannot_read_cases() -> list[dict[str, Any]]:
         ),
         _test(
             "HA: CannotRead needs every replica blind",
-            check_state(manifold, status="error", reason="bad_payload", instance=REPLICAS[0])
+            check_state(
+                manifold,
+                status="error",
+                reason="bad_payload",
+                instance=REPLICAS[0],
+                unreadable=[first_read(manifold)],
+            )
             + check_state(manifold, instance=REPLICAS[1])
             + dependencies_up(manifold.dependencies, instance=REPLICAS[0])
             + dependencies_up(manifold.dependencies, instance=REPLICAS[1]),
@@ -738,7 +938,7 @@ def expected_stuck(check: str) -> dict[str, Any]:
             "expected: what it watches is not being judged, and its last verdict is all the "
             "alerts know. Look at the exporter's scheduler (quantops_exporter_scheduler_* "
             "metrics, its log) and restart it.",
-            "runbook_url": EXPORTER_URL,
+            "runbook_url": BY_MARKET,
         },
     }
 
@@ -751,7 +951,7 @@ def expected_not_running(check: str, instance: str = INSTANCE) -> dict[str, Any]
             "summary": f"Check {check} has stopped running on {instance}",
             "description": f"The check's last run is more than {STUCK_INTERVALS} intervals "
             f"(+{STUCK_SLACK_SECONDS} s) old: this exporter's scheduler is stuck or overloaded.",
-            "runbook_url": EXPORTER_URL,
+            "runbook_url": BY_MARKET,
         },
     }
 
@@ -776,9 +976,18 @@ def expected_freshness(
             f"more than twice the configured limit old, and {check} has not run since: this "
             "exporter is stuck, so whether the data is fresh now is not known. Computed from "
             "exported timestamps, so it fires even if the exporter's checks stopped updating.",
-            "runbook_url": EXPORTER_URL,
+            "runbook_url": BY_MARKET,
         },
     }
+
+
+def _stuck_pages_at(check: Check, scrape_every: int = 60) -> int:
+    """When CheckStuck pages for `check` stopped at t=0, scraped every `scrape_every` seconds:
+    the first scrape exporting it older than the limit (its age is taken at the scrape, not at
+    the evaluation), then its 30 s `for:`."""
+    limit = STUCK_INTERVALS * check.interval + STUCK_SLACK_SECONDS
+    first = (int(limit) // scrape_every + 1) * scrape_every
+    return first + 30
 
 
 def stuck_cases() -> list[dict[str, Any]]:
@@ -789,7 +998,7 @@ def stuck_cases() -> list[dict[str, Any]]:
         _check("allocator_topk"),
     )
     pairs = ("EUR_USD", "GBP_USD")
-    stuck_at = int(STUCK_INTERVALS * manifold.interval + STUCK_SLACK_SECONDS)
+    stuck_at = _stuck_pages_at(manifold)
     silent = [f"{PREFIX}CheckNotRunning", f"{PREFIX}FreshnessTimestampStale"]
     return [
         _test(
@@ -797,7 +1006,7 @@ def stuck_cases() -> list[dict[str, Any]]:
             _stuck(manifold) + _stamps("ws_manifold", 30, pairs),
             [
                 _at(stuck_at - 15, f"{PREFIX}CheckStuck", []),
-                _at(stuck_at + 60, f"{PREFIX}CheckStuck", [expected_stuck(manifold.name)]),
+                _at(stuck_at, f"{PREFIX}CheckStuck", [expected_stuck(manifold.name)]),
                 *[_at("20m", name, []) for name in silent],
                 _at("20m", f"{PREFIX}CheckStuck", [expected_stuck(manifold.name)]),
                 _at("20m", _alert(manifold.name), []),
@@ -875,20 +1084,21 @@ def expected_exporter_down(instance: str = INSTANCE) -> dict[str, Any]:
             "summary": f"quantops-exporter on {instance} is down",
             "description": "Prometheus cannot scrape the exporter: no runbook check is being "
             "watched.",
-            "runbook_url": EXPORTER_URL,
+            "runbook_url": BY_MARKET,
         },
     }
 
 
 def expected_absent() -> dict[str, Any]:
-    """ExporterAbsent (one per job)."""
+    """ExporterAbsent (one per Prometheus: it names no job)."""
     return {
-        "exp_labels": {"severity": "page", "check": "exporter", **JOB},
+        "exp_labels": {"severity": "page", "check": "exporter"},
         "exp_annotations": {
             "summary": "No quantops-exporter target is scraped",
-            "description": f"No target of job {DEFAULT_JOB} exists: the runbook is not being "
-            "watched.",
-            "runbook_url": EXPORTER_URL,
+            "description": "No target Prometheus scrapes has exported "
+            "quantops_exporter_build_info (whatever its job): the scrape configuration lost the "
+            "exporter, or no exporter ever answered. The runbook is not being watched.",
+            "runbook_url": BY_MARKET,
         },
     }
 
@@ -901,7 +1111,7 @@ def expected_missing_runs(check: str, instance: str = INSTANCE) -> dict[str, Any
             "summary": f"Check {check} misses scheduled runs on {instance}",
             "description": "Runs were dropped or overlapped: the check is slower than its "
             "interval or the event loop is blocked.",
-            "runbook_url": EXPORTER_URL,
+            "runbook_url": BY_MARKET,
         },
     }
 
@@ -913,14 +1123,15 @@ def exporter_cases() -> list[dict[str, Any]]:
     return [
         _test(
             "ExporterDown after 2 m without a scrape",
-            [_series("up", "1 0x10")],
+            exporter_target("1 0x10"),
             [
                 _at("2m", f"{PREFIX}ExporterDown", []),
                 _at("4m", f"{PREFIX}ExporterDown", [down]),
             ],
         ),
         _test(
-            "ExporterAbsent when no target of the job exists for 5 m",
+            "ExporterAbsent when no exporter target (one that exported its build info) exists "
+            "for 5 m",
             [{"series": 'up{job="other",instance="x:1"}', "values": "1x10"}],
             [
                 _at("4m", f"{PREFIX}ExporterAbsent", []),
@@ -929,7 +1140,7 @@ def exporter_cases() -> list[dict[str, Any]]:
         ),
         _test(
             "ExporterAbsent stays silent while the exporter is scraped",
-            [_series("up", "1x10")],
+            exporter_target("1x10"),
             [_at("9m", f"{PREFIX}ExporterAbsent", [])],
         ),
         _test(
@@ -1015,7 +1226,7 @@ def expected_preopen(
             "was before it). Run `quantops-exporter check --section pre-open` or see the status "
             "page. Only the first hour after an open is watched; then each check's own alert "
             "owns it.",
-            "runbook_url": EXPORTER_URL,
+            "runbook_url": PRE_OPEN_URL,  # its step 6, whatever the market
         },
     }
 
@@ -1094,14 +1305,25 @@ def preopen_cases() -> list[dict[str, Any]]:
             "PreOpenNotReady held while a check of the section cannot read: CannotRead speaks",
             market()
             + pre_open()
-            + check_state(manifold, status="error", reason="bad_payload")
+            + check_state(
+                manifold,
+                status="error",
+                reason="bad_payload",
+                unreadable=[first_read(manifold)],
+            )
             + dependencies_up(manifold.dependencies),
             [
                 _at(after, PREOPEN, []),
                 _at(
                     after,
                     f"{PREFIX}CannotRead",
-                    [expected_cannot_read("valkey", [(manifold.name, "bad_payload")])],
+                    [
+                        expected_cannot_read(
+                            "valkey",
+                            [(manifold.name, "bad_payload")],
+                            [(first_read(manifold)[1], "bad_payload", manifold.name)],
+                        )
+                    ],
                 ),
             ],
         ),
@@ -1255,7 +1477,7 @@ def exposition(
         for check in CHECKS
         for counter in (MISSED, OVERLAPPING)
     ]
-    return [*series, _series("up", FLAT, instance)]
+    return [*series, *exporter_target(FLAT, instance)]
 
 
 def warm_up(
@@ -1479,6 +1701,7 @@ def _warm_up_stack_cases() -> list[dict[str, Any]]:
                 status="error",
                 reason="bad_payload",
                 expected=_until(WARM_UP, "0", "1"),
+                unreadable=[first_read(manifold)],
             )
             + dependencies_up(manifold.dependencies)
             + market(),
@@ -1488,21 +1711,39 @@ def _warm_up_stack_cases() -> list[dict[str, Any]]:
                 _at(
                     WARM_UP + blind + 60,
                     f"{PREFIX}CannotRead",
-                    [expected_cannot_read("valkey", [(manifold.name, "bad_payload")])],
+                    [
+                        expected_cannot_read(
+                            "valkey",
+                            [(manifold.name, "bad_payload")],
+                            [(first_read(manifold)[1], "bad_payload", manifold.name)],
+                        )
+                    ],
                 ),
             ],
         ),
         _test(
             "warm-up: CannotRead pages during the warm-up when the kill switch cannot read: it "
             "is judged from the open",
-            check_state(kill_switch, FLAT, status="error", reason="http_error")
+            check_state(
+                kill_switch,
+                FLAT,
+                status="error",
+                reason="http_error",
+                unreadable=[first_read(kill_switch)],
+            )
             + dependencies_up(kill_switch.dependencies)
             + market(),
             [
                 _at(
                     blind + 60,
                     f"{PREFIX}CannotRead",
-                    [expected_cannot_read("valkey,api", [(kill_switch.name, "http_error")])],
+                    [
+                        expected_cannot_read(
+                            "api",
+                            [(kill_switch.name, "http_error")],
+                            [(KILL_SWITCH_PATH, "http_error", kill_switch.name)],
+                        )
+                    ],
                 )
             ],
         ),
@@ -1536,7 +1777,7 @@ def _warm_up_stack_cases() -> list[dict[str, Any]]:
         _test(
             "warm-up: ExporterDown pages during the warm-up: an exporter Prometheus cannot "
             "scrape watches no open",
-            [_series("up", ZERO)],
+            exporter_target(f"1 0x{SPAN}") + market(),
             [_at(WARM_UP - 60, f"{PREFIX}ExporterDown", [expected_exporter_down()])],
         ),
         _test(
@@ -1655,14 +1896,26 @@ def _holiday_stack_cases(closed: list[Series]) -> list[dict[str, Any]]:
             "holiday: CannotRead ignores the skipped checks (they read nothing) and pages for the "
             "kill switch that cannot read",
             at_rest(manifold)
-            + check_state(kill_switch, FLAT, status="error", reason="http_error")
+            + check_state(
+                kill_switch,
+                FLAT,
+                status="error",
+                reason="http_error",
+                unreadable=[first_read(kill_switch)],
+            )
             + dependencies_up(Dependency)
             + closed,
             [
                 _at(
                     blind + 60,
                     f"{PREFIX}CannotRead",
-                    [expected_cannot_read("valkey,api", [(kill_switch.name, "http_error")])],
+                    [
+                        expected_cannot_read(
+                            "api",
+                            [(kill_switch.name, "http_error")],
+                            [(KILL_SWITCH_PATH, "http_error", kill_switch.name)],
+                        )
+                    ],
                 )
             ],
         ),
@@ -1696,7 +1949,7 @@ def _holiday_stack_cases(closed: list[Series]) -> list[dict[str, Any]]:
         _test(
             "holiday: ExporterDown pages: an exporter Prometheus cannot scrape watches nothing, "
             "the kill switch included",
-            [_series("up", ZERO)],
+            exporter_target(f"1 0x{SPAN}") + closed,
             [_at(240, f"{PREFIX}ExporterDown", [expected_exporter_down()])],
         ),
         _test(
@@ -1715,7 +1968,7 @@ def ha_stack_cases() -> list[dict[str, Any]]:
     a, b = REPLICAS
     manifold = _check("manifold_freshness")
     flap = " ".join(["1", "0"] * 60)
-    stuck_at = int(STUCK_INTERVALS * manifold.interval + STUCK_SLACK_SECONDS)
+    stuck_at = _stuck_pages_at(manifold)
     blind_at = 60 + seconds_of(cannot_read_for(CHECKS)) + 60
     return [
         _test(
@@ -1748,14 +2001,26 @@ def ha_stack_cases() -> list[dict[str, Any]]:
             [
                 s
                 for r in REPLICAS
-                for s in check_state(manifold, status="error", reason="bad_payload", instance=r)
+                for s in check_state(
+                    manifold,
+                    status="error",
+                    reason="bad_payload",
+                    instance=r,
+                    unreadable=[first_read(manifold)],
+                )
                 + dependencies_up(manifold.dependencies, instance=r)
             ],
             [
                 _at(
                     blind_at,
                     f"{PREFIX}CannotRead",
-                    [expected_cannot_read("valkey", [(manifold.name, "bad_payload")])],
+                    [
+                        expected_cannot_read(
+                            "valkey",
+                            [(manifold.name, "bad_payload")],
+                            [(first_read(manifold)[1], "bad_payload", manifold.name)],
+                        )
+                    ],
                 )
             ],
         ),
@@ -1763,7 +2028,7 @@ def ha_stack_cases() -> list[dict[str, Any]]:
             "HA: manifold_freshness stuck on both replicas gives one CheckStuck",
             _stuck(manifold, instance=a) + _stuck(manifold, instance=b),
             [
-                _at(stuck_at + 60, f"{PREFIX}CheckStuck", [expected_stuck(manifold.name)]),
+                _at(stuck_at, f"{PREFIX}CheckStuck", [expected_stuck(manifold.name)]),
                 _at("20m", f"{PREFIX}CheckNotRunning", []),
             ],
         ),
@@ -1826,7 +2091,7 @@ def ha_exporter_cases() -> list[dict[str, Any]]:
         ),
         _test(
             "HA: one replica down is one ExporterDown for it; the other still watches the stack",
-            [_series("up", "1 0x10", a), _series("up", "1x11", b)],
+            exporter_target("1 0x10", a) + exporter_target("1x11", b),
             [
                 _at("4m", f"{PREFIX}ExporterDown", [expected_exporter_down(a)]),
                 _at("9m", f"{PREFIX}ExporterAbsent", []),
@@ -1834,7 +2099,7 @@ def ha_exporter_cases() -> list[dict[str, Any]]:
         ),
         _test(
             "HA: both replicas down are two ExporterDown and no ExporterAbsent (the targets exist)",
-            [_series("up", "1 0x10", r) for r in REPLICAS],
+            [s for r in REPLICAS for s in exporter_target("1 0x10", r)],
             [
                 _at(
                     "4m",
@@ -1852,6 +2117,9 @@ def build_tests() -> dict[str, Any]:
     return {
         "rule_files": ["../rules/quantops-runbook.rules.yml"],
         "evaluation_interval": "15s",
+        # The rule file's order, records first: without it promtool evaluates the groups in a
+        # random order, and an alert reads the records of this evaluation or of the last one.
+        "group_eval_order": [g["name"] for g in build_rules()["groups"]],
         "tests": [case for c in CHECKS if c.name in ALERTS for case in check_cases(c)]
         + [value_case(), flapping_check_case()]
         + ha_cases()
