@@ -5,7 +5,8 @@ must give the same alerts, carrying the labels, in setups no case was written fo
   stack (`stack="us"`) runs beside it in the same job: a healthy copy of the same series (no
   check failing or blind, every dependency and section up, every check and source fresh).
   Every alert expected is expected again, with both labels (`on eu` ending its summary), and
-  nothing of `us` may join it.
+  nothing of `us` may join it. A case that names its stacks keeps them, each with a healthy
+  copy `<stack>-b` beside it.
 - **replicas:** every exporter has a twin (its port + 1) exporting the same series. The alerts
   about the stack are the same, their "Seen by" naming both; those about one exporter come
   once per twin.
