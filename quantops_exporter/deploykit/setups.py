@@ -36,7 +36,6 @@ from quantops_exporter.deploykit.rule_tests import (
     _check,
     _quiet,
     _running,
-    _stamp,
     _test,
     build_tests,
     check_state,
@@ -44,11 +43,11 @@ from quantops_exporter.deploykit.rule_tests import (
     expected_cannot_read,
     expected_check_alert,
     expected_down,
-    exposition,
     first_read,
     market,
 )
 from quantops_exporter.deploykit.rules import PREFIX, cannot_read_for, seconds_of
+from quantops_exporter.deploykit.week_cases import _stamp, exposition, week_cases
 from quantops_exporter.sources.health import Dependency
 
 STACKS = ("eu", "us")
@@ -266,6 +265,6 @@ def setup_cases() -> list[dict[str, Any]]:
 
 
 def test_file() -> dict[str, Any]:
-    """The promtool test file: the rule tests' cases, then these."""
+    """The promtool test file: the rule tests' cases, the week's, then these."""
     base = build_tests()
-    return {**base, "tests": [*base["tests"], *setup_cases()]}
+    return {**base, "tests": [*base["tests"], *week_cases(), *setup_cases()]}

@@ -18,7 +18,6 @@ from quantops_exporter.deploykit.__main__ import VARIANT_TESTS, servers
 from quantops_exporter.deploykit.__main__ import main as deploykit
 from quantops_exporter.deploykit.rule_tests import (
     FAULT_REASON,
-    WARM_UP_FAULTS,
     alert_names,
     check_state,
     dependencies_up,
@@ -36,6 +35,7 @@ from quantops_exporter.deploykit.rules import (
     render,
 )
 from quantops_exporter.deploykit.variants import VARIANTS
+from quantops_exporter.deploykit.week_cases import WARM_UP_FAULTS
 from quantops_exporter.simulator import week
 from quantops_exporter.sources.health import Dependency
 from tests.conftest import make_settings, require_program
