@@ -29,7 +29,7 @@ from quantops_exporter.checks.verdict import Measure, Reason, Source, Status
 from quantops_exporter.exposition import ExposedRegistry
 from quantops_exporter.loop_lag import LoopLag
 from quantops_exporter.market import AlwaysOpenCalendar, Calendar, TransitionCache, Transitions
-from quantops_exporter.sources.health import Dependency, DependencyHealth
+from quantops_exporter.sources.health import Dependency, DependencyHealth, Endpoint
 
 _DEFAULTS = Thresholds()
 _ALWAYS_OPEN = AlwaysOpenCalendar()
@@ -135,7 +135,9 @@ class BoardCollector(Collector):
 
     def describe(self) -> Iterator[Metric]:
         """The families, without samples (registration reads no state)."""
-        return BoardSnapshot((), {}, _DEFAULTS, Transitions(None, None, None)).families(fill=False)
+        return BoardSnapshot((), {}, {}, _DEFAULTS, Transitions(None, None, None)).families(
+            fill=False
+        )
 
     def collect(self) -> Iterator[Metric]:
         """Yield every board-derived metric family."""
@@ -151,6 +153,7 @@ class BoardCollector(Collector):
                 for state in self._board.states.values()
             ),
             dict(self._health.state),
+            dict(self._health.endpoints),
             self._thresholds(),
             self._market(),
         )
@@ -158,10 +161,12 @@ class BoardCollector(Collector):
 
 @dataclass(frozen=True, slots=True)
 class BoardSnapshot(Collector):
-    """The board, the dependencies' health, the thresholds and the market at one moment."""
+    """The board, the dependencies' health (each, and each endpoint), the thresholds and the
+    market at one moment."""
 
     states: tuple[CheckState, ...]
     health: Mapping[Dependency, bool]
+    endpoints: Mapping[Endpoint, bool]
     thresholds: Thresholds
     market: Transitions
 
@@ -212,6 +217,12 @@ class BoardSnapshot(Collector):
             "How often the check is configured to run (alerts spot a check that stopped)",
             labels=["check"],
         )
+        unreadable = GaugeMetricFamily(
+            "runbook_check_unreadable",
+            "1 for each endpoint (path) or Valkey key the check's last run could not read, with "
+            f"the reason {_FROM_LAST_RUN}",
+            labels=["check", "dependency", "item", "reason"],
+        )
         for state in states:
             name = state.check.name
             latest = state.latest
@@ -228,9 +239,14 @@ class BoardSnapshot(Collector):
                 reason.add_metric([name, why], float(latest is not None and latest.reason is why))
             if latest is not None:
                 last_run.add_metric([name], latest.started_at)
+                for where in latest.unreadable:
+                    unreadable.add_metric(
+                        [name, where.dependency.value, where.item, where.reason.value], 1.0
+                    )
             if state.last_success_at is not None:
                 last_success.add_metric([name], state.last_success_at)
         yield from (ok, expected, status, reason, last_run, last_success, enabled, interval)
+        yield unreadable
         yield self._sections(fill)
         yield from self._transitions(fill)
         yield self._freshness(fill)
@@ -245,12 +261,23 @@ class BoardSnapshot(Collector):
         yield from self._measures(fill)
         dependency = GaugeMetricFamily(
             "runbook_dependency_up",
-            "1 when the dependency answered its latest request, 0 when refused, hung or 5xx",
+            "1 while any endpoint of the dependency answered its latest request, 0 when every "
+            "one was refused, hung or 5xx (a refused connection downs them all)",
             labels=["dependency"],
         )
         for dep, up in sorted(self.health.items()) if fill else ():
             dependency.add_metric([dep.value], float(up))
         yield dependency
+        endpoint = GaugeMetricFamily(
+            "runbook_dependency_endpoint_up",
+            "1 when the endpoint (the path asked) answered its latest request, 0 when refused, "
+            "hung or 5xx",
+            labels=["dependency", "endpoint"],
+        )
+        for (dep, path), up in sorted(self.endpoints.items()) if fill else ():
+            if path:  # Valkey is one endpoint: runbook_dependency_up says it all
+                endpoint.add_metric([dep.value, path], float(up))
+        yield endpoint
 
     def _sections(self, fill: bool) -> Metric:
         family = GaugeMetricFamily(
@@ -536,6 +563,6 @@ def build_registry(
     board.on_change(exposition.changed)  # an outcome recorded, a new catalog
     # No change hook: compared at every scrape with what the last render read. The market's
     # next open and close move when one passes, with no outcome to tell of it.
-    exposition.probe(lambda: tuple(health.state.items()), thresholds, market)
+    exposition.probe(lambda: tuple(health.endpoints.items()), thresholds, market)
     bundle = MetricsBundle(collector, outcome_metrics, scheduler_metrics, reload_metrics, loop_lag)
     return registry, bundle

@@ -14,11 +14,19 @@ from dataclasses import replace
 import structlog
 
 from quantops_exporter.checks.base import Check, CheckContext, Outcome
-from quantops_exporter.checks.verdict import Reason, Status, Verdict, reason_for
+from quantops_exporter.checks.verdict import (
+    Reason,
+    Status,
+    Unreadable,
+    Verdict,
+    reason_for,
+    unreadable_of,
+)
 from quantops_exporter.humanize import format_duration
 from quantops_exporter.market import closure_summary
 from quantops_exporter.redact import redact
 from quantops_exporter.sources import errors
+from quantops_exporter.sources.health import Dependency
 from quantops_exporter.trace import awaiting
 
 log = structlog.get_logger("quantops_exporter.runner")
@@ -72,16 +80,26 @@ async def _judge(check: Check, ctx: CheckContext) -> Verdict:
                 return await check.run(ctx)
         except TimeoutError:
             # Name what did not answer: "from GET http://api/x" tells the operator where to look.
-            what = f" from {', '.join(dict.fromkeys(pending))}" if pending else ""
+            names = dict.fromkeys(w.what for w in pending)
+            what = f" from {', '.join(names)}" if names else ""
             return Verdict(
                 Status.ERROR,
                 Reason.TIMEOUT,
                 f"no answer{what} within the {check.timeout:g}s timeout",
+                unreadable=tuple(
+                    dict.fromkeys(
+                        Unreadable(Dependency(w.dependency), w.item, Reason.TIMEOUT)
+                        for w in pending
+                        if w.dependency
+                    )
+                ),
             )
         except Exception as raised:
             err = _leaf(raised)
             if isinstance(err, errors.SourceError):
-                return Verdict(Status.ERROR, reason_for(err), _one_line(err))
+                return Verdict(
+                    Status.ERROR, reason_for(err), _one_line(err), unreadable=unreadable_of(err)
+                )
             log.error("check_crashed", check=check.name, exc_info=err)
             return Verdict(
                 Status.ERROR,

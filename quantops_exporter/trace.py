@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator, MutableMapping
 from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any
 
 _current: ContextVar[list[dict[str, Any]] | None] = ContextVar("quantops_trace", default=None)
@@ -39,14 +40,24 @@ def capture() -> Iterator[list[dict[str, Any]]]:
         _current.reset(token)
 
 
-_awaiting: ContextVar[list[str] | None] = ContextVar("quantops_awaiting", default=None)
+@dataclass(frozen=True, slots=True)
+class Waiting:
+    """A read in flight: how to name it (`GET http://api/x`), and the dependency and item (the
+    endpoint path or Valkey key) it reads, for the outcome of a run that timed out."""
+
+    what: str
+    dependency: str = ""
+    item: str = ""
+
+
+_awaiting: ContextVar[list[Waiting] | None] = ContextVar("quantops_awaiting", default=None)
 
 
 @contextmanager
-def awaiting() -> Iterator[list[str]]:
+def awaiting() -> Iterator[list[Waiting]]:
     """Collect what the block's reads are waiting on (see `waiting_on`): after a timeout, the
     list names what did not answer."""
-    pending: list[str] = []
+    pending: list[Waiting] = []
     token = _awaiting.set(pending)
     try:
         yield pending
@@ -55,22 +66,23 @@ def awaiting() -> Iterator[list[str]]:
 
 
 @contextmanager
-def waiting_on(what: str) -> Iterator[None]:
-    """Mark `what` (e.g. `GET http://api/x`) as awaited for the block. A read cancelled by a
-    timeout stays listed: it is what did not answer in time."""
+def waiting_on(what: str, dependency: str = "", item: str = "") -> Iterator[None]:
+    """Mark `what` (e.g. `GET http://api/x`, reading `item` of `dependency`) as awaited for the
+    block. A read cancelled by a timeout stays listed: it is what did not answer in time."""
     pending = _awaiting.get()
     if pending is None:
         yield
         return
-    pending.append(what)
+    waiting = Waiting(what, str(dependency), item)
+    pending.append(waiting)
     try:
         yield
     except asyncio.CancelledError:
         raise
     except BaseException:
-        pending.remove(what)
+        pending.remove(waiting)
         raise
-    pending.remove(what)
+    pending.remove(waiting)
 
 
 def structlog_processor(_logger: Any, method: str, event_dict: MutableMapping[str, Any]) -> Any:

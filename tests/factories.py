@@ -8,7 +8,7 @@ from typing import Any
 from quantops_exporter.checks.base import Check, CheckContext, Outcome, Run
 from quantops_exporter.checks.catalog import Anchor
 from quantops_exporter.checks.thresholds import Thresholds
-from quantops_exporter.checks.verdict import Freshness, Reading, Reason, Status, Verdict
+from quantops_exporter.checks.verdict import Freshness, Reading, Reason, Status, Unreadable, Verdict
 from quantops_exporter.market import AlwaysOpenCalendar, Calendar
 from quantops_exporter.sources.stack_metrics import StackMetricsReader
 
@@ -91,7 +91,10 @@ def outcome(
     freshness: tuple[Freshness, ...] = (),
     readings: tuple[Reading, ...] = (),
     observations: Mapping[str, object] | None = None,
+    unreadable: tuple[Unreadable, ...] = (),
 ) -> Outcome:
     """An outcome of `check` as the runner would stamp it."""
-    verdict = Verdict(status, reason, summary, freshness, readings, dict(observations or {}))
+    verdict = Verdict(
+        status, reason, summary, freshness, readings, dict(observations or {}), unreadable
+    )
     return Outcome(check, verdict, started_at, duration, expected)

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from quantops_exporter.checks.base import CheckContext, read_both, with_unconfigured
+from quantops_exporter.checks.base import (
+    CheckContext,
+    from_http,
+    from_valkey,
+    judged_at,
+    read_both,
+    with_unconfigured,
+)
 from quantops_exporter.checks.parsing import as_decimal, as_object, as_weight_map
 from quantops_exporter.checks.risk import ALLOCATION_STATUS_PATH, total_allocation
 from quantops_exporter.checks.thresholds import WeightsScale
@@ -162,12 +169,13 @@ async def check_allocator_topk(ctx: CheckContext) -> Verdict:
 
 async def check_allocation_status(ctx: CheckContext) -> Verdict:
     """/api/risk/allocation-status: total within target, weights only on the published Top-K."""
+    url = endpoint(ctx.api_url, ALLOCATION_STATUS_PATH)
     payload, metrics = await read_both(
-        ctx.http.get_json(Dependency.API, endpoint(ctx.api_url, ALLOCATION_STATUS_PATH)),
-        ctx.stack_metrics.read(),
+        ctx.http.get_json(Dependency.API, url), ctx.stack_metrics.read()
     )
     t = ctx.thresholds
-    weight_map = as_weight_map(payload, ALLOCATION_STATUS_PATH)
+    with from_http(Dependency.API, url):
+        weight_map = as_weight_map(payload, ALLOCATION_STATUS_PATH)
     verdict = judge_allocation_status(
         weight_map,
         selected(metrics),
@@ -180,43 +188,47 @@ async def check_allocation_status(ctx: CheckContext) -> Verdict:
 
 async def check_allocator_cadence(ctx: CheckContext) -> Verdict:
     """allocator-lite /status reports ALLOC_INTERVAL_SEC and a fresh cycle."""
-    payload = await ctx.http.get_json(
-        Dependency.ALLOCATOR, endpoint(ctx.allocator_url, STATUS_PATH)
-    )
+    url = endpoint(ctx.allocator_url, STATUS_PATH)
+    payload = await ctx.http.get_json(Dependency.ALLOCATOR, url)
     now = ctx.clock()
     t = ctx.thresholds
-    return judge_cadence(
-        payload,
-        t.alloc_interval_sec,
-        t.allocator_max_age_seconds,
-        now,
-        ctx.calendar.is_open(now),
-        t.max_clock_skew_seconds,
-        closure_summary(ctx.calendar, now),
-    )
+    with from_http(Dependency.ALLOCATOR, url):
+        verdict = judge_cadence(
+            payload,
+            t.alloc_interval_sec,
+            t.allocator_max_age_seconds,
+            now,
+            ctx.calendar.is_open(now),
+            t.max_clock_skew_seconds,
+            closure_summary(ctx.calendar, now),
+        )
+    return judged_at(verdict, Dependency.ALLOCATOR, url)
 
 
 async def check_allocator_health(ctx: CheckContext) -> Verdict:
     """allocator-lite /status answers JSON, and the backend's /health answers 200."""
+    url = endpoint(ctx.allocator_url, STATUS_PATH)
     status, _health = await read_both(
-        ctx.http.get_json(Dependency.ALLOCATOR, endpoint(ctx.allocator_url, STATUS_PATH)),
+        ctx.http.get_json(Dependency.ALLOCATOR, url),
         ctx.http.get_bytes(Dependency.API, endpoint(ctx.api_url, HEALTH_PATH)),
     )
-    as_object(status, f"allocator {STATUS_PATH}")
+    with from_http(Dependency.ALLOCATOR, url):
+        as_object(status, f"allocator {STATUS_PATH}")
     return ok("allocator-lite /status and backend /health answer")
 
 
 async def check_allocation_weights(ctx: CheckContext) -> Verdict:
     """`risk:allocation_weights` exists, parses and is non-empty; when it last changed."""
     read = await ctx.valkey.get(WEIGHTS_KEY)
-    if read.wrong_type:
-        raise WrongType(f"{WEIGHTS_KEY} is not a STRING")
-    if read.missing:
+    if read.missing and not read.wrong_type:
         return fail(
             Reason.MISSING,
             f"{WEIGHTS_KEY} is missing: allocator-lite has published nothing",
         )
-    weight_map = as_weight_map(decode_json(read.value, WEIGHTS_KEY), WEIGHTS_KEY)
+    with from_valkey(WEIGHTS_KEY):
+        if read.wrong_type:
+            raise WrongType(f"{WEIGHTS_KEY} is not a STRING")
+        weight_map = as_weight_map(decode_json(read.value, WEIGHTS_KEY), WEIGHTS_KEY)
     now = ctx.clock()
     # No timestamp is documented: the change time is measured by change detection (unknown
     # until the first change this process sees).

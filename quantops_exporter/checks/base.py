@@ -5,13 +5,24 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
 
 from quantops_exporter.checks.memory import CheckMemory
 from quantops_exporter.checks.thresholds import Thresholds
-from quantops_exporter.checks.verdict import Freshness, Measure, Reading, Reason, Status, Verdict
+from quantops_exporter.checks.verdict import (
+    Freshness,
+    Measure,
+    Reading,
+    Reason,
+    Status,
+    Unreadable,
+    Verdict,
+)
+from quantops_exporter.sources.errors import reading
 from quantops_exporter.sources.health import Dependency
+from quantops_exporter.sources.http import endpoint_of
 
 if TYPE_CHECKING:
     from quantops_exporter.market import Calendar
@@ -57,6 +68,11 @@ class Outcome:
         return self.verdict.readings
 
     @property
+    def unreadable(self) -> tuple[Unreadable, ...]:
+        """What the run could not read, and why."""
+        return self.verdict.unreadable
+
+    @property
     def observations(self) -> Mapping[str, object]:
         """What the check saw, for the JSON API."""
         return self.verdict.observations
@@ -94,6 +110,25 @@ def with_unconfigured(
     unknown = set(seen) - set(instruments)
     reading = Reading(Measure.UNCONFIGURED_INSTRUMENTS, float(len(unknown)), (check,))
     return dataclasses.replace(verdict, readings=(*verdict.readings, reading))
+
+
+def from_http(dependency: Dependency, url: str) -> AbstractContextManager[None]:
+    """Say which endpoint a parse error of `url`'s answer could not read."""
+    return reading(dependency, endpoint_of(url))
+
+
+def from_valkey(key: str) -> AbstractContextManager[None]:
+    """Say which key a parse error of its value could not read."""
+    return reading(Dependency.VALKEY, key)
+
+
+def judged_at(verdict: Verdict, dependency: Dependency, url: str) -> Verdict:
+    """An evaluator's own `error` (a timestamp in the future, ...) as what `url` answered: what
+    the run could not read."""
+    if verdict.status is not Status.ERROR or verdict.unreadable:
+        return verdict
+    where = Unreadable(dependency, endpoint_of(url), verdict.reason)
+    return dataclasses.replace(verdict, unreadable=(where,))
 
 
 A = TypeVar("A")

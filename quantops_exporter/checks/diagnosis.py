@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from enum import StrEnum
 
 from quantops_exporter.checks.allocation import check_allocation_weights
-from quantops_exporter.checks.base import CheckContext, read_both
+from quantops_exporter.checks.base import CheckContext, from_http, read_both
 from quantops_exporter.checks.freshness import (
     check_gates_blob_freshness,
     check_manifold_freshness,
@@ -38,6 +38,7 @@ from quantops_exporter.checks.verdict import (
     error,
     fail,
     reason_for,
+    unreadable_of,
 )
 from quantops_exporter.redact import redact
 from quantops_exporter.sources.errors import SourceError
@@ -79,9 +80,10 @@ ADVICE = {
 
 
 async def _kill_switch_off(ctx: CheckContext) -> Verdict:
-    engaged = parse_api_answer(
-        await ctx.http.get_json(Dependency.API, endpoint(ctx.api_url, KILL_SWITCH_PATH))
-    )
+    url = endpoint(ctx.api_url, KILL_SWITCH_PATH)
+    payload = await ctx.http.get_json(Dependency.API, url)
+    with from_http(Dependency.API, url):
+        engaged = parse_api_answer(payload)
     status = Status.FAIL if engaged else Status.OK
     return Verdict(status, Reason.UNEXPECTED_VALUE if engaged else Reason.NONE, "kill switch")
 
@@ -117,7 +119,11 @@ async def _run_step(
     try:
         return await run(ctx)
     except SourceError as err:
-        return error(reason_for(err), redact(" ".join(str(err).split()))[:200])
+        return error(
+            reason_for(err),
+            redact(" ".join(str(err).split()))[:200],
+            unreadable=unreadable_of(err),
+        )
 
 
 def _step_readings(step: Step | None) -> tuple[Reading, ...]:
@@ -133,7 +139,8 @@ async def check_no_positions(ctx: CheckContext) -> Verdict:
         ctx.http.get_json(Dependency.API, endpoint(ctx.api_url, POSITIONS_PATH)),
     )
     eligible = sum(1 for s in metrics.series(ROLLING_GATE) if s.labels.get("eligible") == "1")
-    positions = open_positions(positions_payload)
+    with from_http(Dependency.API, endpoint(ctx.api_url, POSITIONS_PATH)):
+        positions = open_positions(positions_payload)
     now = ctx.clock()
     green = eligible >= ctx.thresholds.min_eligible
     # Seen continuously, run after run: across the weekend (no runs) it starts again, so the
@@ -190,6 +197,7 @@ async def check_no_positions(ctx: CheckContext) -> Verdict:
                     f"{ADVICE[step]} ({verdict.summary})",
                     readings=_step_readings(step),
                     observations={"step": step.value},
+                    unreadable=verdict.unreadable,
                 )
     return fail(
         Reason.UNEXPECTED_VALUE,

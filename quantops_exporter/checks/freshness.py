@@ -19,9 +19,18 @@ from quantops_exporter.checks.timestamps import (
     from_epoch,
     parse_timestamp,
 )
-from quantops_exporter.checks.verdict import Freshness, Reason, Source, Status, Verdict, ok
+from quantops_exporter.checks.verdict import (
+    Freshness,
+    Reason,
+    Source,
+    Status,
+    Unreadable,
+    Verdict,
+    ok,
+)
 from quantops_exporter.humanize import format_duration
 from quantops_exporter.sources.errors import BadPayload
+from quantops_exporter.sources.health import Dependency
 from quantops_exporter.sources.payloads import decode_json, quick_object
 from quantops_exporter.sources.valkey import KeyRead
 from quantops_exporter.worker import off_loop
@@ -56,9 +65,14 @@ def judge_freshness(
     max_age: float,
     max_skew: float,
     what: str,
+    key: str = "",
 ) -> Verdict:
-    """ok when every stamp is at most `max_age` old; else fail or error with the worst reason."""
+    """ok when every stamp is at most `max_age` old; else fail or error with the worst reason.
+
+    `key` is the Valkey key template (`{instrument}` filled in) each stamp was read from: the
+    keys whose value could not be judged are what the run could not read."""
     findings: dict[Reason, list[str]] = {}
+    unjudged: list[tuple[str, Reason]] = []
     ages: dict[str, float | None] = {}
     for stamp in stamps:
         label = stamp.instrument or what
@@ -72,6 +86,8 @@ def judge_freshness(
                 problem, detail = Reason.STALE, f"{format_duration(age)} old"
         if problem is not None:
             findings.setdefault(problem, []).append(f"{label} ({detail})" if detail else label)
+            if problem in _ERROR_REASONS:
+                unjudged.append((stamp.instrument, problem))
     freshness = tuple(
         Freshness(source, stamp.instrument, _plausible(stamp.updated_at, now, max_skew))
         for stamp in stamps
@@ -92,6 +108,12 @@ def judge_freshness(
         f"{what}: {summary} (max {max_age:.0f}s)",
         freshness=freshness,
         observations=observations,
+        unreadable=tuple(
+            Unreadable(Dependency.VALKEY, key.format(instrument=instrument), problem)
+            for instrument, problem in unjudged
+        )
+        if key
+        else (),
     )
 
 
@@ -262,6 +284,13 @@ _WHAT = {
 }
 
 
+_KEYS = {
+    Source.WS_MANIFOLD: MANIFOLD_KEY,
+    Source.SIGNAL_INDEX: SIGNAL_INDEX_KEY,
+    Source.GATES_BLOB: GATES_BLOB_KEY,
+}
+
+
 def _judge(t: Thresholds, source: Source, stamps: Sequence[Stamp], now: float) -> Verdict:
     return judge_freshness(
         source,
@@ -270,4 +299,5 @@ def _judge(t: Thresholds, source: Source, stamps: Sequence[Stamp], now: float) -
         max_age=freshness_limits(t)[source],
         max_skew=t.max_clock_skew_seconds,
         what=_WHAT[source],
+        key=_KEYS[source],
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from quantops_exporter.checks.base import CheckContext, with_unconfigured
+from quantops_exporter.checks.base import CheckContext, from_valkey, with_unconfigured
 from quantops_exporter.checks.freshness import GATES_BLOB_KEY
 from quantops_exporter.checks.parsing import as_decimal, as_object
 from quantops_exporter.checks.thresholds import Thresholds
@@ -146,11 +146,13 @@ def _judge_eligible(metrics: StackMetrics, instruments: tuple[str, ...], minimum
 async def check_gates_sanity(ctx: CheckContext) -> Verdict:
     """Repetition counts and hazards in `opt:rolling:gates_blob` are sane."""
     read = await ctx.valkey.get(GATES_BLOB_KEY)
-    if read.wrong_type:
-        raise WrongType(f"{GATES_BLOB_KEY} is not a STRING")
-    if read.missing:
-        return fail(Reason.MISSING, f"{GATES_BLOB_KEY} is missing")
-    return await off_loop(_judge_sanity, read.value, ctx.instruments, ctx.thresholds)
+    # Errors raised in the worker come back through the await: located here, on the loop.
+    with from_valkey(GATES_BLOB_KEY):
+        if read.wrong_type:
+            raise WrongType(f"{GATES_BLOB_KEY} is not a STRING")
+        if read.missing:
+            return fail(Reason.MISSING, f"{GATES_BLOB_KEY} is missing")
+        return await off_loop(_judge_sanity, read.value, ctx.instruments, ctx.thresholds)
 
 
 def _judge_sanity(raw: bytes, instruments: tuple[str, ...], t: Thresholds) -> Verdict:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from quantops_exporter.checks.base import CheckContext, read_both
+from quantops_exporter.checks.base import CheckContext, from_http, from_valkey, read_both
 from quantops_exporter.checks.thresholds import KillSwitchPolicy
 from quantops_exporter.checks.verdict import Measure, Reading, Reason, Status, Verdict, fail, ok
 from quantops_exporter.market import Calendar, Session
@@ -141,14 +141,18 @@ def transition(
 
 async def check_kill_switch(ctx: CheckContext) -> Verdict:
     """`GET /api/kill-switch` and `ops:kill_switch` agree and match the policy for now."""
+    url = endpoint(ctx.api_url, KILL_SWITCH_PATH)
     payload, read = await read_both(
-        ctx.http.get_json(Dependency.API, endpoint(ctx.api_url, KILL_SWITCH_PATH)),
-        ctx.valkey.get(KILL_SWITCH_KEY),
+        ctx.http.get_json(Dependency.API, url), ctx.valkey.get(KILL_SWITCH_KEY)
     )
+    with from_http(Dependency.API, url):
+        api_engaged = parse_api_answer(payload)
+    with from_valkey(KILL_SWITCH_KEY):
+        valkey_engaged = parse_valkey_value(read)
     now, t = ctx.clock(), ctx.thresholds
     return judge_kill_switch(
-        api_engaged=parse_api_answer(payload),
-        valkey_engaged=parse_valkey_value(read),
+        api_engaged=api_engaged,
+        valkey_engaged=valkey_engaged,
         valkey_missing=read.missing,
         market_open=ctx.calendar.is_open(now),
         policy=t.kill_switch_policy,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from quantops_exporter.checks.base import CheckContext, with_unconfigured
+from quantops_exporter.checks.base import CheckContext, from_http, with_unconfigured
 from quantops_exporter.checks.parsing import as_decimal, as_object
 from quantops_exporter.checks.verdict import Measure, Reading, Reason, Verdict, fail, ok
 from quantops_exporter.sources.errors import BadPayload
@@ -75,12 +75,14 @@ def judge_spreads(spreads: dict[str, float], instruments: Sequence[str], max_bps
 
 async def check_spread_guard(ctx: CheckContext) -> Verdict:
     """Spreads from /api/oanda/pricing are within MAX_SPREAD_BPS."""
+    url = endpoint(ctx.api_url, PRICING_PATH)
     payload = await ctx.http.get_json(
-        Dependency.API,
-        endpoint(ctx.api_url, PRICING_PATH),
-        {"instruments": ",".join(ctx.instruments)},
+        Dependency.API, url, {"instruments": ",".join(ctx.instruments)}
     )
-    return await off_loop(_judge, payload, ctx.instruments, ctx.thresholds.max_spread_bps)
+    # A payload the worker cannot parse raises there; the error comes back through the await and
+    # is located here, on the loop (judging the spreads raises nothing to locate).
+    with from_http(Dependency.API, url):
+        return await off_loop(_judge, payload, ctx.instruments, ctx.thresholds.max_spread_bps)
 
 
 def _judge(payload: object, instruments: tuple[str, ...], max_bps: float) -> Verdict:

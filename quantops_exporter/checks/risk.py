@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from quantops_exporter.checks.base import CheckContext, read_both, with_unconfigured
+from quantops_exporter.checks.base import (
+    CheckContext,
+    from_http,
+    from_valkey,
+    read_both,
+    with_unconfigured,
+)
 from quantops_exporter.checks.parsing import (
     as_decimal,
     as_list,
@@ -157,20 +163,22 @@ def judge_position_caps(
 async def read_budget(ctx: CheckContext) -> float:
     """The budget from HASH risk:alloc_budget, falling back to GET /api/risk/budget."""
     read = await ctx.valkey.hgetall(BUDGET_KEY)
-    if read.wrong_type:
-        raise WrongType(f"{BUDGET_KEY} is not a HASH")
-    if not read.missing:
-        return budget_from(numeric_hash(read.value, BUDGET_KEY))
-    payload = as_object(
-        await ctx.http.get_json(Dependency.API, endpoint(ctx.api_url, BUDGET_PATH)), BUDGET_PATH
-    )
-    return budget_from(
-        {
-            k: as_decimal(v, f"{BUDGET_PATH} {k}")
-            for k, v in payload.items()
-            if k in ("budget", "margin_available", "target_pct")
-        }
-    )
+    with from_valkey(BUDGET_KEY):
+        if read.wrong_type:
+            raise WrongType(f"{BUDGET_KEY} is not a HASH")
+        if not read.missing:
+            return budget_from(numeric_hash(read.value, BUDGET_KEY))
+    url = endpoint(ctx.api_url, BUDGET_PATH)
+    answer = await ctx.http.get_json(Dependency.API, url)
+    with from_http(Dependency.API, url):
+        payload = as_object(answer, BUDGET_PATH)
+        return budget_from(
+            {
+                k: as_decimal(v, f"{BUDGET_PATH} {k}")
+                for k, v in payload.items()
+                if k in ("budget", "margin_available", "target_pct")
+            }
+        )
 
 
 def judge_alloc_budget(fields: dict[str, float] | None) -> Verdict:
@@ -225,17 +233,20 @@ def judge_exposure(
 
 async def check_margin_utilisation(ctx: CheckContext) -> Verdict:
     """Margin utilisation from /api/oanda/account is below MARGIN_HYST_HIGH."""
-    payload = await ctx.http.get_json(Dependency.API, endpoint(ctx.api_url, ACCOUNT_PATH))
-    return judge_margin(account_margin(payload), ctx.thresholds.margin_hyst_high)
+    url = endpoint(ctx.api_url, ACCOUNT_PATH)
+    payload = await ctx.http.get_json(Dependency.API, url)
+    with from_http(Dependency.API, url):
+        margin = account_margin(payload)
+    return judge_margin(margin, ctx.thresholds.margin_hyst_high)
 
 
 async def check_position_caps(ctx: CheckContext) -> Verdict:
     """No open position uses more margin than min(budget/K, PM_MAX_PER_POS_PCT x budget)."""
-    budget, payload = await read_both(
-        read_budget(ctx), ctx.http.get_json(Dependency.API, endpoint(ctx.api_url, POSITIONS_PATH))
-    )
+    url = endpoint(ctx.api_url, POSITIONS_PATH)
+    budget, payload = await read_both(read_budget(ctx), ctx.http.get_json(Dependency.API, url))
     t = ctx.thresholds
-    positions = open_positions(payload)
+    with from_http(Dependency.API, url):
+        positions = open_positions(payload)
     verdict = judge_position_caps(
         positions, budget, t.alloc_top_k, t.pm_max_per_pos_pct, ctx.instruments
     )
@@ -247,24 +258,27 @@ async def check_position_caps(ctx: CheckContext) -> Verdict:
 async def check_alloc_budget(ctx: CheckContext) -> Verdict:
     """HASH risk:alloc_budget exists and every field is a number."""
     read = await ctx.valkey.hgetall(BUDGET_KEY)
-    if read.wrong_type:
-        raise WrongType(f"{BUDGET_KEY} is not a HASH")
-    return judge_alloc_budget(None if read.missing else numeric_hash(read.value, BUDGET_KEY))
+    with from_valkey(BUDGET_KEY):
+        if read.wrong_type:
+            raise WrongType(f"{BUDGET_KEY} is not a HASH")
+        fields = None if read.missing else numeric_hash(read.value, BUDGET_KEY)
+    return judge_alloc_budget(fields)
 
 
 async def check_exposure_within_cap(ctx: CheckContext) -> Verdict:
     """Margin utilisation and total allocation are both within 0.30 (Recovery procedure)."""
+    account_url = endpoint(ctx.api_url, ACCOUNT_PATH)
+    status_url = endpoint(ctx.api_url, ALLOCATION_STATUS_PATH)
     account, status = await read_both(
-        ctx.http.get_json(Dependency.API, endpoint(ctx.api_url, ACCOUNT_PATH)),
-        ctx.http.get_json(Dependency.API, endpoint(ctx.api_url, ALLOCATION_STATUS_PATH)),
+        ctx.http.get_json(Dependency.API, account_url),
+        ctx.http.get_json(Dependency.API, status_url),
     )
     t = ctx.thresholds
-    allocation = total_allocation(
-        as_weight_map(status, ALLOCATION_STATUS_PATH),
-        t.allocation_weights_scale,
-        t.risk_alloc_target_pct,
-    )
-    margin = account_margin(account)
+    with from_http(Dependency.API, status_url):
+        weights = as_weight_map(status, ALLOCATION_STATUS_PATH)
+    with from_http(Dependency.API, account_url):
+        margin = account_margin(account)
+    allocation = total_allocation(weights, t.allocation_weights_scale, t.risk_alloc_target_pct)
     verdict = judge_exposure(margin, allocation, t.margin_hyst_high, t.risk_alloc_target_pct)
     if verdict.status is Status.OK:
         return verdict

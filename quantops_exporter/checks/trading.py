@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from quantops_exporter.checks.base import CheckContext
+from quantops_exporter.checks.base import CheckContext, from_http
 from quantops_exporter.checks.parsing import as_object
 from quantops_exporter.checks.verdict import Reason, Status, Verdict, fail
 from quantops_exporter.sources.errors import BadPayload
@@ -50,6 +50,7 @@ def judge_trading_mode(payload: object) -> Verdict:
 
 async def check_trading_mode(ctx: CheckContext) -> Verdict:
     """`GET /api/trading/mode` says live and connected to OANDA."""
-    return judge_trading_mode(
-        await ctx.http.get_json(Dependency.API, endpoint(ctx.api_url, TRADING_MODE_PATH))
-    )
+    url = endpoint(ctx.api_url, TRADING_MODE_PATH)
+    payload = await ctx.http.get_json(Dependency.API, url)
+    with from_http(Dependency.API, url):
+        return judge_trading_mode(payload)

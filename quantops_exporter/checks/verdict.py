@@ -12,6 +12,7 @@ from enum import StrEnum
 from typing import TypedDict, Unpack
 
 from quantops_exporter.sources import errors
+from quantops_exporter.sources.health import Dependency
 
 
 class Status(StrEnum):
@@ -107,6 +108,17 @@ class Reading:
 
 
 @dataclass(frozen=True, slots=True)
+class Unreadable:
+    """Something a run could not read, and why: an endpoint of an HTTP dependency (its path) or a
+    Valkey key. Items come from the configuration and the code's paths and key templates, never
+    from the data read, so they are label values (`runbook_check_unreadable`)."""
+
+    dependency: Dependency
+    item: str
+    reason: Reason
+
+
+@dataclass(frozen=True, slots=True)
 class Verdict:
     """What a pure evaluator concluded from what a check read."""
 
@@ -116,6 +128,7 @@ class Verdict:
     freshness: tuple[Freshness, ...] = ()
     readings: tuple[Reading, ...] = ()
     observations: Mapping[str, object] = field(default_factory=dict)
+    unreadable: tuple[Unreadable, ...] = ()
 
 
 class Evidence(TypedDict, total=False):
@@ -124,6 +137,7 @@ class Evidence(TypedDict, total=False):
     freshness: tuple[Freshness, ...]
     readings: tuple[Reading, ...]
     observations: Mapping[str, object]
+    unreadable: tuple[Unreadable, ...]
 
 
 def ok(summary: str, **evidence: Unpack[Evidence]) -> Verdict:
@@ -159,3 +173,10 @@ def reason_for(err: errors.SourceError) -> Reason:
         if isinstance(err, kind):
             return reason
     return Reason.INTERNAL_ERROR
+
+
+def unreadable_of(err: errors.SourceError, reason: Reason | None = None) -> tuple[Unreadable, ...]:
+    """What a located source error could not read (nothing when it does not say)."""
+    if not err.dependency:
+        return ()
+    return (Unreadable(Dependency(err.dependency), err.item, reason or reason_for(err)),)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from quantops_exporter.checks.base import CheckContext
+from quantops_exporter.checks.base import CheckContext, from_http, judged_at
 from quantops_exporter.checks.parsing import as_list, as_object
 from quantops_exporter.checks.timestamps import TimestampError, find_timestamp
 from quantops_exporter.checks.verdict import (
@@ -107,20 +107,23 @@ def judge_candles(
 async def check_candles(ctx: CheckContext) -> Verdict:
     """`/api/candles?instrument=…&granularity=M1&limit=120` is complete and fresh."""
     t = ctx.thresholds
+    url = endpoint(ctx.api_url, CANDLES_PATH)
     payload = await ctx.http.get_json(
         Dependency.API,
-        endpoint(ctx.api_url, CANDLES_PATH),
+        url,
         {"instrument": t.candles_instrument, "granularity": "M1", "limit": str(t.candles_limit)},
     )
     now = ctx.clock()
-    return judge_candles(
-        payload,
-        t.candles_instrument,
-        t.candles_limit,
-        t.candles_max_age_seconds,
-        now,
-        ctx.calendar.is_open(now),
-        t.max_clock_skew_seconds,
-        ctx.calendar.last_open(now),
-        closure_summary(ctx.calendar, now),
-    )
+    with from_http(Dependency.API, url):
+        verdict = judge_candles(
+            payload,
+            t.candles_instrument,
+            t.candles_limit,
+            t.candles_max_age_seconds,
+            now,
+            ctx.calendar.is_open(now),
+            t.max_clock_skew_seconds,
+            ctx.calendar.last_open(now),
+            closure_summary(ctx.calendar, now),
+        )
+    return judged_at(verdict, Dependency.API, url)

@@ -2,8 +2,8 @@
 
     python -m quantops_exporter.deploykit                 # rewrite the files in ./deploy
     python -m quantops_exporter.deploykit --check         # exit 1 naming any stale file (CI)
-    python -m quantops_exporter.deploykit --env-file /opt/sep/.env.hotband --job my-job \\
-        --runbook-url https://wiki/runbook.md --deploy-dir /tmp/out   # your settings and names
+    python -m quantops_exporter.deploykit --env-file /opt/sep/.env.hotband \\
+        --runbook-url https://wiki/runbook.md --deploy-dir /tmp/out   # your settings and URL
 
 The rules follow the daemon's own settings, read as the daemon reads them (the environment, and
 `--env-file`): per-check intervals (QUANTOPS_CHECKS__<check>__INTERVAL_SECONDS) size each alert's
@@ -13,6 +13,9 @@ open PreOpenNotReady waits, and QUANTOPS_RUNBOOK_URL is the default runbook URL.
 
 The promtool tests are written only when the rules are the shipped ones (default settings, job
 and runbook URL): they test the rules' logic against the shipped files.
+
+The rules name no job: whatever job, `stack` or other target labels your scrape configuration
+gives the exporter, they carry them through (`--job` is accepted for old scripts, and ignored).
 """
 
 from __future__ import annotations
@@ -28,9 +31,7 @@ from quantops_exporter.checks.catalog import CHECKS, DEFAULT_RUNBOOK_URL
 from quantops_exporter.checks.thresholds import PREOPEN_READY_WITHIN_SECONDS
 from quantops_exporter.config import ConfigError, Settings, load_settings
 from quantops_exporter.deploykit.dashboard import build_dashboard
-from quantops_exporter.deploykit.rule_tests import build_tests
 from quantops_exporter.deploykit.rules import (
-    DEFAULT_JOB,
     DEFAULT_SERVERS,
     Server,
     build_rules,
@@ -38,11 +39,17 @@ from quantops_exporter.deploykit.rules import (
     render,
     servers_of,
 )
+from quantops_exporter.deploykit.setups import test_file
+from quantops_exporter.deploykit.variants import VARIANTS, variant_tests
 from quantops_exporter.generation import build_generation
 from quantops_exporter.sources.health import Dependency
 
 RULES = Path("prometheus/rules/quantops-runbook.rules.yml")
 PROMTOOL_TESTS = Path("prometheus/tests/quantops-runbook.test.yml")
+# The invariance variants of every case (deploykit/variants.py), one file each.
+VARIANT_TESTS = {
+    name: Path(f"prometheus/tests/quantops-runbook.{name}.test.yml") for name in VARIANTS
+}
 PROMETHEUS_RULE = Path("kubernetes/prometheusrule.yaml")
 DASHBOARD = Path("grafana/dashboards/quantops-runbook.json")
 
@@ -61,20 +68,21 @@ def servers(settings: Settings) -> tuple[Server, ...]:
 
 def generated_files(
     runbook_url: str = DEFAULT_RUNBOOK_URL,
-    job: str = DEFAULT_JOB,
     checks: Sequence[Check] = CHECKS,
     served_by: Sequence[Server] = DEFAULT_SERVERS,
     preopen_ready_within: float = PREOPEN_READY_WITHIN_SECONDS,
 ) -> dict[Path, Callable[[], str]]:
     """Each generated file (relative to the deploy directory) and how to render it."""
-    rules = build_rules(checks, runbook_url, job, served_by, preopen_ready_within)
+    rules = build_rules(checks, runbook_url, served_by, preopen_ready_within)
     files: dict[Path, Callable[[], str]] = {
         RULES: lambda: render(rules),
         PROMETHEUS_RULE: lambda: render(prometheus_rule(rules)),
         DASHBOARD: lambda: json.dumps(build_dashboard(), indent=2) + "\n",
     }
     if rules == build_rules():
-        files[PROMTOOL_TESTS] = lambda: render(build_tests())
+        files[PROMTOOL_TESTS] = lambda: render(test_file())
+        for name, path in VARIANT_TESTS.items():
+            files[path] = lambda name=name: render(variant_tests(name))  # type: ignore[misc]
     return files
 
 
@@ -98,9 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         help="base URL of your copy of the runbook (anchors are appended; default: "
         "QUANTOPS_RUNBOOK_URL, else the published runbook)",
     )
-    parser.add_argument(
-        "--job", default=DEFAULT_JOB, help="the Prometheus job_name that scrapes the exporter"
-    )
+    parser.add_argument("--job", help=argparse.SUPPRESS)  # the rules name no job any longer
     parser.add_argument(
         "--check", action="store_true", help="write nothing; exit 1 if a file is not up to date"
     )
@@ -111,9 +117,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     settings = generation.settings
+    if args.job is not None:
+        print(
+            "note: --job is no longer needed and is ignored: the rules carry whatever job "
+            "(and other target labels) Prometheus gives the exporter",
+            file=sys.stderr,
+        )
     files = generated_files(
         args.runbook_url or settings.runbook_url,
-        args.job,
         generation.catalog,
         servers(settings),
         settings.preopen_ready_within_seconds,

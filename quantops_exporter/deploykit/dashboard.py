@@ -1,12 +1,23 @@
 """The Grafana dashboard, generated (`python -m quantops_exporter.deploykit`) so that every panel
-query is known to the tests."""
+query is known to the tests.
+
+No query names a job: the `job` variable lists the jobs of the targets that export
+quantops_exporter_build_info, the `instance` variable that job's exporters, and every panel
+selects `$instance` (so a renamed job, or several, still fill every panel). A table shows the
+rules' firing alerts.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 DS = {"type": "prometheus", "uid": "${datasource}"}
-SEL = 'instance=~"$instance"'  # the selector every query shares
+SEL = 'instance=~"$instance"'  # the selector every query shares (the exporters of `$job`)
+FIRING = (
+    'sum by (alertname, severity, stack, check, dependency, instance) (ALERTS{alertstate="firing",'
+    'alertname=~"SepRunbook.+",job=~"$job"}) '
+    'or on() label_replace(vector(0), "alertname", "none firing", "", "")'
+)
 
 # (title, kind, [(expr, legend)], unit, width, thresholds as (value, colour) steps)
 PANELS: list[tuple[str, str, list[tuple[str, str]], str, int, list[tuple[float | None, str]]]] = [
@@ -25,6 +36,14 @@ PANELS: list[tuple[str, str, list[tuple[str, str]], str, int, list[tuple[float |
         "none",
         3,
         [(None, "green"), (1, "orange")],
+    ),
+    (
+        "Firing alerts (SepRunbook*, this job)",
+        "table",
+        [(FIRING, "{{alertname}}")],
+        "none",
+        24,
+        [(None, "green"), (1, "red")],
     ),
     (
         "All checks (1 = ok or skipped)",
@@ -140,8 +159,9 @@ PANELS: list[tuple[str, str, list[tuple[str, str]], str, int, list[tuple[float |
         "Exporter up and dependencies",
         "state-timeline",
         [
-            ('up{job="quantops-exporter",' + SEL + "}", "exporter"),
+            (f"up{{{SEL}}}", "exporter {{instance}}"),
             (f"runbook_dependency_up{{{SEL}}}", "{{dependency}}"),
+            (f"runbook_dependency_endpoint_up{{{SEL}}}", "{{dependency}} {{endpoint}}"),
         ],
         "none",
         12,
@@ -220,15 +240,26 @@ def build_dashboard() -> dict[str, Any]:
                     "label": "Data source",
                 },
                 {
-                    "name": "instance",
+                    "name": "job",
                     "type": "query",
                     "datasource": DS,
-                    "label": "Exporter",
-                    "query": "label_values(runbook_check_ok, instance)",
+                    "label": "Job",
+                    "query": "label_values(quantops_exporter_build_info, job)",
                     "refresh": 2,
                     "includeAll": True,
                     "multi": True,
                     "allValue": ".*",
+                },
+                {
+                    # No allValue: "All" is the job's exporters, not every instance there is.
+                    "name": "instance",
+                    "type": "query",
+                    "datasource": DS,
+                    "label": "Exporter",
+                    "query": 'label_values(quantops_exporter_build_info{job=~"$job"}, instance)',
+                    "refresh": 2,
+                    "includeAll": True,
+                    "multi": True,
                 },
             ]
         },

@@ -62,8 +62,11 @@ def _world(request: web.Request) -> World:
 
 @web.middleware
 async def api_faults(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Apply the API fault scenarios to every backend endpoint (not to /_sim/)."""
+    """Apply the API fault scenarios to every backend endpoint (not to /_sim/), and the one
+    endpoint fault to its endpoint."""
     scenario = _sim(request).scenario
+    if scenario is Scenario.KILL_SWITCH_500 and request.path == "/api/kill-switch":
+        return web.Response(status=500, text="Internal Server Error")
     if request.path.startswith("/_sim/") or scenario not in _API_FAULTS:
         return await handler(request)
     if scenario is Scenario.API_500:

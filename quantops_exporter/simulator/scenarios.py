@@ -34,6 +34,7 @@ class Scenario(StrEnum):
     SPREAD_WIDE = "spread_wide"
     FLAT_WHILE_GREEN = "flat_while_green"
     API_500 = "api_500"
+    KILL_SWITCH_500 = "kill_switch_500"
     API_GARBAGE = "api_garbage"
     API_SLOW = "api_slow"
     API_OVERSIZED = "api_oversized"
@@ -66,6 +67,7 @@ DESCRIPTIONS: dict[Scenario, str] = {
     Scenario.SPREAD_WIDE: "EUR_USD's spread is 12 bps; flat",
     Scenario.FLAT_WHILE_GREEN: "no positions though gates are green and every step passes",
     Scenario.API_500: "every backend endpoint answers HTTP 500",
+    Scenario.KILL_SWITCH_500: "/api/kill-switch answers HTTP 500; every other endpoint answers",
     Scenario.API_GARBAGE: "every backend endpoint answers an HTML login page",
     Scenario.API_SLOW: "every backend endpoint hangs",
     Scenario.API_OVERSIZED: "every backend endpoint answers a 5 MiB body",

@@ -15,17 +15,50 @@ Every error a source raises is one of the leaves above, never the bare base clas
 maps each to its reason (a test walks the tree), and `internal_error` means a bug.
 
 Missing keys are not errors: readers return None and the evaluators judge it.
+
+An error says what it could not read (`located`): the dependency, and the item of it, an HTTP
+endpoint's path or a Valkey key. The readers locate what they raise; code that parses what a
+reader returned locates its errors with `reading()`. Items come from the configuration and the
+code's key templates and paths, never from the data read, so they can be label values.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Self
 
 
 class SourceError(Exception):
     """Something a source could not read."""
 
+    dependency: str = ""  # the Dependency value read ("" while not located)
+    item: str = ""  # the endpoint path or Valkey key read
+
+    def located(self, dependency: str, item: str) -> Self:
+        """This error, saying what it could not read, unless it says so already (the innermost
+        reader knows best)."""
+        if not self.dependency:
+            self.dependency, self.item = str(dependency), item
+        return self
+
+
+@contextmanager
+def reading(dependency: str, item: str) -> Iterator[None]:
+    """Locate every SourceError raised in the block at `item` of `dependency`."""
+    try:
+        yield
+    except SourceError as err:
+        err.located(dependency, item)
+        raise
+
 
 class Unreachable(SourceError):
     """The dependency did not answer at all."""
+
+    # False when the request reached the server and only this endpoint failed to answer
+    # (a reset mid-answer): DependencyHealth then marks that endpoint down, not the server.
+    server_wide: bool = True
 
 
 class HttpStatusError(SourceError):

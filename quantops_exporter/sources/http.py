@@ -2,18 +2,27 @@
 
 There is no method here that sends anything but GET, so the daemon cannot call a mutating
 endpoint (POST /api/kill-switch, /api/trade/reconcile, /api/candles/fetch) by construction.
-Timeouts are the runner's: a hung request is cancelled with its check.
+Timeouts are the runner's: a hung request is cancelled with its check. Every request is of one
+endpoint, the URL's path (a configured base URL and the code's path, never wire data): its health
+and the errors it raises are that endpoint's.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from urllib.parse import urlsplit
 
 import aiohttp
 
 from quantops_exporter.redact import redact
-from quantops_exporter.sources.errors import BadPayload, HttpStatusError, TooLarge, Unreachable
+from quantops_exporter.sources.errors import (
+    BadPayload,
+    HttpStatusError,
+    TooLarge,
+    Unreachable,
+    reading,
+)
 from quantops_exporter.sources.health import Dependency, DependencyHealth
 from quantops_exporter.sources.payloads import decode_json
 from quantops_exporter.trace import trace, waiting_on
@@ -49,9 +58,12 @@ class HttpReader:
         """GET `url` and decode its JSON body (a large one in the worker thread)."""
         body = await self.get_bytes(dependency, url, params)
         what = f"GET {redact(url)}: the body"
-        if len(body) > OFF_LOOP_BYTES:
-            return await off_loop(decode_json, body, what)
-        return decode_json(body, what)
+        # The error is located here, on the loop: one raised in the worker comes back through
+        # the await and is located like one raised inline.
+        with reading(dependency, endpoint_of(url)):
+            if len(body) > OFF_LOOP_BYTES:
+                return await off_loop(decode_json, body, what)
+            return decode_json(body, what)
 
     async def get_text(
         self, dependency: Dependency, url: str, params: Mapping[str, str] | None = None
@@ -61,20 +73,28 @@ class HttpReader:
         try:
             return body.decode("utf-8")
         except UnicodeDecodeError as err:
-            raise BadPayload(f"GET {redact(url)}: body is not UTF-8 ({err})") from err
+            raise BadPayload(f"GET {redact(url)}: body is not UTF-8 ({err})").located(
+                dependency, endpoint_of(url)
+            ) from err
 
     async def get_bytes(
         self, dependency: Dependency, url: str, params: Mapping[str, str] | None = None
     ) -> bytes:
         """GET `url`; return its body, refusing non-2xx answers and bodies over the cap."""
         started = time.perf_counter()
-        with waiting_on(f"GET {redact(url)}"):
-            return await self._get_bytes(dependency, url, params, started)
+        endpoint = endpoint_of(url)
+        with waiting_on(f"GET {redact(url)}", dependency, endpoint), reading(dependency, endpoint):
+            return await self._get_bytes(dependency, endpoint, url, params, started)
 
     async def _get_bytes(
-        self, dependency: Dependency, url: str, params: Mapping[str, str] | None, started: float
+        self,
+        dependency: Dependency,
+        endpoint: str,
+        url: str,
+        params: Mapping[str, str] | None,
+        started: float,
     ) -> bytes:
-        async with self._health.attempt(dependency):
+        async with self._health.attempt(dependency, endpoint):
             try:
                 async with self._session.get(url, params=params, allow_redirects=False) as response:
                     trace(
@@ -99,9 +119,12 @@ class HttpReader:
                     url=redact(url),
                     error=type(err).__name__,
                 )
-                raise Unreachable(
+                unreachable = Unreachable(
                     f"GET {redact(url)}: {type(err).__name__}: {redact(str(err))}"
-                ) from err
+                )
+                # Refused, DNS, TLS: the server's. A reset or a cut answer: this endpoint's.
+                unreachable.server_wide = isinstance(err, aiohttp.ClientConnectorError)
+                raise unreachable from err
 
     async def _read_capped(self, url: str, response: aiohttp.ClientResponse) -> bytes:
         chunks: list[bytes] = []
@@ -115,3 +138,9 @@ class HttpReader:
                 )
             chunks.append(chunk)
         return b"".join(chunks)
+
+
+def endpoint_of(url: str) -> str:
+    """The endpoint a URL asks for: its path (the query, the host and any credentials left
+    out)."""
+    return urlsplit(url).path or "/"

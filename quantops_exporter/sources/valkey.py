@@ -115,7 +115,7 @@ class ValkeyReader:
 
     async def ping(self) -> float:
         """PING; return the round-trip time in seconds."""
-        async with self._attempt("PING"):
+        async with self._attempt("PING", "PING"):
             started = time.perf_counter()
             await self._client.ping()
             return time.perf_counter() - started
@@ -136,7 +136,7 @@ class ValkeyReader:
                 raise ValueTooLarge(
                     f"{key} holds more than the {self._max_value}-byte cap "
                     "(QUANTOPS_VALKEY_MAX_VALUE_BYTES): not read"
-                )
+                ).located(Dependency.VALKEY, key)
             reads.append(_key_read(key, value, pttl_ms=pttl if isinstance(pttl, int) else None))
         return reads
 
@@ -162,7 +162,7 @@ class ValkeyReader:
         commands = batch.commands
         first = " ".join(str(part) for part in commands[0][:2])
         more = f" and {len(commands) - 1} more" if len(commands) > 1 else ""
-        async with self._attempt(f"{first}{more}"):
+        async with self._attempt(f"{first}{more}", str(commands[0][1])):
             started = time.perf_counter()
             results = await self._send(batch)
             trace(
@@ -171,9 +171,9 @@ class ValkeyReader:
                 first=[str(c[0]) for c in commands[:3]],
                 seconds=round(time.perf_counter() - started, 6),
             )
-        for result in results:
+        for command, result in zip(commands, results, strict=True):
             if isinstance(result, redis_errors.ResponseError) and not _is_wrong_type(result):
-                raise _translate(result)
+                raise _translate(result).located(Dependency.VALKEY, str(command[1]))
         return results
 
     async def _send(self, batch: Batch) -> list[Any]:
@@ -190,13 +190,15 @@ class ValkeyReader:
         return list(await pipe.execute(raise_on_error=False))
 
     @asynccontextmanager
-    async def _attempt(self, what: str) -> AsyncIterator[None]:
-        with waiting_on(f"Valkey {what}"):
+    async def _attempt(self, what: str, item: str) -> AsyncIterator[None]:
+        """One round trip, `what` for a timeout's summary, located at `item` (its first key,
+        or PING): what the check could not read when the whole batch fails."""
+        with waiting_on(f"Valkey {what}", Dependency.VALKEY, item):
             async with self._health.attempt(Dependency.VALKEY):
                 try:
                     yield
                 except redis_errors.RedisError as err:
-                    raise _translate(err) from err
+                    raise _translate(err).located(Dependency.VALKEY, item) from err
 
 
 def _key_read(key: str, value: object, *, pttl_ms: int | None = None) -> KeyRead:

@@ -14,11 +14,10 @@ import yaml
 from quantops_exporter.checks.catalog import CHECK_NAMES, CHECKS, Anchor
 from quantops_exporter.checks.freshness import freshness_limits
 from quantops_exporter.checks.thresholds import Thresholds
+from quantops_exporter.deploykit.__main__ import VARIANT_TESTS, servers
 from quantops_exporter.deploykit.__main__ import main as deploykit
-from quantops_exporter.deploykit.__main__ import servers
 from quantops_exporter.deploykit.rule_tests import (
     FAULT_REASON,
-    WARM_UP_FAULTS,
     alert_names,
     check_state,
     dependencies_up,
@@ -35,6 +34,8 @@ from quantops_exporter.deploykit.rules import (
     UNALERTED,
     render,
 )
+from quantops_exporter.deploykit.variants import VARIANTS
+from quantops_exporter.deploykit.week_cases import WARM_UP_FAULTS
 from quantops_exporter.simulator import week
 from quantops_exporter.sources.health import Dependency
 from tests.conftest import make_settings, require_program
@@ -76,16 +77,21 @@ def test_a_stale_file_is_named_and_fails_the_check(tmp_path: Path) -> None:
     assert deploykit(["--check", "--deploy-dir", str(tmp_path)]) == 0
 
 
-def test_job_and_runbook_url_reach_the_rules(tmp_path: Path) -> None:
-    """--job and --runbook-url change the exporter alerts' job and every runbook_url."""
+def test_runbook_url_reaches_the_rules_and_job_is_ignored(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--runbook-url is the base of every runbook_url; --job (the rules name no job any longer)
+    is accepted for old scripts, said to be ignored, and changes nothing."""
     url = "https://wiki.example/runbook.md"
-    assert deploykit(["--deploy-dir", str(tmp_path), "--job", "sep-ops", "--runbook-url", url]) == 0
-    rules = yaml.safe_load((tmp_path / "prometheus/rules/quantops-runbook.rules.yml").read_text())
-    alerts = [r for g in rules["groups"] for r in g["rules"] if "alert" in r]
+    assert deploykit(["--deploy-dir", str(tmp_path / "a"), "--runbook-url", url]) == 0
+    assert deploykit(["--deploy-dir", str(tmp_path / "b"), "--job", "x", "--runbook-url", url]) == 0
+    assert "--job is no longer needed and is ignored" in capsys.readouterr().err
+    rule_file = "prometheus/rules/quantops-runbook.rules.yml"
+    text = (tmp_path / "a" / rule_file).read_text()
+    assert text == (tmp_path / "b" / rule_file).read_text()
+    alerts = [r for g in yaml.safe_load(text)["groups"] for r in g["rules"] if "alert" in r]
     assert all(a["annotations"]["runbook_url"].startswith(url + "#") for a in alerts)
-    down = next(a for a in alerts if a["alert"] == "SepRunbookExporterDown")
-    assert down["expr"] == 'up{job="sep-ops"} == 0'
-    assert not (tmp_path / "prometheus/tests").exists()  # tests are for the shipped defaults
+    assert not (tmp_path / "a/prometheus/tests").exists()  # tests are for the shipped defaults
 
 
 def test_kubernetes_prometheusrule_carries_the_same_rules() -> None:
@@ -135,10 +141,14 @@ def test_promtool_check_rules() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_promtool_unit_tests_pass() -> None:
-    """Every alert fires when it should and stays silent when it should (promtool)."""
-    result = run(binary("promtool"), "test", "rules", str(PROMTOOL_TESTS))
-    assert result.returncode == 0, result.stdout + result.stderr
+@pytest.mark.parametrize("variant", ["", *VARIANTS])
+def test_promtool_unit_tests_pass(variant: str) -> None:
+    """Every alert fires when it should and stays silent when it should (promtool); and so in
+    each invariance variant: beside a second stack with an extra target label, with twinned
+    replicas, under a job renamed midway (deploykit/variants.py)."""
+    path = ROOT / "deploy" / VARIANT_TESTS[variant] if variant else PROMTOOL_TESTS
+    result = run(binary("promtool"), "test", "rules", str(path))
+    assert result.returncode == 0, result.stdout[-20000:] + result.stderr
     assert "SUCCESS" in result.stdout
 
 

@@ -111,7 +111,8 @@ async def test_valkey_killed_and_restarted_under_the_daemon(
 
 
 async def test_scrape_answers_while_a_check_hangs(sim: SepSimulator) -> None:
-    """With the API hung mid-request, /metrics still answers and the check ends as timeout."""
+    """With the API hung mid-request, /metrics still answers and the check ends as timeout,
+    naming the endpoint that hung."""
     entered = asyncio.Event()
     release = asyncio.Event()
 
@@ -141,7 +142,27 @@ async def test_scrape_answers_while_a_check_hangs(sim: SepSimulator) -> None:
                     == 1
                 ),
             )
-            assert value(text, "runbook_dependency_up", dependency="api") == 0
+            # The hung endpoint is down; the server answers the others (404 here): it is up.
+            assert (
+                value(
+                    text,
+                    "runbook_dependency_endpoint_up",
+                    dependency="api",
+                    endpoint="/api/kill-switch",
+                )
+                == 0
+            )
+            assert (
+                value(
+                    text,
+                    "runbook_check_unreadable",
+                    check="kill_switch",
+                    dependency="api",
+                    item="/api/kill-switch",
+                    reason="timeout",
+                )
+                == 1
+            )
             release.set()
 
 

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from quantops_exporter.app import run_once
+from quantops_exporter.app import open_context, run_once
 from quantops_exporter.checks.base import Outcome
 from quantops_exporter.checks.catalog import CHECK_NAMES, CHECKS
-from quantops_exporter.checks.verdict import Reason, Status
+from quantops_exporter.checks.verdict import Reason, Status, Unreadable
+from quantops_exporter.runner import run_check
 from quantops_exporter.simulator.scenarios import Scenario
 from quantops_exporter.simulator.stack import SepSimulator
 from quantops_exporter.simulator.state import TimeUnit, Variant
+from quantops_exporter.sources.health import Dependency, DependencyHealth
 from tests.integration.conftest import generation_for
 from tests.integration.scenario_expectations import DIAGNOSIS_STEPS, EXPECTED_FAILURES
 
@@ -30,6 +32,7 @@ EXPECTED_REASONS = {
         "valkey_ping": Reason.UNREACHABLE,
         "manifold_freshness": Reason.UNREACHABLE,
     },
+    Scenario.KILL_SWITCH_500: {"kill_switch": Reason.HTTP_ERROR},
 }
 
 
@@ -80,6 +83,20 @@ async def test_flat_scenarios_name_their_runbook_step(
     steps = {r.labels[1]: r.value for r in outcome.readings}
     assert [step for step, on in steps.items() if on == 1] == [DIAGNOSIS_STEPS[scenario]]
     assert "step " + DIAGNOSIS_STEPS[scenario] in outcome.summary
+
+
+async def test_one_failing_endpoint_is_named_and_the_api_stays_up(sim: SepSimulator) -> None:
+    """/api/kill-switch answering 500 while every other endpoint answers: the kill switch
+    names that endpoint, and the API reads up (it used to alternate request by request)."""
+    await sim.set_scenario(Scenario.KILL_SWITCH_500)
+    health, generation = DependencyHealth(), generation_for(sim)
+    async with open_context(generation, health) as ctx:
+        outcomes = {check.name: await run_check(check, ctx) for check in generation.enabled}
+    assert outcomes["kill_switch"].unreadable == (
+        Unreadable(Dependency.API, "/api/kill-switch", Reason.HTTP_ERROR),
+    )
+    assert health.state[Dependency.API] is True
+    assert health.endpoints[(Dependency.API, "/api/kill-switch")] is False
 
 
 async def test_scenario_recovers_when_switched_back(sim: SepSimulator) -> None:

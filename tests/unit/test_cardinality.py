@@ -128,3 +128,61 @@ def test_every_label_value_of_the_new_families_is_bounded() -> None:
     for name in ("next_open", "next_close", "last_open"):
         samples = families[f"runbook_market_{name}_timestamp_seconds"].samples
         assert len(samples) == 1 and samples[0].labels == {}
+
+
+async def _hostile_answer(request: web.Request) -> web.Response:
+    """Every endpoint: a body full of label-breaking names, or a 500, by turns of the path."""
+    if len(request.path) % 2:
+        return web.Response(status=500, text="\n".join(HOSTILE))
+    return web.json_response({name: [name] for name in HOSTILE})
+
+
+async def test_what_a_check_could_not_read_is_named_from_the_configuration() -> None:
+    """Every check against an API answering 500s and hostile JSON (with a query string on the
+    way) and a Valkey that refuses: each runbook_check_unreadable item is an endpoint path of
+    the code or a key template filled with a configured instrument, never the stack's data."""
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", _hostile_answer)
+    async with test_utils.TestServer(app) as api:
+        url = str(api.make_url("")).rstrip("/")
+        settings = make_settings(
+            sep_api_url=url,
+            allocator_url=url,
+            hotband_pairs=CONFIGURED,
+            valkey_url="redis://127.0.0.1:1/0",
+        )
+        board = Board(CHECKS)
+        registry, _ = build_registry(board, DependencyHealth(), CHECKS)
+        async with open_context(build_generation(settings), DependencyHealth()) as ctx:
+            for check in CHECKS:
+                board.record(await run_check(check, ctx))
+    text = generate_latest(registry).decode()
+    samples = [s for f in text_string_to_metric_families(text) for s in f.samples]
+    items = {s.labels["item"] for s in samples if s.name == "runbook_check_unreadable"}
+    paths = {
+        "/api/kill-switch",
+        "/api/trading/mode",
+        "/api/oanda/account",
+        "/api/oanda/positions",
+        "/api/oanda/pricing",
+        "/api/candles",
+        "/api/risk/allocation-status",
+        "/api/risk/budget",
+        "/health",
+        "/status",
+        "/metrics",
+    }
+    keys = {
+        "PING",
+        "ops:kill_switch",
+        "opt:rolling:gates_blob",
+        "risk:alloc_budget",
+        "risk:allocation_weights",
+        *(
+            template.format(instrument=instrument)
+            for template in ("ws:last:manifold:{instrument}", "sep:signal_index:{instrument}")
+            for instrument in CONFIGURED
+        ),
+    }
+    assert len(items) > 5, items  # the API endpoints and Valkey's keys are all named
+    assert items <= paths | keys, sorted(items - paths - keys)
