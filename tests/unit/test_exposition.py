@@ -28,6 +28,7 @@ from prometheus_client.registry import Collector
 from quantops_exporter import exposition as exposition_module
 from quantops_exporter.board import Board
 from quantops_exporter.checks.base import CheckContext
+from quantops_exporter.checks.pricing import PRICING_PATH
 from quantops_exporter.checks.verdict import (
     Freshness,
     Measure,
@@ -35,6 +36,7 @@ from quantops_exporter.checks.verdict import (
     Reason,
     Source,
     Status,
+    Unreadable,
     Verdict,
 )
 from quantops_exporter.daemon import DebugRun, ReloadResult
@@ -159,6 +161,26 @@ def valkey_up(exporter: Exporter) -> None:
     exporter.health.mark(Dependency.VALKEY, True)
 
 
+def api_answers(exporter: Exporter) -> None:
+    """Two endpoints of the API answer."""
+    exporter.health.mark(Dependency.API, True, "/api/trading/mode")
+    exporter.health.mark(Dependency.API, True, PRICING_PATH)
+
+
+def pricing_endpoint_down(exporter: Exporter) -> None:
+    """The pricing endpoint stops answering, the other still does: runbook_dependency_up stays,
+    only runbook_dependency_endpoint_up moves (no change hook: probed)."""
+    exporter.health.mark(Dependency.API, False, PRICING_PATH)
+
+
+def record_unreadable(exporter: Exporter) -> None:
+    """A run that could not read the pricing endpoint: runbook_check_unreadable."""
+    where = Unreadable(Dependency.API, PRICING_PATH, Reason.HTTP_ERROR)
+    exporter.board.record(
+        outcome("spread_guard", Status.ERROR, Reason.HTTP_ERROR, unreadable=(where,))
+    )
+
+
 def reload_refused(exporter: Exporter) -> None:
     exporter.metrics.reload.record(False)
 
@@ -200,6 +222,9 @@ CHANGES: tuple[Callable[[Exporter], None], ...] = (
     valkey_down,
     disable_a_check,
     valkey_up,
+    api_answers,
+    record_unreadable,
+    pricing_endpoint_down,
     reload_refused,
     reload_to_fx_hours,
     market_transition,
@@ -638,6 +663,41 @@ async def test_a_dependency_flip_shows_at_the_next_scrape() -> None:
     assert b'runbook_dependency_up{dependency="api"} 0.0' in (await exposition.serve(TEXT)).body
     exporter.health.mark(Dependency.API, True)
     assert b'runbook_dependency_up{dependency="api"} 1.0' in (await exposition.serve(TEXT)).body
+
+
+async def test_one_endpoint_flip_shows_at_the_next_scrape_though_its_dependency_stays_up() -> None:
+    """Endpoint health has no change hook either: a scrape notices one endpoint going down while
+    another keeps its dependency up, and waits for a render."""
+    exporter = Exporter(make_generation())
+    exposition = exporter.exposition
+    api_answers(exporter)
+    await exposition.serve(TEXT)
+    pricing_endpoint_down(exporter)
+    body = (await exposition.serve(TEXT)).body
+    assert b'runbook_dependency_up{dependency="api"} 1.0' in body
+    endpoint = f'dependency="api",endpoint="{PRICING_PATH}"'
+    assert f"runbook_dependency_endpoint_up{{{endpoint}}} 0.0".encode() in body
+
+
+def test_the_board_snapshot_keeps_endpoints_and_unreadable_items_as_they_were() -> None:
+    """The snapshot taken on the loop, collected later in the worker, shows the endpoints'
+    health and what the runs could not read as they were when it was taken."""
+    exporter = Exporter(make_generation())
+    api_answers(exporter)
+    record_unreadable(exporter)
+    snapshot = exporter.metrics.collector.snapshot()
+    pricing_endpoint_down(exporter)
+    exporter.board.record(outcome("spread_guard"))
+    families = {family.name: family for family in snapshot.collect()}
+    endpoints = families["runbook_dependency_endpoint_up"].samples
+    assert {(s.labels["endpoint"], s.value) for s in endpoints} == {
+        ("/api/trading/mode", 1.0),
+        (PRICING_PATH, 1.0),
+    }
+    unreadable = families["runbook_check_unreadable"].samples
+    assert [(s.labels["check"], s.labels["item"]) for s in unreadable] == [
+        ("spread_guard", PRICING_PATH)
+    ]
 
 
 @pytest.mark.usefixtures("still_process")
