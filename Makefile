@@ -23,9 +23,10 @@ lint: $(BIN)/.installed
 	$(BIN)/lint-imports --no-cache
 
 # Branch coverage of the package, subprocesses included, printed after the tests.
-# Two workers (-n 2 --dist loadgroup): each xdist_group (the alerting tests, which mostly wait out
-# alert `for:` durations; the week replay, which shares one run) stays on one worker, every other
-# test goes wherever a worker is free. The slowest tests are listed at the end.
+# Two workers (-n 2 --dist loadgroup): each xdist_group stays on one worker (the alerting tests,
+# which mostly wait out alert `for:` durations; the week and stacks replays, which start a dozen
+# daemons each and share one run per module), every other test goes wherever a worker is free.
+# The slowest tests are listed at the end.
 test: lint
 	$(BIN)/python -m pytest -n 2 --dist loadgroup --durations=15 --cov --cov-report=term
 

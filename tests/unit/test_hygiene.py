@@ -1,8 +1,11 @@
-"""The suite itself: no test may pin the day it runs on."""
+"""The suite itself: no test may pin the day it runs on, and the workers keep each group."""
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 TESTS = Path(__file__).resolve().parents[1]
@@ -48,3 +51,46 @@ def test_no_test_pins_a_fake_clock_to_a_date() -> None:
         for line in absolute_fake_dates(path.read_text(encoding="utf-8"))
     ]
     assert not found, "absolute fake dates (use tests/moments.py): " + ", ".join(found)
+
+
+def test_xdist_keeps_each_group_on_one_worker(tmp_path: Path) -> None:
+    """`make test` relies on --dist loadgroup keeping an xdist_group on one worker (the week
+    replay's one run, the alerting tests' waits). pytest 9.2 silently broke it (pytest-xdist
+    #1386: every group spread over the workers, the replay ran twice): a real two-worker run
+    of a group whose session fixture notes where it was set up."""
+    (tmp_path / "test_grouped.py").write_text(
+        "import os, pytest\n"
+        'pytestmark = pytest.mark.xdist_group("together")\n'
+        '@pytest.fixture(scope="session")\n'
+        "def setup_once():\n"
+        '    with open(os.environ["SETUPS"], "a") as f:\n'
+        '        f.write(os.environ["PYTEST_XDIST_WORKER"] + "\\n")\n'
+        '@pytest.mark.parametrize("n", range(6))\n'
+        "def test_grouped(n, setup_once): pass\n"
+    )
+    (tmp_path / "test_loose.py").write_text(
+        'import pytest\n@pytest.mark.parametrize("n", range(12))\ndef test_loose(n): pass\n'
+    )
+    setups = tmp_path / "setups"
+    workers = ("-n", "2", "--dist", "loadgroup")
+    alone = ("-c", os.devnull, "--rootdir", str(tmp_path))  # not this project's settings
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            *workers,
+            *alone,
+            str(tmp_path),
+        ],
+        env=os.environ | {"SETUPS": str(setups)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "18 passed" in done.stdout, done.stdout
+    assert len(setups.read_text().split()) == 1, f"set up on {setups.read_text().split()}"
