@@ -60,7 +60,10 @@ from tests.e2e.replay import (
     steps,
 )
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("replay")]
+# The first test pays for the module's one run (four daemons, four windows, promtool over 35
+# minutes of holds for each): about 4 minutes under coverage, over the suite's 240 s limit for a
+# hang; 600 s still catches one.
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("replay"), pytest.mark.timeout(600)]
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "deploy/prometheus/rules/quantops-runbook.rules.yml"
