@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 
 import pytest
 import redis.asyncio as aioredis
@@ -98,9 +99,16 @@ async def test_a_read_cut_short_never_poisons_the_next(own_valkey_server: Valkey
     await writer.aclose()
     reader = ValkeyReader(connect(own_valkey_server.url, timeout=2), DependencyHealth())
     try:
+        # The cuts are spread over the time one whole read takes on this machine now (the
+        # fastest of three), so they land mid-answer on a fast machine and on a busy one alike.
+        whole = []
+        for _ in range(3):
+            started = time.perf_counter()
+            await reader.get_many(keys)
+            whole.append(time.perf_counter() - started)
         cut = 0
         for step in range(40):
-            delay = step * 0.0005
+            delay = min(whole) * step / 40
             try:
                 await asyncio.wait_for(reader.get_many(keys), delay)
             except TimeoutError:
