@@ -26,7 +26,7 @@ from quantops_exporter.simulator.valkey_server import free_port
 from tests.deploy.oracles import panel_queries
 from tests.e2e.conftest import CADENCE, binary, serving_exporter, spawn, stop, until
 
-# One worker under `make test` (-n 2 --dist loadgroup) for both: these tests mostly wait.
+# One worker under `make test` (--dist loadgroup) for both: these tests mostly wait.
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("alerting")]
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "deploy/prometheus/rules/quantops-runbook.rules.yml"

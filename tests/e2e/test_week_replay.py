@@ -70,7 +70,7 @@ from tests.moments import (
     next_ordinary_week,
 )
 
-# One worker under `make test` (-n 2 --dist loadgroup) runs every moment, once (the replays
+# One worker under `make test` (--dist loadgroup) runs every moment, once (the replays
 # fixture is session-wide: a module-wide one was seen set up twice, 150 s each).
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("replay")]
 
