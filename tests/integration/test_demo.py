@@ -20,7 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from quantops_exporter.checks.catalog import CHECK_NAMES
 from quantops_exporter.simulator.valkey_server import free_port
-from tests.conftest import patience, require_libfaketime
+from tests.conftest import patience, require_libfaketime, unfaked
 from tests.moments import next_dec_25_noon
 
 pytestmark = pytest.mark.integration
@@ -55,7 +55,7 @@ def wait_until(predicate, limit: float) -> float:  # type: ignore[no-untyped-def
 def demo() -> Iterator[tuple[subprocess.Popen[str], int, list[str]]]:
     """The demo process on a free port, its banner lines read."""
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("QUANTOPS_")}
+    env = unfaked({k: v for k, v in os.environ.items() if not k.startswith("QUANTOPS_")})
     env |= {
         "QUANTOPS_LISTEN_ADDRESS": f"127.0.0.1:{port}",
         "QUANTOPS_CHECKS__manifold_freshness__INTERVAL_SECONDS": "2",
@@ -142,7 +142,7 @@ def test_sighup_reloads_the_demo_like_run(tmp_path) -> None:  # type: ignore[no-
     env_file = tmp_path / "demo.env"
     env_file.write_text("QUANTOPS_CHECKS__gates_sanity__INTERVAL_SECONDS=60\n")
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("QUANTOPS_")}
+    env = unfaked({k: v for k, v in os.environ.items() if not k.startswith("QUANTOPS_")})
     env |= {"PYTHONUNBUFFERED": "1"}
     argv = [
         sys.executable,
@@ -223,7 +223,7 @@ def test_demo_at_christmas_runs_the_stack_and_the_daemon_on_one_fake_clock(
     except ValueError:
         require_libfaketime(LIBRARIES[0])
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("QUANTOPS_")}
+    env = unfaked({k: v for k, v in os.environ.items() if not k.startswith("QUANTOPS_")})
     env |= {
         "QUANTOPS_LISTEN_ADDRESS": f"127.0.0.1:{port}",
         "PYTHONUNBUFFERED": "1",

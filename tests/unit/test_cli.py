@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 from quantops_exporter.checks.catalog import CHECK_NAMES
+from quantops_exporter.simulator.fakeclock import LIBRARIES
 from quantops_exporter.simulator.valkey_server import free_port
-from tests.conftest import clean_env
+from tests.conftest import clean_env, require_libfaketime, unfaked
 
 COMMANDS = (["run"], ["check"], ["check", "--json"], ["check-config"], ["demo"], [])
 
@@ -22,11 +23,13 @@ def cli(
     *args: str, env: dict[str, str] | None = None, timeout: float = 60
 ) -> subprocess.CompletedProcess[str]:
     """Run `python -m quantops_exporter ARGS` with a clean environment plus `env`."""
-    base = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.upper().startswith("QUANTOPS_") and k not in ("VALKEY_URL", "SEP_API_URL")
-    }
+    base = unfaked(
+        {
+            k: v
+            for k, v in os.environ.items()
+            if not k.upper().startswith("QUANTOPS_") and k not in ("VALKEY_URL", "SEP_API_URL")
+        }
+    )
     return subprocess.run(
         [sys.executable, "-m", "quantops_exporter", *args],
         env=base | (env or {}),
@@ -258,16 +261,44 @@ def test_demo_at_refuses_what_it_cannot_do_naming_the_flag(args: list[str], says
     assert "Traceback" not in result.stderr and "quantops-exporter demo" not in result.stdout
 
 
-def test_faketime_env_keeps_real_timers_at_speed_one() -> None:
+def test_faketime_env_keeps_real_timers_at_speed_one(monkeypatch: pytest.MonkeyPatch) -> None:
     """Logic: at speed 1 only the wall clock moves (the scheduler's monotonic timers stay
     real, as under NTP); faster, both run faster. The offset is from now."""
+    from quantops_exporter.simulator import fakeclock
     from quantops_exporter.simulator.fakeclock import faketime_env
 
+    monkeypatch.setattr(fakeclock, "own_skew", lambda: 0.0)  # this process on the real clock
     assert faketime_env(1_000_100.0, now=1_000_000.0) == {
         "FAKETIME": "+100",
         "FAKETIME_DONT_FAKE_MONOTONIC": "1",
     }
     assert faketime_env(999_000.0, 15, now=1_000_000.0) == {"FAKETIME": "-1000 x15"}
+
+
+def test_a_clock_set_from_a_faked_process_is_set_from_the_real_one() -> None:
+    """Process test: a process that itself runs a day ahead under libfaketime sets a child's
+    clock from the real clock (which the child's preload starts from), not from its own: the
+    child reads the moment asked for, not a day past it."""
+    library = require_libfaketime(LIBRARIES[0])
+    code = (
+        "import subprocess, sys, time\n"
+        "from quantops_exporter.simulator.fakeclock import faketime_env\n"
+        "target = time.time() + 3 * 86400\n"
+        "env = faketime_env(target) | {'LD_PRELOAD': sys.argv[1]}\n"
+        "child = subprocess.run([sys.executable, '-c', 'import time; print(time.time())'],"
+        " env=env, capture_output=True, text=True, check=True)\n"
+        "print(float(child.stdout) - target)\n"
+    )
+    ahead = unfaked(clean_env()) | {"LD_PRELOAD": str(library), "FAKETIME": "+1d"}
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(library)],
+        env=ahead,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert abs(float(result.stdout)) < 60, result.stdout  # a day off (86,400 s) without it
 
 
 def test_run_imports_no_simulator_and_no_deploy_kit() -> None:
