@@ -52,8 +52,13 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def clean_env() -> dict[str, str]:
-    """This process's environment without any variable the settings read (for subprocesses)."""
-    return {k: v for k, v in os.environ.items() if not settings_variable(k)}
+    """This process's environment without any variable the settings read (for subprocesses),
+    nor libfaketime's FAKETIME_SHARED: under a suite-wide preload (the suite run days ahead) it
+    names this process's start, and a child on a faster clock of its own would count its speed
+    from there, not from its own start (its clock ran minutes ahead within a minute)."""
+    return {
+        k: v for k, v in os.environ.items() if not settings_variable(k) and k != "FAKETIME_SHARED"
+    }
 
 
 def unfaked(env: dict[str, str]) -> dict[str, str]:

@@ -51,6 +51,11 @@ def wait_until(predicate, limit: float) -> float:  # type: ignore[no-untyped-def
     raise AssertionError(f"not true within {patience(limit)}s")
 
 
+# The printed redis-cli commands run as from the shell that started the demo: without the
+# suite's own libfaketime preload (Debian's redis-cli hangs under it).
+SHELL = unfaked(dict(os.environ))
+
+
 @pytest.fixture
 def demo() -> Iterator[tuple[subprocess.Popen[str], int, list[str]]]:
     """The demo process on a free port, its banner lines read."""
@@ -90,10 +95,10 @@ def test_demo_all_ok_then_the_printed_command_flips_manifold(demo) -> None:  # t
     wait_until(lambda: ok_values(port) == dict.fromkeys(CHECK_NAMES, 1.0), limit=10)
     set_cmd = next(line for line in banner if "SET ws:last:manifold:EUR_USD" in line)
     del_cmd = next(line for line in banner if "DEL ws:last:manifold:EUR_USD" in line)
-    subprocess.run(shlex.split(set_cmd), check=True, capture_output=True)
+    subprocess.run(shlex.split(set_cmd), check=True, capture_output=True, env=SHELL)
     wait_until(lambda: ok_values(port)["manifold_freshness"] == 0.0, limit=6)
     assert ok_values(port)["valkey_ping"] == 1.0  # the others are unaffected
-    subprocess.run(shlex.split(del_cmd), check=True, capture_output=True)
+    subprocess.run(shlex.split(del_cmd), check=True, capture_output=True, env=SHELL)
     wait_until(lambda: ok_values(port)["manifold_freshness"] == 1.0, limit=6)
     process.send_signal(signal.SIGINT)
     assert process.wait(timeout=15) == 0
@@ -121,7 +126,7 @@ def test_the_banner_is_the_last_thing_on_screen_and_names_the_allocator(demo) ->
     env = dict(item.split("=", 1) for item in [*command[1].split(), command[2]])
     checked = subprocess.run(
         [sys.executable, "-m", "quantops_exporter", "check"],
-        env={k: v for k, v in os.environ.items() if not k.startswith("QUANTOPS_")} | env,
+        env=unfaked({k: v for k, v in os.environ.items() if not k.startswith("QUANTOPS_")}) | env,
         capture_output=True,
         text=True,
         timeout=60,
@@ -292,9 +297,9 @@ def test_demo_at_christmas_runs_the_stack_and_the_daemon_on_one_fake_clock(
             set_cmd = next(line for line in banner if "SET opt:rolling:gates_blob oops" in line)
             del_cmd = next(line for line in banner if "DEL opt:rolling:gates_blob" in line)
             assert ok_values(port)["gates_sanity"] == 1.0
-            subprocess.run(shlex.split(set_cmd), check=True, capture_output=True)
+            subprocess.run(shlex.split(set_cmd), check=True, capture_output=True, env=SHELL)
             wait_until(lambda: ok_values(port)["gates_sanity"] == 0.0, limit=10)
-            subprocess.run(shlex.split(del_cmd), check=True, capture_output=True)
+            subprocess.run(shlex.split(del_cmd), check=True, capture_output=True, env=SHELL)
             wait_until(lambda: ok_values(port)["gates_sanity"] == 1.0, limit=20)
         finally:
             process.send_signal(signal.SIGINT)
