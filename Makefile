@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test coverage lint unit integration bench soak clean lock
+.PHONY: demo test coverage ahead lint unit integration bench soak clean lock
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit("Python >= 3.11 is required, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
@@ -36,6 +36,15 @@ test: lint
 
 coverage: lint
 	$(PYTEST_ALL) --cov --cov-report=term
+
+# Every test whose moments come from today (each module importing tests/moments.py), with the
+# whole test process DAYS days ahead under libfaketime: `make ahead DAYS=21` (from early
+# December, the week after Christmas), `DAYS=95` (a week New York changes its clocks). ~2 min.
+DAYS ?= 21
+LIBFAKETIME ?= /usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1
+AHEAD = $(shell grep -rl --include='test_*.py' 'tests.moments' tests)
+ahead: $(BIN)/.installed
+	LD_PRELOAD=$(LIBFAKETIME) FAKETIME=+$(DAYS)d $(BIN)/python -m pytest -n 3 --dist loadgroup $(AHEAD)
 
 unit: $(BIN)/.installed
 	$(BIN)/python -m pytest tests/unit
