@@ -378,6 +378,14 @@ def _at(eval_time: str | int, alertname: str, alerts: list[dict[str, Any]]) -> d
     return {"eval_time": when, "alertname": alertname, "exp_alerts": alerts}
 
 
+def _cannot_read_one(
+    eval_time: str | int, dependency: str, check: str, reason: str, item: str
+) -> dict[str, Any]:
+    """At `eval_time`, the one CannotRead of a single check blind on a single item it names."""
+    blind = expected_cannot_read(dependency, [(check, reason)], [(item, reason, check)])
+    return _at(eval_time, f"{PREFIX}CannotRead", [blind])
+
+
 def _settled(check: Check) -> int:
     """When a fault from t=1m has held the check's alert and CannotRead long enough."""
     hold = max(
@@ -700,17 +708,7 @@ def cannot_read_cases() -> list[dict[str, Any]]:
             + dependencies_up(kill_switch.dependencies),
             [
                 _at("2m", f"{PREFIX}CannotRead", []),
-                _at(
-                    settled,
-                    f"{PREFIX}CannotRead",
-                    [
-                        expected_cannot_read(
-                            "api",
-                            [("kill_switch", "http_error")],
-                            [(KILL_SWITCH_PATH, "http_error", "kill_switch")],
-                        )
-                    ],
-                ),
+                _cannot_read_one(settled, "api", "kill_switch", "http_error", KILL_SWITCH_PATH),
             ],
         ),
         _test(
@@ -1287,16 +1285,8 @@ def preopen_cases() -> list[dict[str, Any]]:
             + dependencies_up(manifold.dependencies),
             [
                 _at(after, PREOPEN, []),
-                _at(
-                    after,
-                    f"{PREFIX}CannotRead",
-                    [
-                        expected_cannot_read(
-                            "valkey",
-                            [(manifold.name, "bad_payload")],
-                            [(first_read(manifold)[1], "bad_payload", manifold.name)],
-                        )
-                    ],
+                _cannot_read_one(
+                    after, "valkey", manifold.name, "bad_payload", first_read(manifold)[1]
                 ),
             ],
         ),
@@ -1386,16 +1376,8 @@ def ha_stack_cases() -> list[dict[str, Any]]:
                 + dependencies_up(manifold.dependencies, instance=r)
             ],
             [
-                _at(
-                    blind_at,
-                    f"{PREFIX}CannotRead",
-                    [
-                        expected_cannot_read(
-                            "valkey",
-                            [(manifold.name, "bad_payload")],
-                            [(first_read(manifold)[1], "bad_payload", manifold.name)],
-                        )
-                    ],
+                _cannot_read_one(
+                    blind_at, "valkey", manifold.name, "bad_payload", first_read(manifold)[1]
                 )
             ],
         ),

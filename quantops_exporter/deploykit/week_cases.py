@@ -54,6 +54,7 @@ from quantops_exporter.deploykit.rule_tests import (
     Series,
     _alert,
     _at,
+    _cannot_read_one,
     _check,
     _quiet,
     _running,
@@ -66,7 +67,6 @@ from quantops_exporter.deploykit.rule_tests import (
     closed_skip,
     dependencies_up,
     expected_absent,
-    expected_cannot_read,
     expected_check_alert,
     expected_down,
     expected_exporter_down,
@@ -439,16 +439,12 @@ def _warm_up_stack_cases() -> list[dict[str, Any]]:
             [
                 _at(WARM_UP - 15, f"{PREFIX}CannotRead", []),
                 _at(WARM_UP + blind - 15, f"{PREFIX}CannotRead", []),
-                _at(
+                _cannot_read_one(
                     WARM_UP + blind + 60,
-                    f"{PREFIX}CannotRead",
-                    [
-                        expected_cannot_read(
-                            "valkey",
-                            [(manifold.name, "bad_payload")],
-                            [(first_read(manifold)[1], "bad_payload", manifold.name)],
-                        )
-                    ],
+                    "valkey",
+                    manifold.name,
+                    "bad_payload",
+                    first_read(manifold)[1],
                 ),
             ],
         ),
@@ -464,19 +460,7 @@ def _warm_up_stack_cases() -> list[dict[str, Any]]:
             )
             + dependencies_up(kill_switch.dependencies)
             + market(),
-            [
-                _at(
-                    blind + 60,
-                    f"{PREFIX}CannotRead",
-                    [
-                        expected_cannot_read(
-                            "api",
-                            [(kill_switch.name, "http_error")],
-                            [(KILL_SWITCH_PATH, "http_error", kill_switch.name)],
-                        )
-                    ],
-                )
-            ],
+            [_cannot_read_one(blind + 60, "api", kill_switch.name, "http_error", KILL_SWITCH_PATH)],
         ),
         _test(
             "warm-up: DependencyDown pages during the warm-up: Valkey down is an outage at any "
@@ -636,19 +620,7 @@ def _holiday_stack_cases(closed: list[Series]) -> list[dict[str, Any]]:
             )
             + dependencies_up(Dependency)
             + closed,
-            [
-                _at(
-                    blind + 60,
-                    f"{PREFIX}CannotRead",
-                    [
-                        expected_cannot_read(
-                            "api",
-                            [(kill_switch.name, "http_error")],
-                            [(KILL_SWITCH_PATH, "http_error", kill_switch.name)],
-                        )
-                    ],
-                )
-            ],
+            [_cannot_read_one(blind + 60, "api", kill_switch.name, "http_error", KILL_SWITCH_PATH)],
         ),
         _test(
             "holiday: DependencyDown pages: Valkey down is an outage at any hour",
