@@ -6,10 +6,11 @@ import os
 import re
 import subprocess
 import sys
+from datetime import date, timedelta
 from pathlib import Path
 
 TESTS = Path(__file__).resolve().parents[1]
-# libfaketime's absolute forms ("@2026-11-28 12:00:00", "2026-11-28 12:00:00" with a leading
+# libfaketime's absolute forms ("@YYYY-MM-DD hh:mm:ss", "YYYY-MM-DD hh:mm:ss" with a leading
 # "@" or none) in a FAKETIME setting or a faketime(1) command line.
 ABSOLUTE_FAKETIME = re.compile(
     r"""(FAKETIME\W{0,8}|faketime\W{1,4}(-f\W{1,4})?)@?\d{4}-\d{2}-\d{2}""", re.IGNORECASE
@@ -22,14 +23,17 @@ def absolute_fake_dates(text: str) -> list[int]:
 
 
 def test_the_guard_sees_the_spellings_that_broke_the_suite() -> None:
-    """The pattern catches the literal that failed every day after 2026-11-28, and the other
-    ways to write it, but not a moment computed from today."""
+    """The pattern catches the kind of literal that failed every day after its date (a
+    Saturday noon in late November), and the other ways to write it, but not a moment
+    computed from today. The examples are built from today, so this file passes its own
+    guard."""
+    past = (date.today() - timedelta(days=9)).isoformat()  # a day that has gone by
     caught = (
-        '"FAKETIME": "@2026-11-28 12:00:00",',
-        "FAKETIME='@2027-01-02 12:00:00'",
-        "env FAKETIME=@2026-11-28 cmd",
-        'faketime "2026-11-28 12:00:00" quantops-exporter check',
-        "faketime -f '@2026-11-28 12:00:00' quantops-exporter check",
+        f'"FAKETIME": "@{past} 12:00:00",',
+        f"FAKETIME='@{past} 12:00:00'",
+        f"env FAKETIME=@{past} cmd",
+        f'faketime "{past} 12:00:00" quantops-exporter check',
+        f"faketime -f '@{past} 12:00:00' quantops-exporter check",
     )
     computed = (
         "**clock_at(next_saturday_noon()),",
@@ -47,7 +51,6 @@ def test_no_test_pins_a_fake_clock_to_a_date() -> None:
     found = [
         f"{path.relative_to(TESTS.parent)}:{line}"
         for path in sorted(TESTS.rglob("*.py"))
-        if path != Path(__file__).resolve()
         for line in absolute_fake_dates(path.read_text(encoding="utf-8"))
     ]
     assert not found, "absolute fake dates (use tests/moments.py): " + ", ".join(found)
