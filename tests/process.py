@@ -132,7 +132,9 @@ async def daemon(
                     f"no exit 20 s after SIGTERM: {running.log()[-1500:]}"
                 ) from None
     assert process.returncode == 0, running.log()[-2000:]
-    assert "Traceback" not in running.log(), running.log()[-3000:]
+    text = running.log()
+    at = text.find("Traceback")
+    assert at < 0, text[max(0, at - 500) : at + 3000]  # the traceback, not the log's tail
 
 
 CONFIG_ERROR = "quantops-exporter: invalid configuration:"

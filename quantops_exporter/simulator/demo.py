@@ -54,7 +54,7 @@ DEMO_LISTEN = "127.0.0.1:9110"
 def valkey_for_demo() -> Iterator[tuple[str, ValkeyServer | None, str]]:
     """A Valkey to use: a real server when one is installed and answers (the next one when it
     does not: see valkey_server), else fakeredis (with a warning)."""
-    for binary in server_binaries(embedded_first=fakeclock.active()):
+    for binary in server_binaries():
         server = ValkeyServer(binary)
         try:
             server.start()

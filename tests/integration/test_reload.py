@@ -17,6 +17,7 @@ from quantops_exporter.config import ConfigError
 from quantops_exporter.generation import Generation
 from quantops_exporter.simulator.stack import SepSimulator
 from quantops_exporter.simulator.valkey_server import free_port
+from tests.conftest import patience
 from tests.integration.conftest import generation_for
 from tests.integration.test_daemon import FAST, until, value
 
@@ -129,12 +130,12 @@ async def test_sighup_rereads_the_env_file(sim: SepSimulator, tmp_path: Path) ->
                 except aiohttp.ClientError:
                     return None
 
-            async with asyncio.timeout(20):
+            async with asyncio.timeout(patience(20)):
                 while await valkey_up() != 0:  # noqa: ASYNC110 - polling a subprocess
                     await asyncio.sleep(0.2)
             env_file.write_text(f"VALKEY_URL={sim.server.url}\n")
             process.send_signal(signal.SIGHUP)
-            async with asyncio.timeout(20):
+            async with asyncio.timeout(patience(20)):
                 while await valkey_up() != 1:  # noqa: ASYNC110 - polling a subprocess
                     await asyncio.sleep(0.2)
     finally:

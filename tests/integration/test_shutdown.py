@@ -11,6 +11,7 @@ import pytest
 
 from quantops_exporter.simulator.stack import SepSimulator
 from quantops_exporter.simulator.valkey_server import free_port
+from tests.conftest import patience
 
 pytestmark = pytest.mark.integration
 LEAKS = (
@@ -51,7 +52,7 @@ async def test_signal_stops_the_daemon_cleanly(sim: SepSimulator, signum: int) -
         stderr=asyncio.subprocess.PIPE,
     )
     assert process.stderr is not None
-    async with asyncio.timeout(20):  # wait until it serves and its checks have started
+    async with asyncio.timeout(patience(20)):  # wait until it serves and its checks have started
         while True:
             line = await process.stderr.readline()
             if not line:

