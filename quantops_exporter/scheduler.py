@@ -2,8 +2,8 @@
 
 A reload hands the new schedule the runs still in flight in the old one (`start(after=...)`):
 a check's first new run waits for its old run, so a check never overlaps itself, not even
-across generations. Stopping lets in-flight runs finish within a grace, then drops the rest
-quietly: a run cancelled by a stop is never recorded.
+across generations. Stopping lets in-flight runs finish (and be recorded) within a grace, then
+drops the rest quietly: a run cancelled by a stop is never recorded.
 
 Cadence is kept by monotonic time across wall-clock steps (NTP, a VM resumed): APScheduler 3
 computes run times on the wall clock, so a step back of an hour would freeze every check for an
@@ -224,20 +224,31 @@ class CheckScheduler:
         log.info("scheduler_started", checks=[c.name for c in self._checks])
 
     async def stop(self, grace: float) -> None:
-        """Stop scheduling; give in-flight runs `grace` seconds, then drop them unrecorded."""
+        """Stop scheduling; give in-flight runs `grace` seconds, then drop them unrecorded.
+
+        APScheduler's `shutdown()` takes effect a loop turn later and then cancels every run
+        its executor holds: runs in flight would be dropped at once, and a run submitted in
+        between would be cancelled before its first step, which APScheduler logs as an error
+        with a traceback. So: `pause()` first (at once: nothing is submitted any more), one
+        turn for the runs already submitted to begin, the grace, and only then the shutdown,
+        which finds nothing left to cancel.
+        """
         self._stopping = True
         self._watchdog.stop()
-        if self._scheduler.running:
-            self._scheduler.shutdown(wait=False)
-        pending = set(self._in_flight.values())
-        if not pending:
+        if not self._scheduler.running:
             return
-        _done, late = await asyncio.wait(pending, timeout=grace)
-        for task in late:
-            task.cancel()
-        if late:
-            await asyncio.wait(late)
-            log.warning("check_runs_dropped_on_stop", count=len(late), grace_seconds=grace)
+        self._scheduler.pause()
+        await asyncio.sleep(0)  # runs submitted before the pause enter _run (and _in_flight)
+        pending = set(self._in_flight.values())
+        if pending:
+            _done, late = await asyncio.wait(pending, timeout=grace)
+            for task in late:
+                task.cancel()
+            if late:
+                await asyncio.wait(late)
+                log.warning("check_runs_dropped_on_stop", count=len(late), grace_seconds=grace)
+        self._scheduler.shutdown(wait=False)
+        await asyncio.sleep(0)  # the shutdown is queued on the loop: let it happen
 
     async def _run(self, check: Check) -> None:
         task = asyncio.current_task()

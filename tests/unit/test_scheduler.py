@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import logging
 import random
 import time
 from datetime import UTC
@@ -125,6 +126,69 @@ async def test_stop_cancels_runs_that_outlive_the_grace() -> None:
     await asyncio.wait_for(started.wait(), 3)
     await scheduler.stop(grace=0.05)
     assert cancelled.is_set()
+
+
+async def test_a_run_in_flight_at_stop_finishes_and_is_recorded() -> None:
+    """Stopping gives a run in flight its grace: it finishes and its outcome is recorded,
+    nothing is cancelled, nothing logged as an error."""
+    started = asyncio.Event()
+    release = asyncio.Event()
+
+    async def run(ctx: CheckContext) -> Verdict:
+        started.set()
+        await release.wait()
+        return Verdict(Status.OK, Reason.NONE, "finished after the stop began")
+
+    check = make_check(run, name="slow", interval=60, timeout=30)
+    board = Board([check])
+    scheduler = CheckScheduler(
+        [check], make_ctx(), board, SchedulerMetrics(CollectorRegistry(), [check])
+    )
+    scheduler.start()
+    await asyncio.wait_for(started.wait(), patience(3))
+    with capture_logs() as logs:
+        stopping = asyncio.create_task(scheduler.stop(grace=patience(5)))
+        await asyncio.sleep(0.05)  # the stop is under way, several loop turns in
+        assert not stopping.done()
+        release.set()
+        await stopping
+    latest = board.states["slow"].latest
+    assert latest is not None and latest.summary == "finished after the stop began"
+    assert not [entry for entry in logs if entry["log_level"] in {"warning", "error"}]
+
+
+class FirstRunNow(random.Random):
+    """No start jitter: every first run is due the moment the scheduler starts."""
+
+    def uniform(self, a: float, b: float) -> float:
+        return a
+
+
+async def test_a_stop_right_after_a_submission_cancels_nothing_unstarted(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Start, then stop at once (a reload does this to the old schedule): APScheduler submits
+    the first runs a loop turn after `start()`. Stopping must not leave a run submitted but
+    cancelled before its first step, which APScheduler logs as "Error running job" with a
+    CancelledError traceback (it did, in a reload storm on CI)."""
+
+    async def run(ctx: CheckContext) -> Verdict:
+        return Verdict(Status.OK, Reason.NONE, "ran")
+
+    checks = [make_check(run, name=f"check_{n}", interval=30, timeout=5) for n in range(5)]
+    for _ in range(20):
+        scheduler = CheckScheduler(
+            checks,
+            make_ctx(),
+            Board(checks),
+            SchedulerMetrics(CollectorRegistry(), checks),
+            rng=FirstRunNow(),
+        )
+        scheduler.start()
+        await scheduler.stop(grace=patience(1))
+        await asyncio.sleep(0.01)  # any callback of a cancelled run has had its turn
+    errors = [record for record in caplog.records if record.levelno >= logging.ERROR]
+    assert not errors, errors[0].getMessage()
 
 
 class SteppedClock:
