@@ -45,6 +45,7 @@ Loader = Callable[[], Generation]
 # Bound at start-up (the listening socket, its TLS): a change needs a restart.
 _RESTART_ONLY = (
     "listen_address",
+    "web_telemetry_path",
     "web_config_file",
     "web_header_timeout_seconds",
     "web_idle_timeout_seconds",

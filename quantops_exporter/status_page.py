@@ -550,8 +550,13 @@ def render_status_page(
     *,
     now: float | None = None,
     runbook_url: str = DEFAULT_RUNBOOK_URL,
+    telemetry_path: str = "/metrics",
 ) -> str:
-    """The whole page as HTML, from the board's states (by check name)."""
+    """The whole page as HTML, from the board's states (by check name).
+
+    The exporter's own links are relative (`./metrics`): behind a reverse proxy that serves
+    the exporter under a path prefix they stay inside it. `telemetry_path` is the path the
+    metrics are served on (--web.telemetry-path)."""
     now = time.time() if now is None else now
     states = list(board.values())
     failing = [
@@ -575,8 +580,8 @@ def render_status_page(
 <body><header><h1>SEP operations runbook</h1>
 <p id="headline" class="headline" role="status"><strong>{headline}</strong> · {_esc(stamp)} ·
 refreshes every {REFRESH_SECONDS}s</p>
-<nav><a href="#board">All checks</a><a href="/metrics">Metrics</a>
-<a href="/api/v1/checks">Checks (JSON)</a><a href="/-/ready">Ready</a>
+<nav><a href="#board">All checks</a><a href="{_esc("." + telemetry_path)}">Metrics</a>
+<a href="./api/v1/checks">Checks (JSON)</a><a href="./-/ready">Ready</a>
 <a href="{_esc(runbook_url)}">Runbook</a></nav></header>
 <main>{_attention(failing, now, runbook_url)}{market_section(calendar, now)}
 {_readiness(states)}

@@ -32,6 +32,7 @@ ATTEMPTS_KEY: web.AppKey[FailedAttempts] = web.AppKey("failed_attempts")
 PROVEN_KEY: web.AppKey[ProvenCredentials] = web.AppKey("proven_credentials")
 CLOCK_KEY: web.AppKey[Callable[[], float]] = web.AppKey("clock")
 EXPOSITION_KEY: web.AppKey[Exposition] = web.AppKey("exposition")
+TELEMETRY_PATH_KEY: web.AppKey[str] = web.AppKey("telemetry_path")
 GENERATION_KEY: web.RequestKey[Generation] = web.RequestKey("generation", Generation)
 _REFUSALS = {
     Refusal.DISABLED: (403, "debug runs are off: set QUANTOPS_DEBUG_RUNS=true to enable them"),
@@ -55,7 +56,8 @@ def build_web_app(
     app[PROVEN_KEY] = ProvenCredentials()
     app[EXPOSITION_KEY] = exposition_of(registry)
     # --web.telemetry-path: read at start-up (a reload keeps the path, like the listen address)
-    app.router.add_get(daemon.generation.settings.web_telemetry_path, metrics)
+    app[TELEMETRY_PATH_KEY] = daemon.generation.settings.web_telemetry_path
+    app.router.add_get(app[TELEMETRY_PATH_KEY], metrics)
     app.router.add_get("/-/healthy", healthy)
     app.router.add_get("/-/ready", ready)
     app.router.add_post("/-/reload", reload_config)
@@ -237,6 +239,7 @@ async def status_page(request: web.Request) -> web.Response:
         generation.calendar,
         now=request.app[CLOCK_KEY](),
         runbook_url=generation.settings.runbook_url,
+        telemetry_path=request.app[TELEMETRY_PATH_KEY],
     )
     return web.Response(text=page, content_type="text/html")
 

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import pytest
 from aiohttp import test_utils
 from prometheus_client import CollectorRegistry
 
@@ -132,3 +133,28 @@ async def test_a_changed_tls_server_config_says_it_needs_a_restart(tmp_path: Pat
     finally:
         await runtime.stop()
     assert result.ok and "tls_server_config changed: restart to apply it" in result.message
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("web_telemetry_path", "/prom/metrics"),
+        ("listen_address", "127.0.0.1:9999"),
+        ("web_max_connections", 7),
+    ],
+)
+async def test_a_setting_the_server_keeps_until_restart_says_so(name: str, value: object) -> None:
+    """The route and the socket are built at start-up: a reload that changes the telemetry
+    path, the listen address or the connection limit is applied with a note naming it, and the
+    daemon goes on serving what it started with."""
+    valkey = f"redis://127.0.0.1:{free_port()}/0"
+    first = make_generation(valkey_url=valkey)
+    second = make_generation(valkey_url=valkey, **{name: value})
+    assert getattr(first.settings, name) != getattr(second.settings, name)
+    runtime, _registry = runtime_for(first, lambda: second)
+    await runtime.start()
+    try:
+        result = await runtime.reload()
+    finally:
+        await runtime.stop()
+    assert result.ok and f"{name} changed: restart to apply it" in result.message

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
+import re
 from collections.abc import AsyncIterator
+from urllib.parse import urljoin, urlsplit
 
 import pytest
 from aiohttp import test_utils
@@ -163,7 +165,35 @@ async def test_status_page_shows_every_check_by_section(
     assert 'data-check="valkey_ping"' not in attention
     assert 'http-equiv="refresh"' in body and 'name="viewport"' in body
     assert "http://" not in body.replace("https://runbook.example", "")  # no external assets
-    assert 'href="/metrics"' in body and 'href="/api/v1/checks"' in body
+    assert 'href="./metrics"' in body and 'href="./api/v1/checks"' in body
+
+
+@pytest.mark.parametrize("telemetry_path", ["/metrics", "/prom/metrics", "/a:b"])
+async def test_every_link_of_the_status_page_answers_and_stays_under_a_prefix(
+    telemetry_path: str,
+) -> None:
+    """Each of the exporter's own links on the page answers 200 when followed from the page,
+    whatever --web.telemetry-path says; resolved from a page a proxy serves at /exporter/, it
+    stays under /exporter/ (the links are relative, and a colon does not make one a scheme)."""
+    generation = make_generation(web_telemetry_path=telemetry_path)
+    stub = StubDaemon(generation)
+    record_all(stub.board)
+    registry, _ = build_registry(stub.board, DependencyHealth(), CHECKS)
+    app = build_web_app(stub, registry, clock=lambda: NOW)
+    async with test_utils.TestClient(test_utils.TestServer(app)) as http:
+        page = await (await http.get("/")).text()
+        links = {
+            link
+            for link in re.findall(r'href="([^"]+)"', page)
+            if not link.startswith(("#", generation.settings.runbook_url))
+        }
+        assert "." + telemetry_path in links
+        for link in sorted(links):
+            path = urlsplit(urljoin("http://exporter.example/", link)).path
+            assert (await http.get(path)).status == 200, (link, path)
+            behind = urlsplit(urljoin("http://proxy.example/exporter/", link))
+            assert behind.netloc == "proxy.example", link
+            assert behind.path.startswith("/exporter/"), link
 
 
 async def test_status_page_shows_sessions_and_an_active_diagnosis(
