@@ -91,6 +91,8 @@ class Runtime:
         self._reload_lock = asyncio.Lock()
         self._next_reload: asyncio.Future[ReloadResult] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        # Generations replaced by a reload whose runs in flight are finishing (by their task).
+        self._retiring: dict[asyncio.Task[None], Running] = {}
         self._stopping = False
         self._stop_requested = asyncio.Event()
         self._load_timeout = load_timeout
@@ -114,14 +116,20 @@ class Runtime:
         running.scheduler.start()
 
     async def stop(self) -> None:
-        """Stop the schedule (runs get their timeout) and close the sources."""
+        """Stop the schedule and close the sources. Runs in flight are cancelled: their results
+        would leave with the process, and a stop must be prompt (Docker kills after 10 s)."""
         self._stopping = True
         self._stop_requested.set()  # a reload waiting for its files gives up
         if self._tasks:  # a reload under way finishes first; one still queued is refused
             await asyncio.wait(set(self._tasks))
+        retiring = dict(self._retiring)  # replaced generations: their grace ends now
+        for task in retiring:
+            task.cancel()
+        if retiring:
+            await asyncio.wait(retiring)
         running, self._running = self._running, None
-        if running is not None:
-            await self._retire(running)
+        for old in [*retiring.values(), *([running] if running is not None else [])]:
+            await self._retire(old, grace=0.0)
 
     async def reload(self) -> ReloadResult:
         """Re-read the configuration and apply it; refuse it, keeping the running one, when it
@@ -169,8 +177,18 @@ class Runtime:
         )
         log_exposure(generation, self._served)
         if old is not None:
-            await self._retire(old)
+            self._retire_later(old)
         return ReloadResult(True, "; ".join(["reloaded", *notes]))
+
+    def _retire_later(self, old: Running) -> None:
+        """Let the replaced generation's runs in flight finish (and be recorded) in the
+        background, then close its sources: the reload is answered at once, and the new
+        schedule's first run of each check waits for the old one. Every run is bounded by its
+        timeout (the runner); the margin covers the bookkeeping."""
+        grace = max(check.timeout for check in old.generation.catalog) + 1.0
+        task = asyncio.create_task(self._retire(old, grace))
+        self._retiring[task] = old
+        task.add_done_callback(self._retiring.pop)
 
     async def _load(self) -> Generation:
         """The loader's generation, built on a thread of its own (files, YAML, bcrypt, TLS must
@@ -231,9 +249,7 @@ class Runtime:
         scheduler = CheckScheduler(generation.enabled, ctx, self._board, self._metrics.scheduler)
         return Running(generation, ctx, scheduler, sources)
 
-    async def _retire(self, running: Running) -> None:
-        # Every run is bounded by its timeout (the runner); the margin covers the bookkeeping.
-        grace = max(check.timeout for check in running.generation.catalog) + 1.0
+    async def _retire(self, running: Running, grace: float) -> None:
         await running.scheduler.stop(grace)
         await running.sources.aclose()
 

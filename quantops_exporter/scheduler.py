@@ -2,8 +2,9 @@
 
 A reload hands the new schedule the runs still in flight in the old one (`start(after=...)`):
 a check's first new run waits for its old run, so a check never overlaps itself, not even
-across generations. Stopping lets in-flight runs finish (and be recorded) within a grace, then
-drops the rest quietly: a run cancelled by a stop is never recorded.
+across generations. Stopping lets in-flight runs finish (and be recorded) within a grace (a
+reload gives their timeout; the daemon's exit none), then drops the rest quietly: a run
+cancelled by a stop is never recorded.
 
 Cadence is kept by monotonic time across wall-clock steps (NTP, a VM resumed): APScheduler 3
 computes run times on the wall clock, so a step back of an hour would freeze every check for an
@@ -186,6 +187,7 @@ class CheckScheduler:
         self._in_flight: dict[str, asyncio.Task[None]] = {}
         self._after: dict[str, asyncio.Task[None]] = {}
         self._stopping = False
+        self._shut_down = False
 
     @property
     def in_flight(self) -> Mapping[str, asyncio.Task[None]]:
@@ -235,9 +237,10 @@ class CheckScheduler:
         """
         self._stopping = True
         self._watchdog.stop()
-        if not self._scheduler.running:
+        if self._shut_down:
             return
-        self._scheduler.pause()
+        if self._scheduler.running:
+            self._scheduler.pause()
         await asyncio.sleep(0)  # runs submitted before the pause enter _run (and _in_flight)
         pending = set(self._in_flight.values())
         if pending:
@@ -246,9 +249,13 @@ class CheckScheduler:
                 task.cancel()
             if late:
                 await asyncio.wait(late)
-                log.warning("check_runs_dropped_on_stop", count=len(late), grace_seconds=grace)
-        self._scheduler.shutdown(wait=False)
-        await asyncio.sleep(0)  # the shutdown is queued on the loop: let it happen
+                # Expected at a stop without grace (the daemon exits); worth a look after one.
+                dropped = log.warning if grace > 0 else log.info
+                dropped("check_runs_dropped_on_stop", count=len(late), grace_seconds=grace)
+        if not self._shut_down and self._scheduler.running:
+            self._shut_down = True  # once: a second stop (with less grace) may be waiting too
+            self._scheduler.shutdown(wait=False)
+            await asyncio.sleep(0)  # the shutdown is queued on the loop: let it happen
 
     async def _run(self, check: Check) -> None:
         task = asyncio.current_task()

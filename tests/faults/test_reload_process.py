@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from quantops_exporter.simulator.stack import SepSimulator
-from tests.conftest import clean_env
+from tests.conftest import clean_env, patience
 from tests.process import Daemon, config_problems, daemon
 
 pytestmark = pytest.mark.integration
@@ -217,3 +217,41 @@ async def test_reload_endpoint_is_off_by_default_and_a_storm_breaks_nothing(
         assert not errors
         assert not running.events("check_crashed")
     assert "CancelledError" not in running.log()
+
+
+async def test_a_run_hung_on_the_stack_holds_up_neither_a_reload_nor_the_exit(
+    sim: SepSimulator, tmp_path: Path
+) -> None:
+    """The API accepts connections and never answers; kill_switch's run hangs there for its
+    60 s timeout. A reload is answered at once (the old run finishes in the background, the
+    new schedule's kill_switch waits for it), and SIGTERM exits 0 well within the 60 s: the
+    daemon() helper allows 20 s for the exit (Docker's stop allows 10)."""
+    accepted = asyncio.Event()
+    held: list[asyncio.StreamWriter] = []
+
+    async def hang(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+        accepted.set()
+        await reader.read()  # until the client goes away; never a byte back
+
+    server = await asyncio.start_server(hang, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    env = stack_env(sim) | {
+        "SEP_API_URL": f"http://127.0.0.1:{port}",
+        "QUANTOPS_CHECKS__kill_switch__INTERVAL_SECONDS": "120",
+        "QUANTOPS_CHECKS__kill_switch__TIMEOUT_SECONDS": "60",
+    }
+    try:
+        async with daemon(tmp_path, env, "--web.enable-lifecycle") as running:
+            await asyncio.wait_for(accepted.wait(), patience(10))
+            async with aiohttp.ClientSession() as http:
+                async with asyncio.timeout(patience(5)):
+                    async with http.post(running.url + "/-/reload") as response:
+                        assert response.status == 200, await response.text()
+            assert running.events("config_reloaded")
+            await ping_keeps_running(running)
+    finally:
+        for writer in held:
+            writer.close()
+        server.close()
+        await server.wait_closed()
