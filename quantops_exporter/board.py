@@ -81,10 +81,10 @@ class Board:
     def record(self, outcome: Outcome) -> None:
         """Store `outcome` as the check's latest; log it when the status or reason changed.
 
-        A run that finishes after a reload removed its check is dropped.
+        A run that finishes after a reload removed or disabled its check is dropped.
         """
         state = self._states.get(outcome.check)
-        if state is None:
+        if state is None or not state.check.enabled:
             return
         previous = state.latest
         state.latest = outcome

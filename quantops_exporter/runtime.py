@@ -122,14 +122,16 @@ class Runtime:
         self._stop_requested.set()  # a reload waiting for its files gives up
         if self._tasks:  # a reload under way finishes first; one still queued is refused
             await asyncio.wait(set(self._tasks))
-        retiring = dict(self._retiring)  # replaced generations: their grace ends now
-        for task in retiring:
-            task.cancel()
+        # Replaced generations: their grace ends now, and they close their sources themselves
+        # (cancelling a retirement could cut its close short and leak a connection).
+        retiring = dict(self._retiring)
+        for old in retiring.values():
+            old.scheduler.drop_runs()
         if retiring:
             await asyncio.wait(retiring)
         running, self._running = self._running, None
-        for old in [*retiring.values(), *([running] if running is not None else [])]:
-            await self._retire(old, grace=0.0)
+        if running is not None:
+            await self._retire(running, grace=0.0)
 
     async def reload(self) -> ReloadResult:
         """Re-read the configuration and apply it; refuse it, keeping the running one, when it
@@ -161,11 +163,14 @@ class Runtime:
             log.error("config_reload_crashed", error=str(err), exc_info=err)
             return self._refuse(f"cannot build the new configuration: {type(err).__name__}")
         old, notes = self._running, self._restart_notes(generation)
+        # Nothing of the old schedule may start behind the new one's back: pause it, and hand
+        # the new one every run it must wait for (a check never overlaps itself).
+        handed = await old.scheduler.pause() if old is not None else None
         # The swap: one synchronous step, so no reader ever sees half of each generation.
         self._board.reconfigure(generation.catalog)
         self._metrics.add_checks(generation.catalog)
         self._generation, self._running = generation, running
-        running.scheduler.start(after=old.scheduler.in_flight if old is not None else None)
+        running.scheduler.start(after=handed)
         self._metrics.reload.record(True)
         settings = generation.settings
         log.info(

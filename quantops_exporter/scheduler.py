@@ -32,6 +32,7 @@ from apscheduler.events import (
 )
 from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.schedulers.base import STATE_RUNNING
 from apscheduler.triggers.interval import IntervalTrigger
 
 from quantops_exporter.board import Board
@@ -191,8 +192,11 @@ class CheckScheduler:
 
     @property
     def in_flight(self) -> Mapping[str, asyncio.Task[None]]:
-        """The runs going on now, by check name."""
-        return dict(self._in_flight)
+        """What a successor's run of each check must wait for, by check name: the run going on
+        now, or the previous schedule's run this one has not yet waited for (its first run has
+        not started, or it does not run the check at all)."""
+        owed = {name: task for name, task in self._after.items() if not task.done()}
+        return owed | self._in_flight
 
     def start(self, after: Mapping[str, asyncio.Task[None]] | None = None) -> None:
         """Add one job per check and start; must be called with the event loop running.
@@ -225,6 +229,16 @@ class CheckScheduler:
         self._watchdog.start()
         log.info("scheduler_started", checks=[c.name for c in self._checks])
 
+    async def pause(self) -> Mapping[str, asyncio.Task[None]]:
+        """Submit no more runs; once the runs already submitted have begun, return what a
+        successor must wait for (`in_flight`). A reload pauses the old schedule before it
+        starts the new one, so nothing of the old one starts behind the successor's back."""
+        self._watchdog.stop()
+        if self._scheduler.state == STATE_RUNNING:
+            self._scheduler.pause()  # at once, unlike shutdown(): see stop()
+        await asyncio.sleep(0)  # runs submitted before the pause enter _run (and _in_flight)
+        return self.in_flight
+
     async def stop(self, grace: float) -> None:
         """Stop scheduling; give in-flight runs `grace` seconds, then drop them unrecorded.
 
@@ -236,26 +250,32 @@ class CheckScheduler:
         which finds nothing left to cancel.
         """
         self._stopping = True
-        self._watchdog.stop()
-        if self._shut_down:
-            return
-        if self._scheduler.running:
-            self._scheduler.pause()
-        await asyncio.sleep(0)  # runs submitted before the pause enter _run (and _in_flight)
+        await self.pause()
         pending = set(self._in_flight.values())
         if pending:
             _done, late = await asyncio.wait(pending, timeout=grace)
-            for task in late:
-                task.cancel()
             if late:
+                self._drop(late, grace)
                 await asyncio.wait(late)
-                # Expected at a stop without grace (the daemon exits); worth a look after one.
-                dropped = log.warning if grace > 0 else log.info
-                dropped("check_runs_dropped_on_stop", count=len(late), grace_seconds=grace)
         if not self._shut_down and self._scheduler.running:
-            self._shut_down = True  # once: a second stop (with less grace) may be waiting too
+            self._shut_down = True  # once, whoever stops it
             self._scheduler.shutdown(wait=False)
             await asyncio.sleep(0)  # the shutdown is queued on the loop: let it happen
+
+    def drop_runs(self) -> None:
+        """Cancel the runs in flight now, unrecorded (the daemon exits): a `stop()` waiting out
+        its grace goes on at once to its shutdown."""
+        self._stopping = True
+        self._drop(set(self._in_flight.values()), 0.0)
+
+    def _drop(self, runs: set[asyncio.Task[None]], grace: float) -> None:
+        if not runs:
+            return
+        for task in runs:
+            task.cancel()
+        # Expected when the daemon exits (no grace); worth a look after a reload's grace.
+        dropped = log.warning if grace > 0 else log.info
+        dropped("check_runs_dropped_on_stop", count=len(runs), grace_seconds=grace)
 
     async def _run(self, check: Check) -> None:
         task = asyncio.current_task()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 
 from quantops_exporter.board import Board
@@ -43,3 +44,21 @@ def test_the_history_keeps_status_reason_summary_and_times_not_the_rows() -> Non
     assert all(not past.freshness and not past.readings for past in state.history)
     gc.collect()
     assert len(gc.get_objects()) - before < 10_000
+
+
+def test_a_run_that_ends_after_its_check_was_removed_or_disabled_is_dropped() -> None:
+    """A reload removed or disabled the check while its run was in flight: the run's late
+    outcome is not recorded (its check exports enabled 0, not a fresh error beside it)."""
+    kept, disabled, removed = CHECKS[0], CHECKS[1], CHECKS[2]
+    board = Board(CHECKS)
+    for check in (kept, disabled, removed):
+        board.record(outcome(check.name, Status.OK, summary="before the reload"))
+    board.reconfigure(
+        [c for c in CHECKS if c is not removed and c is not disabled]
+        + [dataclasses.replace(disabled, enabled=False)]
+    )
+    for check in (kept, disabled, removed):
+        board.record(outcome(check.name, Status.ERROR, Reason.TIMEOUT, "after the reload"))
+    assert board.states[kept.name].latest.summary == "after the reload"  # type: ignore[union-attr]
+    assert board.states[disabled.name].latest.summary == "before the reload"  # type: ignore[union-attr]
+    assert removed.name not in board.states

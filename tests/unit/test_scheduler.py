@@ -191,6 +191,65 @@ async def test_a_stop_right_after_a_submission_cancels_nothing_unstarted(
     assert not errors, errors[0].getMessage()
 
 
+class Jitter(random.Random):
+    """A start jitter of the given fraction of its range (0: the first run is due at once)."""
+
+    def __init__(self, fraction: float) -> None:
+        super().__init__(1)
+        self._fraction = fraction
+
+    def uniform(self, a: float, b: float) -> float:
+        return a + (b - a) * self._fraction
+
+
+# How the generation between the first and the last can fail to hand a run on: it does not
+# run the check at all (disabled), or it is replaced before its first run of it has begun.
+MIDDLE = {
+    "without the check": lambda check: [],
+    "replaced before its first run": lambda check: [check],
+}
+
+
+@pytest.mark.parametrize("middle", MIDDLE.values(), ids=MIDDLE.keys())
+async def test_a_check_never_overlaps_itself_across_three_generations(middle) -> None:  # type: ignore[no-untyped-def]
+    """Three schedules, each paused and followed by the next as a reload does: the first's run
+    of the check hangs; the second hands it on even though its own run never began; the
+    third's first run starts only after the first generation's run has ended."""
+    running = most = 0
+    release = asyncio.Event()
+
+    async def run(ctx: CheckContext) -> Verdict:
+        nonlocal running, most
+        running += 1
+        most = max(most, running)
+        try:
+            await release.wait()
+        finally:
+            running -= 1
+        return Verdict(Status.OK, Reason.NONE, "ran")
+
+    check = make_check(run, name="hangs", interval=10, timeout=5)
+    board = Board([check])
+    metrics = SchedulerMetrics(CollectorRegistry(), [check])
+    first = CheckScheduler([check], make_ctx(), board, metrics, rng=FirstRunNow())
+    first.start()
+    await wait_for(lambda: running == 1)
+    second = CheckScheduler(middle(check), make_ctx(), board, metrics, rng=Jitter(1.0))
+    second.start(after=await first.pause())
+    third = CheckScheduler([check], make_ctx(), board, metrics, rng=FirstRunNow())
+    third.start(after=await second.pause())
+    try:
+        await asyncio.sleep(0.2)  # the third's first run is due: it must be waiting
+        assert running == 1
+        release.set()
+        await wait_for(lambda: board.states["hangs"].latest is not None)
+        await wait_for(lambda: "hangs" not in third.in_flight)
+    finally:
+        for scheduler in (first, second, third):
+            await scheduler.stop(grace=1)
+    assert most == 1
+
+
 class SteppedClock:
     """A wall clock `skew` seconds off the real one, for a ClockStepWatch: moving `skew` is a
     step as the watch sees it (APScheduler itself keeps reading the real clock)."""

@@ -1,0 +1,73 @@
+"""Generations across reloads, with real Valkey: the exit closes every generation's sources,
+even one still retiring after a reload."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import warnings
+
+import pytest
+import redis.asyncio as redis
+
+from quantops_exporter.board import Board
+from quantops_exporter.metrics import build_registry
+from quantops_exporter.runtime import Runtime
+from quantops_exporter.simulator.stack import SepSimulator
+from quantops_exporter.sources import http
+from quantops_exporter.sources.health import DependencyHealth
+from tests.conftest import patience
+from tests.integration.conftest import generation_for
+
+pytestmark = pytest.mark.integration
+
+
+async def clients(url: str) -> int:
+    """How many clients the Valkey server has, this one not counted."""
+    async with redis.from_url(url) as valkey:
+        return len(await valkey.client_list()) - 1
+
+
+async def test_the_exit_during_a_retirement_closes_its_sources(
+    sim: SepSimulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGTERM lands while the generation a reload replaced is closing its sources (its HTTP
+    session slow to close, as over TLS): the exit waits for that close instead of cutting it
+    short, so no Valkey connection is left open and nothing is reported unclosed."""
+    assert sim.server is not None
+    closing = asyncio.Event()
+    close = http.HttpReader.close
+
+    async def slow_close(self: http.HttpReader) -> None:
+        closing.set()
+        await asyncio.sleep(0.3)
+        await close(self)
+
+    monkeypatch.setattr(http.HttpReader, "close", slow_close)
+    checks = {"valkey_ping": {"interval_seconds": 0.5, "timeout_seconds": 0.4}}
+    generation = generation_for(sim, checks=checks)
+    before = await clients(sim.server.url)
+    board, health = Board(generation.catalog), DependencyHealth()
+    _registry, metrics = build_registry(board, health, generation.catalog)
+    runtime = Runtime(
+        generation,
+        board=board,
+        health=health,
+        metrics=metrics,
+        loader=lambda: generation_for(sim, checks=checks),
+    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        await runtime.start()
+        async with asyncio.timeout(patience(5)):
+            while board.states["valkey_ping"].latest is None:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+        assert (await runtime.reload()).ok
+        await asyncio.wait_for(closing.wait(), patience(5))  # the old generation is closing
+        await runtime.stop()
+        gc.collect()
+    unclosed = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
+    assert not unclosed, unclosed
+    async with asyncio.timeout(patience(5)):
+        while await clients(sim.server.url) > before:  # noqa: ASYNC110 - polls the server
+            await asyncio.sleep(0.05)
