@@ -1,8 +1,8 @@
 """The catalog as APScheduler 3 jobs: one per check, never overlapping, first run at once.
 
-A reload hands the new schedule the runs still in flight in the old one (`start(after=...)`):
-a check's first new run waits for its old run, so a check never overlaps itself, not even
-across generations. Stopping lets in-flight runs finish (and be recorded) within a grace (a
+A reload pauses the old schedule and hands the new one every run the old one has going or
+still owes a wait for (`pause()`, `start(after=...)`): a check's first new run waits for its
+old run, so a check never overlaps itself, not even across several quick reloads. Stopping lets in-flight runs finish (and be recorded) within a grace (a
 reload gives their timeout; the daemon's exit none), then drops the rest quietly: a run
 cancelled by a stop is never recorded.
 
