@@ -102,7 +102,13 @@ def build_exporter(
             await runtime.stop()
             metrics.loop_lag.stop()
 
-    app.cleanup_ctx.append(lifecycle)
+    async def stop_checks(_app: web.Application) -> None:
+        # On shutdown, before the server waits for the requests under way: a run on demand
+        # hung on the stack is dropped (503) instead of holding up the exit for its timeout.
+        await runtime.stop()
+
+    app.on_shutdown.append(stop_checks)
+    app.cleanup_ctx.append(lifecycle)  # stops again (nothing left) when shutdown never came
     return Exporter(board, health, registry, runtime, app)
 
 

@@ -30,6 +30,8 @@ class Refusal(StrEnum):
     UNKNOWN_CHECK = "unknown_check"
     TOO_SOON = "too_soon"  # the same check ran on demand less than the minimum interval ago
     NOT_OPEN = "not_open"  # the sources are not open (starting or stopping)
+    BUSY = "busy"  # a run of the check is going on (scheduled or on demand)
+    STOPPING = "stopping"  # the daemon is stopping
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,8 +34,7 @@ from quantops_exporter.files import off_loop
 from quantops_exporter.generation import Generation, open_context
 from quantops_exporter.metrics import MetricsBundle
 from quantops_exporter.redact import redact
-from quantops_exporter.runner import run_check
-from quantops_exporter.scheduler import CheckScheduler
+from quantops_exporter.scheduler import CheckScheduler, Lanes, NotRun
 from quantops_exporter.sources.health import DependencyHealth
 from quantops_exporter.trace import capture
 from quantops_exporter.webconfig import weakened
@@ -93,6 +92,8 @@ class Runtime:
         self._tasks: set[asyncio.Task[None]] = set()
         # Generations replaced by a reload whose runs in flight are finishing (by their task).
         self._retiring: dict[asyncio.Task[None], Running] = {}
+        # One run of a check at a time, across generations and runs on demand.
+        self._lanes = Lanes()
         self._stopping = False
         self._stop_requested = asyncio.Event()
         self._load_timeout = load_timeout
@@ -163,14 +164,13 @@ class Runtime:
             log.error("config_reload_crashed", error=str(err), exc_info=err)
             return self._refuse(f"cannot build the new configuration: {type(err).__name__}")
         old, notes = self._running, self._restart_notes(generation)
-        # Nothing of the old schedule may start behind the new one's back: pause it, and hand
-        # the new one every run it must wait for (a check never overlaps itself).
-        handed = await old.scheduler.pause() if old is not None else None
+        if old is not None:  # nothing more of the old schedule starts once the new one has
+            await old.scheduler.pause()
         # The swap: one synchronous step, so no reader ever sees half of each generation.
         self._board.reconfigure(generation.catalog)
         self._metrics.add_checks(generation.catalog)
         self._generation, self._running = generation, running
-        running.scheduler.start(after=handed)
+        running.scheduler.start()
         self._metrics.reload.record(True)
         settings = generation.settings
         log.info(
@@ -251,7 +251,9 @@ class Runtime:
         except BaseException:
             await sources.aclose()
             raise
-        scheduler = CheckScheduler(generation.enabled, ctx, self._board, self._metrics.scheduler)
+        scheduler = CheckScheduler(
+            generation.enabled, ctx, self._board, self._metrics.scheduler, lanes=self._lanes
+        )
         return Running(generation, ctx, scheduler, sources)
 
     async def _retire(self, running: Running, grace: float) -> None:
@@ -274,13 +276,25 @@ class Runtime:
         )
         if wait > 0:
             return DebugRun(refused=Refusal.TOO_SOON, retry_after=wait)
-        running = self._running
-        if running is None:
-            return DebugRun(refused=Refusal.NOT_OPEN)
         async with self._debug_lock:  # one at a time
+            running = self._running  # after the wait: the generation in force now
+            if self._stopping:
+                return DebugRun(refused=Refusal.STOPPING)
+            if running is None:
+                return DebugRun(refused=Refusal.NOT_OPEN)
             self._debug_last[name] = self._monotonic()
             with capture() as events:
-                outcome = await run_check(check, running.ctx)
+                # In the schedule's sources and the check's lane: a reload's retirement waits
+                # for it before closing them, the exit drops it.
+                outcome = await running.scheduler.run_now(check)
+        if outcome is NotRun.BUSY:  # nothing was read: it does not count as a run
+            if last is None:
+                self._debug_last.pop(name, None)
+            else:
+                self._debug_last[name] = last
+            return DebugRun(refused=Refusal.BUSY, retry_after=check.timeout)
+        if isinstance(outcome, NotRun):
+            return DebugRun(refused=Refusal.STOPPING)
         return DebugRun(outcome=outcome, trace=tuple(events))
 
 

@@ -1,9 +1,11 @@
 """The catalog as APScheduler 3 jobs: one per check, never overlapping, first run at once.
 
-A reload pauses the old schedule and hands the new one every run the old one has going or
-still owes a wait for (`pause()`, `start(after=...)`): a check's first new run waits for its
-old run, so a check never overlaps itself, not even across several quick reloads. Stopping lets in-flight runs finish (and be recorded) within a grace (a
-reload gives their timeout; the daemon's exit none), then drops the rest quietly: a run
+A check never overlaps itself, not even across reloads nor with a run on demand: every run
+takes the check's lane (`Lanes`, one for the daemon's life, shared by every generation's
+schedule) and a run that finds it taken is skipped and counted, as APScheduler does within
+one schedule (`max_instances=1`). A reload pauses the old schedule before it starts the new
+one. Stopping lets in-flight runs finish (and be recorded) within a grace (a reload gives
+their timeout, in the background; the daemon's exit none), then drops the rest quietly: a run
 cancelled by a stop is never recorded.
 
 Cadence is kept by monotonic time across wall-clock steps (NTP, a VM resumed): APScheduler 3
@@ -18,8 +20,9 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 import structlog
@@ -36,7 +39,7 @@ from apscheduler.schedulers.base import STATE_RUNNING
 from apscheduler.triggers.interval import IntervalTrigger
 
 from quantops_exporter.board import Board
-from quantops_exporter.checks.base import Check, CheckContext
+from quantops_exporter.checks.base import Check, CheckContext, Outcome
 from quantops_exporter.metrics import SchedulerMetrics
 from quantops_exporter.runner import run_check
 
@@ -164,6 +167,34 @@ class ClockWatchdog:
         self._timer = asyncio.get_running_loop().call_later(self._period, self._look)
 
 
+class NotRun(StrEnum):
+    """Why `run_now` made no run."""
+
+    BUSY = "busy"  # a run of the check is going on
+    STOPPING = "stopping"  # the schedule is stopping
+
+
+class Lanes:
+    """The run going on of each check, whichever schedule (generation) or request made it: one
+    at a time per check. Claiming and releasing never await, so no two runs can both claim."""
+
+    def __init__(self) -> None:
+        self._runs: dict[str, asyncio.Task[Any]] = {}
+
+    def claim(self, name: str, run: asyncio.Task[Any]) -> bool:
+        """Take the lane of check `name` for `run`; False while another run holds it."""
+        holder = self._runs.get(name)
+        if holder is not None and holder is not run and not holder.done():
+            return False
+        self._runs[name] = run
+        return True
+
+    def release(self, name: str, run: asyncio.Task[Any]) -> None:
+        """Free the lane, if `run` holds it."""
+        if self._runs.get(name) is run:
+            del self._runs[name]
+
+
 class CheckScheduler:
     """Runs every enabled check on its own interval and records each outcome on the board."""
 
@@ -176,8 +207,10 @@ class CheckScheduler:
         *,
         rng: random.Random | None = None,
         watch: ClockStepWatch | None = None,
+        lanes: Lanes | None = None,
     ) -> None:
         self._checks = tuple(check for check in checks if check.enabled)
+        self._lanes = lanes or Lanes()
         self._ctx = ctx
         self._board = board
         self._metrics = metrics
@@ -185,25 +218,18 @@ class CheckScheduler:
         self._store = SteadyJobStore(on_step=self._on_clock_step, watch=watch or ClockStepWatch())
         self._scheduler = AsyncIOScheduler(timezone=UTC, jobstores={"default": self._store})
         self._watchdog = ClockWatchdog(self._store)
-        self._in_flight: dict[str, asyncio.Task[None]] = {}
-        self._after: dict[str, asyncio.Task[None]] = {}
+        # The runs going on: scheduled ones, and on demand (run_now) in this schedule's sources.
+        self._in_flight: set[asyncio.Task[Any]] = set()
         self._stopping = False
         self._shut_down = False
 
     @property
-    def in_flight(self) -> Mapping[str, asyncio.Task[None]]:
-        """What a successor's run of each check must wait for, by check name: the run going on
-        now, or the previous schedule's run this one has not yet waited for (its first run has
-        not started, or it does not run the check at all)."""
-        owed = {name: task for name, task in self._after.items() if not task.done()}
-        return owed | self._in_flight
+    def in_flight(self) -> int:
+        """How many runs are going on now, scheduled or on demand."""
+        return len(self._in_flight)
 
-    def start(self, after: Mapping[str, asyncio.Task[None]] | None = None) -> None:
-        """Add one job per check and start; must be called with the event loop running.
-
-        `after`: runs of a previous schedule still going; each check's first run waits for its own.
-        """
-        self._after = dict(after or {})
+    def start(self) -> None:
+        """Add one job per check and start; must be called with the event loop running."""
         # The first run times below are in the wall clock's present frame: a step since this
         # schedule was built (a reload opens its sources first) must not move them.
         self._store.watch.reset()
@@ -229,15 +255,13 @@ class CheckScheduler:
         self._watchdog.start()
         log.info("scheduler_started", checks=[c.name for c in self._checks])
 
-    async def pause(self) -> Mapping[str, asyncio.Task[None]]:
-        """Submit no more runs; once the runs already submitted have begun, return what a
-        successor must wait for (`in_flight`). A reload pauses the old schedule before it
-        starts the new one, so nothing of the old one starts behind the successor's back."""
+    async def pause(self) -> None:
+        """Submit no more runs (at once, unlike APScheduler's shutdown(): see stop()), and let
+        the runs already submitted begin (and take their lanes)."""
         self._watchdog.stop()
         if self._scheduler.state == STATE_RUNNING:
-            self._scheduler.pause()  # at once, unlike shutdown(): see stop()
-        await asyncio.sleep(0)  # runs submitted before the pause enter _run (and _in_flight)
-        return self.in_flight
+            self._scheduler.pause()
+        await asyncio.sleep(0)
 
     async def stop(self, grace: float) -> None:
         """Stop scheduling; give in-flight runs `grace` seconds, then drop them unrecorded.
@@ -251,9 +275,8 @@ class CheckScheduler:
         """
         self._stopping = True
         await self.pause()
-        pending = set(self._in_flight.values())
-        if pending:
-            _done, late = await asyncio.wait(pending, timeout=grace)
+        if self._in_flight:
+            _done, late = await asyncio.wait(set(self._in_flight), timeout=grace)
             if late:
                 self._drop(late, grace)
                 await asyncio.wait(late)
@@ -266,9 +289,9 @@ class CheckScheduler:
         """Cancel the runs in flight now, unrecorded (the daemon exits): a `stop()` waiting out
         its grace goes on at once to its shutdown."""
         self._stopping = True
-        self._drop(set(self._in_flight.values()), 0.0)
+        self._drop(set(self._in_flight), 0.0)
 
-    def _drop(self, runs: set[asyncio.Task[None]], grace: float) -> None:
+    def _drop(self, runs: set[asyncio.Task[Any]], grace: float) -> None:
         if not runs:
             return
         for task in runs:
@@ -277,21 +300,46 @@ class CheckScheduler:
         dropped = log.warning if grace > 0 else log.info
         dropped("check_runs_dropped_on_stop", count=len(runs), grace_seconds=grace)
 
+    async def run_now(self, check: Check) -> Outcome | NotRun:
+        """Run `check` now in this schedule's sources, unrecorded, in the caller's task (its
+        trace is the caller's); or why not: a run of the check is going on, or the schedule is
+        stopping (a run under way is then dropped like a scheduled one)."""
+        task = asyncio.current_task()
+        assert task is not None
+        if self._stopping:
+            return NotRun.STOPPING
+        if not self._lanes.claim(check.name, task):
+            return NotRun.BUSY
+        self._in_flight.add(task)
+        try:
+            return await run_check(check, self._ctx)
+        except asyncio.CancelledError:
+            if not self._stopping:
+                raise
+            task.uncancel()  # the request answers that the daemon is stopping
+            return NotRun.STOPPING
+        finally:
+            self._in_flight.discard(task)
+            self._lanes.release(check.name, task)
+
     async def _run(self, check: Check) -> None:
         task = asyncio.current_task()
         assert task is not None
-        self._in_flight[check.name] = task
+        if not self._lanes.claim(check.name, task):
+            # A run from before a reload, or on demand, is still going: as APScheduler does
+            # for a run of its own (EVENT_JOB_MAX_INSTANCES), skip and count.
+            self._overlapped(check.name)
+            return
+        self._in_flight.add(task)
         try:
-            previous = self._after.pop(check.name, None)
-            if previous is not None:
-                await asyncio.wait({previous})
             outcome = await run_check(check, self._ctx)
         except asyncio.CancelledError:
             if not self._stopping:
                 raise
             return  # dropped by stop(): not an outcome of the check
         finally:
-            self._in_flight.pop(check.name, None)
+            self._in_flight.discard(task)
+            self._lanes.release(check.name, task)
         self._board.record(outcome)
 
     def _on_clock_step(self, step: float) -> None:
@@ -313,5 +361,8 @@ class CheckScheduler:
             self._metrics.missed.labels(event.job_id).inc()
             log.warning("check_run_missed", check=event.job_id)
         else:
-            self._metrics.overlapped.labels(event.job_id).inc()
-            log.warning("check_run_overlapped", check=event.job_id)
+            self._overlapped(event.job_id)
+
+    def _overlapped(self, name: str) -> None:
+        self._metrics.overlapped.labels(name).inc()
+        log.warning("check_run_overlapped", check=name)

@@ -39,6 +39,11 @@ _REFUSALS = {
     Refusal.UNKNOWN_CHECK: (404, "no check named {name!r}"),
     Refusal.TOO_SOON: (429, "{name} ran on demand moments ago; retry in {wait:.0f}s"),
     Refusal.NOT_OPEN: (503, "the sources are not open yet"),
+    Refusal.BUSY: (
+        409,
+        "a run of {name} is going on (a check never overlaps itself); retry in {wait:.0f}s",
+    ),
+    Refusal.STOPPING: (503, "the daemon is stopping"),
 }
 
 
@@ -222,7 +227,7 @@ async def run_now(request: web.Request) -> web.Response:
     if run.refused is not None or run.outcome is None:
         status, message = _REFUSALS[run.refused or Refusal.NOT_OPEN]
         response = _error(status, message.format(name=name, wait=run.retry_after))
-        if run.refused is Refusal.TOO_SOON:
+        if run.refused in (Refusal.TOO_SOON, Refusal.BUSY):
             response.headers["Retry-After"] = str(max(1, round(run.retry_after)))
         return response
     return web.json_response(

@@ -8,13 +8,16 @@ import base64
 import signal
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import bcrypt
 import pytest
 import yaml
 
+from quantops_exporter.checks.catalog import CHECKS
 from quantops_exporter.simulator.stack import SepSimulator
 from tests.conftest import clean_env, patience
 from tests.process import Daemon, config_problems, daemon
@@ -219,39 +222,144 @@ async def test_reload_endpoint_is_off_by_default_and_a_storm_breaks_nothing(
     assert "CancelledError" not in running.log()
 
 
-async def test_a_run_hung_on_the_stack_holds_up_neither_a_reload_nor_the_exit(
-    sim: SepSimulator, tmp_path: Path
-) -> None:
-    """The API accepts connections and never answers; kill_switch's run hangs there for its
-    60 s timeout. A reload is answered at once (the old run finishes in the background, the
-    new schedule's kill_switch waits for it), and SIGTERM exits 0 well within the 60 s: the
-    daemon() helper allows 20 s for the exit (Docker's stop allows 10)."""
-    accepted = asyncio.Event()
-    held: list[asyncio.StreamWriter] = []
+class HungApi:
+    """An API that accepts every connection, reads the request and never answers; it counts
+    the requests going on per path (the most ever at once: a check overlapping itself)."""
 
-    async def hang(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        held.append(writer)
-        accepted.set()
-        await reader.read()  # until the client goes away; never a byte back
+    def __init__(self) -> None:
+        self.going: Counter[str] = Counter()
+        self.most: Counter[str] = Counter()
+        self.total: Counter[str] = Counter()
+        self._writers: list[asyncio.StreamWriter] = []
+        self._server: asyncio.Server | None = None
 
-    server = await asyncio.start_server(hang, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    env = stack_env(sim) | {
-        "SEP_API_URL": f"http://127.0.0.1:{port}",
-        "QUANTOPS_CHECKS__kill_switch__INTERVAL_SECONDS": "120",
-        "QUANTOPS_CHECKS__kill_switch__TIMEOUT_SECONDS": "60",
-    }
-    try:
-        async with daemon(tmp_path, env, "--web.enable-lifecycle") as running:
-            await asyncio.wait_for(accepted.wait(), patience(10))
-            async with aiohttp.ClientSession() as http:
-                async with asyncio.timeout(patience(5)):
-                    async with http.post(running.url + "/-/reload") as response:
-                        assert response.status == 200, await response.text()
-            assert running.events("config_reloaded")
-            await ping_keeps_running(running)
-    finally:
-        for writer in held:
+    @property
+    def url(self) -> str:
+        assert self._server is not None
+        return f"http://127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
+
+    async def __aenter__(self) -> HungApi:
+        self._server = await asyncio.start_server(self._hang, "127.0.0.1", 0)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        for writer in self._writers:
             writer.close()
-        server.close()
-        await server.wait_closed()
+        assert self._server is not None
+        self._server.close()
+        await self._server.wait_closed()
+
+    async def _hang(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._writers.append(writer)
+        request = await reader.readline()  # GET /api/kill-switch HTTP/1.1
+        parts = request.split()
+        path = parts[1].decode() if len(parts) > 1 else "?"
+        self.going[path] += 1
+        self.total[path] += 1
+        self.most[path] = max(self.most[path], self.going[path])
+        try:
+            await reader.read()  # until the client goes away; never a byte back
+        finally:
+            self.going[path] -= 1
+
+
+async def test_a_check_hung_on_the_stack_across_reloads(sim: SepSimulator, tmp_path: Path) -> None:
+    """kill_switch hangs on an API that never answers (timeout 2 s, every 3 s) while ten
+    reloads come a second apart, more often than its timeout: each is answered at once, the
+    check never has two requests going, its timeouts keep being recorded (runs from before a
+    reload finish in the background), and SIGTERM exits 0 at once although runs hang (the
+    daemon() helper allows 20 s; Docker's stop 10)."""
+    # Every timeout at most 2 s: a reload's grace for the old runs is then 3 s.
+    short = {f"QUANTOPS_CHECKS__{c.name}__TIMEOUT_SECONDS": "2" for c in CHECKS if c.timeout > 2}
+    async with HungApi() as api:
+        env = (
+            stack_env(sim)
+            | short
+            | {
+                "SEP_API_URL": api.url,
+                "QUANTOPS_RELOAD_MIN_INTERVAL_SECONDS": "0",
+                "QUANTOPS_CHECKS__kill_switch__INTERVAL_SECONDS": "3",
+                "QUANTOPS_CHECKS__kill_switch__TIMEOUT_SECONDS": "2",
+            }
+        )
+        async with daemon(tmp_path, env, "--web.enable-lifecycle") as running:
+
+            async def timeouts() -> float:
+                value = await running.metric(
+                    "runbook_check_runs_total", check="kill_switch", status="error"
+                )
+                return value or 0.0
+
+            await running.until(lambda: _more(timeouts, 1), 10, "a first kill_switch timeout")
+            before = await timeouts()
+            async with aiohttp.ClientSession() as http:
+                for _ in range(10):
+                    async with asyncio.timeout(patience(1)):
+                        async with http.post(running.url + "/-/reload") as response:
+                            assert response.status == 200, await response.text()
+                    await asyncio.sleep(1)
+            # Recorded while the reloads went on (runs of 2 s, one at a time: ~4 in 10 s).
+            assert await timeouts() >= before + 2, running.log()[-1500:]
+            assert api.most["/api/kill-switch"] == 1, api.most
+            await ping_keeps_running(running)
+
+
+async def test_a_run_on_demand_is_one_run_of_its_check(sim: SepSimulator, tmp_path: Path) -> None:
+    """POST /api/v1/checks/{name}/run with the API hung: while the scheduled run hangs it is
+    409 with Retry-After (a check never overlaps itself); across a reload it ends with its own
+    timeout, not with the retired generation's sources closed under it; at SIGTERM it is
+    answered 503 and the exit does not wait out its 30 s timeout (a disabled check runs on
+    demand too)."""
+    async with HungApi() as api:
+        env = stack_env(sim) | {
+            "SEP_API_URL": api.url,
+            "QUANTOPS_DEBUG_RUNS": "true",
+            "QUANTOPS_DEBUG_RUN_MIN_INTERVAL_SECONDS": "0",
+            "QUANTOPS_CHECKS__kill_switch__INTERVAL_SECONDS": "60",
+            "QUANTOPS_CHECKS__kill_switch__TIMEOUT_SECONDS": "3",
+            # Not scheduled, so that its run on demand has the lane; it hangs for 30 s.
+            "QUANTOPS_CHECKS__trading_mode__ENABLED": "false",
+            "QUANTOPS_CHECKS__trading_mode__INTERVAL_SECONDS": "120",
+            "QUANTOPS_CHECKS__trading_mode__TIMEOUT_SECONDS": "30",
+        }
+        async with daemon(tmp_path, env) as running, aiohttp.ClientSession() as http:
+
+            async def run_now(name: str) -> tuple[int, dict[str, Any], str | None]:
+                url = f"{running.url}/api/v1/checks/{name}/run"
+                async with http.post(url) as response:
+                    body = await response.json()
+                    return response.status, body, response.headers.get("Retry-After")
+
+            await running.until(
+                lambda: asyncio.sleep(0, api.total["/api/kill-switch"] >= 1), 10, "kill_switch"
+            )
+            status, body, retry = await run_now("kill_switch")
+            assert (status, retry) == (409, "3"), body
+
+            async def kill_switch_timeouts() -> float:
+                value = await running.metric(
+                    "runbook_check_runs_total", check="kill_switch", status="error"
+                )
+                return value or 0.0
+
+            await running.until(
+                lambda: _more(kill_switch_timeouts, 1),
+                10,
+                "the scheduled kill_switch run's timeout",
+            )
+            across = asyncio.create_task(run_now("kill_switch"))
+            await asyncio.sleep(0.5)
+            running.process.send_signal(signal.SIGHUP)
+            status, body, _ = await across
+            assert status == 200, body
+            assert body["outcome"]["reason"] == "timeout", body["outcome"]
+            assert running.events("config_reloaded")
+            hung = asyncio.create_task(run_now("trading_mode"))
+            await running.until(
+                lambda: asyncio.sleep(0, api.going["/api/trading/mode"] >= 1), 10, "it hangs"
+            )
+            running.process.send_signal(signal.SIGTERM)
+            status, body, _ = await asyncio.wait_for(hung, patience(5))
+            assert status == 503 and "stopping" in body["error"], body
+            await asyncio.wait_for(running.process.wait(), 20)  # then daemon() sends no 2nd
+        assert api.most["/api/kill-switch"] == 1, api.most

@@ -23,7 +23,7 @@ from quantops_exporter.board import Board
 from quantops_exporter.checks.base import CheckContext
 from quantops_exporter.checks.verdict import Reason, Status, Verdict
 from quantops_exporter.metrics import SchedulerMetrics
-from quantops_exporter.scheduler import CheckScheduler, ClockStepWatch, SteadyJobStore
+from quantops_exporter.scheduler import CheckScheduler, ClockStepWatch, Lanes, SteadyJobStore
 from tests.conftest import patience
 from tests.factories import make_check, make_ctx
 
@@ -202,52 +202,67 @@ class Jitter(random.Random):
         return a + (b - a) * self._fraction
 
 
-# How the generation between the first and the last can fail to hand a run on: it does not
-# run the check at all (disabled), or it is replaced before its first run of it has begun.
+# The generation between the first and the last: without the check (disabled), replaced
+# before its first run of it began (start jitter), or with that run skipped (the lane taken).
 MIDDLE = {
-    "without the check": lambda check: [],
-    "replaced before its first run": lambda check: [check],
+    "without the check": (lambda check: [], FirstRunNow()),
+    "replaced before its first run": (lambda check: [check], Jitter(1.0)),
+    "its first run skipped": (lambda check: [check], FirstRunNow()),
 }
 
 
-@pytest.mark.parametrize("middle", MIDDLE.values(), ids=MIDDLE.keys())
-async def test_a_check_never_overlaps_itself_across_three_generations(middle) -> None:  # type: ignore[no-untyped-def]
-    """Three schedules, each paused and followed by the next as a reload does: the first's run
-    of the check hangs; the second hands it on even though its own run never began; the
-    third's first run starts only after the first generation's run has ended."""
-    running = most = 0
+@pytest.mark.parametrize(("middle", "rng"), MIDDLE.values(), ids=MIDDLE.keys())
+async def test_a_check_never_overlaps_itself_across_three_generations(middle, rng) -> None:  # type: ignore[no-untyped-def]
+    """Three schedules sharing the daemon's lanes, each paused and followed by the next as a
+    reload does. The first's run of the check hangs: every later run due meanwhile is skipped
+    and counted, never run beside it; once it ends, the third schedule runs the check on its
+    cadence."""
+    running = most = runs = 0
     release = asyncio.Event()
 
     async def run(ctx: CheckContext) -> Verdict:
-        nonlocal running, most
+        nonlocal running, most, runs
         running += 1
+        runs += 1
         most = max(most, running)
         try:
-            await release.wait()
+            if runs == 1:
+                await release.wait()
         finally:
             running -= 1
-        return Verdict(Status.OK, Reason.NONE, "ran")
+        return Verdict(Status.OK, Reason.NONE, f"run {runs}")
 
-    check = make_check(run, name="hangs", interval=10, timeout=5)
+    check = make_check(run, name="hangs", interval=0.3, timeout=5)
     board = Board([check])
-    metrics = SchedulerMetrics(CollectorRegistry(), [check])
-    first = CheckScheduler([check], make_ctx(), board, metrics, rng=FirstRunNow())
+    registry = CollectorRegistry()
+    metrics = SchedulerMetrics(registry, [check])
+    lanes = Lanes()
+
+    def schedule(checks, rng):  # type: ignore[no-untyped-def]
+        return CheckScheduler(checks, make_ctx(), board, metrics, rng=rng, lanes=lanes)
+
+    first = schedule([check], FirstRunNow())
     first.start()
     await wait_for(lambda: running == 1)
-    second = CheckScheduler(middle(check), make_ctx(), board, metrics, rng=Jitter(1.0))
-    second.start(after=await first.pause())
-    third = CheckScheduler([check], make_ctx(), board, metrics, rng=FirstRunNow())
-    third.start(after=await second.pause())
+    await first.pause()
+    second = schedule(middle(check), rng)
+    second.start()
+    await second.pause()
+    third = schedule([check], FirstRunNow())
+    third.start()
     try:
-        await asyncio.sleep(0.2)  # the third's first run is due: it must be waiting
-        assert running == 1
+        await asyncio.sleep(0.7)  # the third's first runs fall due while the first's hangs
+        assert running == 1 and runs == 1
         release.set()
-        await wait_for(lambda: board.states["hangs"].latest is not None)
-        await wait_for(lambda: "hangs" not in third.in_flight)
+        await wait_for(lambda: runs >= 3)
     finally:
         for scheduler in (first, second, third):
             await scheduler.stop(grace=1)
     assert most == 1
+    skipped = registry.get_sample_value(
+        "quantops_exporter_scheduler_overlapping_runs_total", {"check": "hangs"}
+    )
+    assert skipped is not None and skipped >= 2
 
 
 class SteppedClock:
