@@ -139,8 +139,16 @@ async def run_daemon(
         reloads.add(task)
         task.add_done_callback(reloads.discard)
 
+    def on_stop() -> None:
+        stop.set()
+        # From now on a SIGHUP reloads nothing; ignored, not left to the default action that
+        # asyncio restores when the loop closes (it killed the exiting process: exit 129).
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.remove_signal_handler(signal.SIGHUP)
+            signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, on_stop)
     with contextlib.suppress(NotImplementedError, RuntimeError):  # no signals off the main thread
         loop.add_signal_handler(signal.SIGHUP, on_hangup)
     try:

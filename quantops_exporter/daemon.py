@@ -31,6 +31,7 @@ class Refusal(StrEnum):
     TOO_SOON = "too_soon"  # the same check ran on demand less than the minimum interval ago
     NOT_OPEN = "not_open"  # the sources are not open (starting or stopping)
     BUSY = "busy"  # a run of the check is going on (scheduled or on demand)
+    DUE = "due"  # the check's scheduled run falls due before this one would surely end
     STOPPING = "stopping"  # the daemon is stopping
 
 

@@ -34,7 +34,7 @@ from quantops_exporter.files import off_loop
 from quantops_exporter.generation import Generation, open_context
 from quantops_exporter.metrics import MetricsBundle
 from quantops_exporter.redact import redact
-from quantops_exporter.scheduler import CheckScheduler, Lanes, NotRun
+from quantops_exporter.scheduler import CheckScheduler, Lanes, NotRun, Refused
 from quantops_exporter.sources.health import DependencyHealth
 from quantops_exporter.trace import capture
 from quantops_exporter.webconfig import weakened
@@ -261,41 +261,39 @@ class Runtime:
         await running.sources.aclose()
 
     async def debug_run(self, name: str) -> DebugRun:
-        """Run one check now with the daemon's sources and trace it; never recorded."""
-        settings = self._generation.settings
-        check = self._generation.check(name)
-        if not settings.debug_runs:
+        """Run one check now with the daemon's sources and trace it; never recorded. One at a
+        time: everything is decided once the lock is held, in the generation then in force
+        (a reload may have come while the request waited)."""
+        if not self._generation.settings.debug_runs:
             return DebugRun(refused=Refusal.DISABLED)
-        if check is None:
-            return DebugRun(refused=Refusal.UNKNOWN_CHECK)
-        last = self._debug_last.get(name)
-        wait = (
-            0.0
-            if last is None
-            else settings.debug_run_min_interval_seconds - (self._monotonic() - last)
-        )
-        if wait > 0:
-            return DebugRun(refused=Refusal.TOO_SOON, retry_after=wait)
-        async with self._debug_lock:  # one at a time
-            running = self._running  # after the wait: the generation in force now
+        async with self._debug_lock:
+            generation, running = self._generation, self._running
+            settings, check = generation.settings, generation.check(name)
+            if not settings.debug_runs:
+                return DebugRun(refused=Refusal.DISABLED)
+            if check is None:
+                return DebugRun(refused=Refusal.UNKNOWN_CHECK)
+            last = self._debug_last.get(name)
+            if last is not None:
+                wait = settings.debug_run_min_interval_seconds - (self._monotonic() - last)
+                if wait > 0:
+                    return DebugRun(refused=Refusal.TOO_SOON, retry_after=wait)
             if self._stopping:
                 return DebugRun(refused=Refusal.STOPPING)
             if running is None:
                 return DebugRun(refused=Refusal.NOT_OPEN)
-            self._debug_last[name] = self._monotonic()
             with capture() as events:
                 # In the schedule's sources and the check's lane: a reload's retirement waits
                 # for it before closing them, the exit drops it.
                 outcome = await running.scheduler.run_now(check)
-        if outcome is NotRun.BUSY:  # nothing was read: it does not count as a run
-            if last is None:
-                self._debug_last.pop(name, None)
-            else:
-                self._debug_last[name] = last
-            return DebugRun(refused=Refusal.BUSY, retry_after=check.timeout)
-        if isinstance(outcome, NotRun):
-            return DebugRun(refused=Refusal.STOPPING)
+            if isinstance(outcome, Refused):
+                refusal = _NOT_RUN[outcome.why]
+                return DebugRun(refused=refusal, retry_after=outcome.retry_after)
+            self._debug_last[name] = self._monotonic()  # only a run that read counts
         return DebugRun(outcome=outcome, trace=tuple(events))
+
+
+_NOT_RUN = {NotRun.BUSY: Refusal.BUSY, NotRun.DUE: Refusal.DUE, NotRun.STOPPING: Refusal.STOPPING}
 
 
 def _tls(generation: Generation) -> object:

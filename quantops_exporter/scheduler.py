@@ -21,6 +21,7 @@ import asyncio
 import random
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -50,6 +51,9 @@ MAX_START_JITTER = 1.0
 # A move of the wall clock against the monotonic clock larger than this is a step; NTP slewing
 # moves it by at most 0.5 ms a second.
 CLOCK_STEP_THRESHOLD = 0.5
+# A run on demand is refused when the check's scheduled run falls due within its timeout and
+# this much more (the bookkeeping around a run), so that it never makes a scheduled run skip.
+DUE_MARGIN = 0.25
 # How often the watchdog looks for a step while the scheduler sleeps (perhaps until a wall time
 # an hour away, after a step back).
 CLOCK_WATCH_PERIOD = 1.0
@@ -171,28 +175,47 @@ class NotRun(StrEnum):
     """Why `run_now` made no run."""
 
     BUSY = "busy"  # a run of the check is going on
+    DUE = "due"  # its scheduled run falls due before a run on demand would surely end
     STOPPING = "stopping"  # the schedule is stopping
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """A run on demand not made: why, and in how many seconds it may be asked again."""
+
+    why: NotRun
+    retry_after: float = 0.0
 
 
 class Lanes:
     """The run going on of each check, whichever schedule (generation) or request made it: one
     at a time per check. Claiming and releasing never await, so no two runs can both claim."""
 
-    def __init__(self) -> None:
-        self._runs: dict[str, asyncio.Task[Any]] = {}
+    def __init__(self, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self._runs: dict[str, tuple[asyncio.Task[Any], float]] = {}
+        self._monotonic = monotonic
 
-    def claim(self, name: str, run: asyncio.Task[Any]) -> bool:
-        """Take the lane of check `name` for `run`; False while another run holds it."""
+    def claim(self, name: str, run: asyncio.Task[Any], timeout: float) -> bool:
+        """Take the lane of check `name` for `run` (bounded by `timeout`); False while another
+        run holds it."""
         holder = self._runs.get(name)
-        if holder is not None and holder is not run and not holder.done():
+        if holder is not None and holder[0] is not run and not holder[0].done():
             return False
-        self._runs[name] = run
+        self._runs[name] = (run, self._monotonic() + timeout)
         return True
 
     def release(self, name: str, run: asyncio.Task[Any]) -> None:
         """Free the lane, if `run` holds it."""
-        if self._runs.get(name) is run:
+        holder = self._runs.get(name)
+        if holder is not None and holder[0] is run:
             del self._runs[name]
+
+    def busy_for(self, name: str) -> float:
+        """At most how many more seconds the run holding the lane of `name` takes (0: free)."""
+        holder = self._runs.get(name)
+        if holder is None or holder[0].done():
+            return 0.0
+        return max(0.0, holder[1] - self._monotonic())
 
 
 class CheckScheduler:
@@ -220,6 +243,7 @@ class CheckScheduler:
         self._watchdog = ClockWatchdog(self._store)
         # The runs going on: scheduled ones, and on demand (run_now) in this schedule's sources.
         self._in_flight: set[asyncio.Task[Any]] = set()
+        self._submitted: set[str] = set()  # checks whose submitted run has not begun yet
         self._stopping = False
         self._shut_down = False
 
@@ -300,16 +324,25 @@ class CheckScheduler:
         dropped = log.warning if grace > 0 else log.info
         dropped("check_runs_dropped_on_stop", count=len(runs), grace_seconds=grace)
 
-    async def run_now(self, check: Check) -> Outcome | NotRun:
+    async def run_now(self, check: Check) -> Outcome | Refused:
         """Run `check` now in this schedule's sources, unrecorded, in the caller's task (its
-        trace is the caller's); or why not: a run of the check is going on, or the schedule is
-        stopping (a run under way is then dropped like a scheduled one)."""
+        trace is the caller's); or why not. A run on demand never makes a scheduled run skip:
+        it is refused while a run of the check is going on, and when the check's next
+        scheduled run falls due within the check's timeout. A stop drops a run under way like
+        a scheduled one."""
         task = asyncio.current_task()
         assert task is not None
         if self._stopping:
-            return NotRun.STOPPING
-        if not self._lanes.claim(check.name, task):
-            return NotRun.BUSY
+            return Refused(NotRun.STOPPING)
+        busy = self._lanes.busy_for(check.name)
+        if busy > 0:
+            return Refused(NotRun.BUSY, busy)
+        due = self._due_in(check)
+        if due is not None and due < check.timeout + DUE_MARGIN:
+            # After the scheduled run, which takes at most its timeout.
+            return Refused(NotRun.DUE, due + check.timeout)
+        if not self._lanes.claim(check.name, task, check.timeout):
+            return Refused(NotRun.BUSY, self._lanes.busy_for(check.name))
         self._in_flight.add(task)
         try:
             return await run_check(check, self._ctx)
@@ -317,15 +350,27 @@ class CheckScheduler:
             if not self._stopping:
                 raise
             task.uncancel()  # the request answers that the daemon is stopping
-            return NotRun.STOPPING
+            return Refused(NotRun.STOPPING)
         finally:
             self._in_flight.discard(task)
             self._lanes.release(check.name, task)
 
+    def _due_in(self, check: Check) -> float | None:
+        """Seconds until the check's next scheduled run (None: this schedule does not run it);
+        0 while a run submitted has not begun (the job's next run time is already the next)."""
+        if check.name in self._submitted:
+            return 0.0
+        job = self._scheduler.get_job(check.name)
+        if job is None or job.next_run_time is None:
+            return None
+        due: datetime = job.next_run_time
+        return max(0.0, (due - datetime.now(UTC)).total_seconds())
+
     async def _run(self, check: Check) -> None:
         task = asyncio.current_task()
         assert task is not None
-        if not self._lanes.claim(check.name, task):
+        self._submitted.discard(check.name)
+        if not self._lanes.claim(check.name, task, check.timeout):
             # A run from before a reload, or on demand, is still going: as APScheduler does
             # for a run of its own (EVENT_JOB_MAX_INSTANCES), skip and count.
             self._overlapped(check.name)
@@ -349,6 +394,7 @@ class CheckScheduler:
     def _on_event(self, event: JobEvent) -> None:
         # EVENT_JOB_MAX_INSTANCES arrives as a JobSubmissionEvent too: dispatch on the code.
         if event.code == EVENT_JOB_SUBMITTED and isinstance(event, JobSubmissionEvent):
+            self._submitted.add(event.job_id)  # until its run begins (_run)
             # How late the run started against its schedule: a blocked loop or a slow
             # neighbour would show here first.
             now = datetime.now(UTC)

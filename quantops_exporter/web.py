@@ -8,6 +8,7 @@ even while a reload swaps the next one in.
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable
 from typing import Any
@@ -37,11 +38,16 @@ GENERATION_KEY: web.RequestKey[Generation] = web.RequestKey("generation", Genera
 _REFUSALS = {
     Refusal.DISABLED: (403, "debug runs are off: set QUANTOPS_DEBUG_RUNS=true to enable them"),
     Refusal.UNKNOWN_CHECK: (404, "no check named {name!r}"),
-    Refusal.TOO_SOON: (429, "{name} ran on demand moments ago; retry in {wait:.0f}s"),
+    Refusal.TOO_SOON: (429, "{name} ran on demand moments ago; retry in {wait}s"),
     Refusal.NOT_OPEN: (503, "the sources are not open yet"),
     Refusal.BUSY: (
         409,
-        "a run of {name} is going on (a check never overlaps itself); retry in {wait:.0f}s",
+        "a run of {name} is going on (a check never overlaps itself); retry in {wait}s",
+    ),
+    Refusal.DUE: (
+        409,
+        "{name} runs on schedule before this run would surely end (a run on demand never "
+        "makes a scheduled run skip); retry in {wait}s",
     ),
     Refusal.STOPPING: (503, "the daemon is stopping"),
 }
@@ -226,9 +232,10 @@ async def run_now(request: web.Request) -> web.Response:
     run = await request.app[DAEMON_KEY].debug_run(name)
     if run.refused is not None or run.outcome is None:
         status, message = _REFUSALS[run.refused or Refusal.NOT_OPEN]
-        response = _error(status, message.format(name=name, wait=run.retry_after))
-        if run.refused in (Refusal.TOO_SOON, Refusal.BUSY):
-            response.headers["Retry-After"] = str(max(1, round(run.retry_after)))
+        wait = max(1, math.ceil(run.retry_after))  # whole seconds, never too early
+        response = _error(status, message.format(name=name, wait=wait))
+        if run.refused in (Refusal.TOO_SOON, Refusal.BUSY, Refusal.DUE):
+            response.headers["Retry-After"] = str(wait)
         return response
     return web.json_response(
         {"outcome": outcome_json(run.outcome), "trace": list(run.trace), "recorded": False},

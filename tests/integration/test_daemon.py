@@ -262,9 +262,17 @@ async def test_a_hung_api_does_not_delay_valkey_checks(sim: SepSimulator) -> Non
 
 
 async def test_debug_run_against_the_stack(sim: SepSimulator) -> None:
-    """POST /api/v1/checks/manifold_freshness/run: the outcome, and a trace of its one pipeline."""
+    """POST /api/v1/checks/manifold_freshness/run: the outcome, and a trace of its one pipeline.
+    Right at start the check's first scheduled run is due: 409 with Retry-After (a run on
+    demand never makes a scheduled run skip); once it ran, the next is 10 s away."""
     exporter = build_exporter(generation_for(sim, debug_runs=True))
     async with test_utils.TestClient(test_utils.TestServer(exporter.app)) as client:
+        early = await client.post("/api/v1/checks/manifold_freshness/run")
+        if exporter.board.states["manifold_freshness"].latest is None:
+            assert early.status == 409 and int(early.headers["Retry-After"]) >= 1
+        async with asyncio.timeout(patience(10)):
+            while exporter.board.states["manifold_freshness"].latest is None:  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
         response = await client.post("/api/v1/checks/manifold_freshness/run")
         assert response.status == 200
         payload = await response.json()

@@ -11,12 +11,14 @@ import pytest
 import redis.asyncio as redis
 
 from quantops_exporter.board import Board
+from quantops_exporter.daemon import Refusal
 from quantops_exporter.metrics import build_registry
 from quantops_exporter.runtime import Runtime
 from quantops_exporter.simulator.stack import SepSimulator
 from quantops_exporter.sources import http
 from quantops_exporter.sources.health import DependencyHealth
 from tests.conftest import patience
+from tests.faults.test_reload_process import HungApi
 from tests.integration.conftest import generation_for
 
 pytestmark = pytest.mark.integration
@@ -71,3 +73,38 @@ async def test_the_exit_during_a_retirement_closes_its_sources(
     async with asyncio.timeout(patience(5)):
         while await clients(sim.server.url) > before:  # noqa: ASYNC110 - polls the server
             await asyncio.sleep(0.05)
+
+
+async def test_runs_on_demand_queued_together_keep_the_minimum_interval(sim: SepSimulator) -> None:
+    """A run on demand of trading_mode hangs on the API for its 1 s timeout while four more
+    requests for valkey_ping queue behind it (one at a time), with a minimum interval of 30 s:
+    once one has run the other three are refused as too soon, each checked after its wait (all
+    four ran when the check came before it)."""
+    async with HungApi() as api:
+        checks = {"trading_mode": {"enabled": False, "interval_seconds": 60, "timeout_seconds": 1}}
+        generation = generation_for(
+            sim,
+            sep_api_url=api.url,
+            checks=checks,
+            debug_runs=True,
+            debug_run_min_interval_seconds=30,
+        )
+        board, health = Board(generation.catalog), DependencyHealth()
+        _registry, metrics = build_registry(board, health, generation.catalog)
+        runtime = Runtime(generation, board=board, health=health, metrics=metrics)
+        await runtime.start()
+        try:
+            async with asyncio.timeout(patience(10)):
+                while board.states["valkey_ping"].latest is None:  # noqa: ASYNC110
+                    await asyncio.sleep(0.01)
+                # Its next scheduled run is ~5 s away: room for a run on demand.
+                holding = asyncio.create_task(runtime.debug_run("trading_mode"))
+                while not api.going["/api/trading/mode"]:  # noqa: ASYNC110
+                    await asyncio.sleep(0.01)
+                runs = await asyncio.gather(*(runtime.debug_run("valkey_ping") for _ in range(4)))
+                assert (await holding).outcome is not None
+        finally:
+            await runtime.stop()
+    made = [run for run in runs if run.outcome is not None]
+    assert len(made) == 1, runs
+    assert [run.refused for run in runs if run.outcome is None] == [Refusal.TOO_SOON] * 3

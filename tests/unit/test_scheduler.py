@@ -23,7 +23,14 @@ from quantops_exporter.board import Board
 from quantops_exporter.checks.base import CheckContext
 from quantops_exporter.checks.verdict import Reason, Status, Verdict
 from quantops_exporter.metrics import SchedulerMetrics
-from quantops_exporter.scheduler import CheckScheduler, ClockStepWatch, Lanes, SteadyJobStore
+from quantops_exporter.scheduler import (
+    CheckScheduler,
+    ClockStepWatch,
+    Lanes,
+    NotRun,
+    Refused,
+    SteadyJobStore,
+)
 from tests.conftest import patience
 from tests.factories import make_check, make_ctx
 
@@ -263,6 +270,49 @@ async def test_a_check_never_overlaps_itself_across_three_generations(middle, rn
         "quantops_exporter_scheduler_overlapping_runs_total", {"check": "hangs"}
     )
     assert skipped is not None and skipped >= 2
+
+
+async def test_runs_on_demand_never_make_a_scheduled_run_skip() -> None:
+    """A client asking for runs on demand as fast as it can (no minimum interval): each is
+    refused while a run of the check is going on or its scheduled run falls due within the
+    timeout, so every scheduled run is made and recorded, none skipped; some on demand run."""
+    scheduled = on_demand = 0
+
+    async def run(ctx: CheckContext) -> Verdict:
+        await asyncio.sleep(0.1)
+        return Verdict(Status.OK, Reason.NONE, "ran")
+
+    check = make_check(run, name="asked", interval=1.0, timeout=0.2)
+    board = Board([check])
+    registry = CollectorRegistry()
+    scheduler = CheckScheduler(
+        [check], make_ctx(), board, SchedulerMetrics(registry, [check]), rng=FirstRunNow()
+    )
+    recorded: list[float] = []
+    board.subscribe(lambda outcome: recorded.append(outcome.started_at))
+    scheduler.start()
+    refusals: set[NotRun] = set()
+    try:
+        async with asyncio.timeout(4):
+            while True:
+                result = await scheduler.run_now(check)
+                if isinstance(result, Refused):
+                    refusals.add(result.why)
+                    assert result.retry_after > 0
+                    await asyncio.sleep(0.005)
+                else:
+                    on_demand += 1
+    except TimeoutError:
+        pass
+    finally:
+        await scheduler.stop(grace=1)
+    scheduled = len(recorded)
+    skipped = registry.get_sample_value(
+        "quantops_exporter_scheduler_overlapping_runs_total", {"check": "asked"}
+    )
+    assert not skipped, f"{skipped} scheduled runs skipped"
+    assert scheduled >= 3, scheduled  # one a second over 4 s, first at once
+    assert on_demand >= 1 and refusals == {NotRun.BUSY, NotRun.DUE}, (on_demand, refusals)
 
 
 class SteppedClock:
