@@ -187,9 +187,9 @@ class Runtime:
 
     def _retire_later(self, old: Running) -> None:
         """Let the replaced generation's runs in flight finish (and be recorded) in the
-        background, then close its sources: the reload is answered at once, and the new
-        schedule's first run of each check waits for the old one. Every run is bounded by its
-        timeout (the runner); the margin covers the bookkeeping."""
+        background, then close its sources: the reload is answered at once (the lanes keep
+        the new schedule's runs from running beside them). Every run is bounded by its timeout
+        (the runner); the margin covers the bookkeeping."""
         grace = max(check.timeout for check in old.generation.catalog) + 1.0
         task = asyncio.create_task(self._retire(old, grace))
         self._retiring[task] = old

@@ -247,11 +247,6 @@ class CheckScheduler:
         self._stopping = False
         self._shut_down = False
 
-    @property
-    def in_flight(self) -> int:
-        """How many runs are going on now, scheduled or on demand."""
-        return len(self._in_flight)
-
     def start(self) -> None:
         """Add one job per check and start; must be called with the event loop running."""
         # The first run times below are in the wall clock's present frame: a step since this

@@ -10,11 +10,16 @@ from pathlib import Path
 from typing import NoReturn
 
 import pytest
+from prometheus_client import CollectorRegistry
 
+from quantops_exporter.board import Board
 from quantops_exporter.config import Settings
 from quantops_exporter.generation import Generation, build_generation
 from quantops_exporter.market import Calendar
+from quantops_exporter.metrics import build_registry
+from quantops_exporter.runtime import Loader, Runtime
 from quantops_exporter.simulator.valkey_server import ValkeyServer, find_server_binary
+from quantops_exporter.sources.health import DependencyHealth
 from quantops_exporter.webconfig import WebConfig
 
 # pydantic-settings reads the environment: a developer who sourced the stack's .env.hotband must
@@ -79,6 +84,24 @@ def make_generation(
 ) -> Generation:
     """A generation from settings given by field name (see make_settings)."""
     return build_generation(make_settings(**values), web, calendar=calendar)
+
+
+def runtime_for(
+    generation: Generation, loader: Loader | None = None, load_timeout: float = 30.0
+) -> tuple[Runtime, CollectorRegistry]:
+    """A runtime over `generation` (its board: `runtime.board`) reloading through `loader`
+    (default: the same generation again), and its metrics' registry."""
+    board, health = Board(generation.catalog), DependencyHealth()
+    registry, metrics = build_registry(board, health, generation.catalog)
+    runtime = Runtime(
+        generation,
+        board=board,
+        health=health,
+        metrics=metrics,
+        loader=loader,
+        load_timeout=load_timeout,
+    )
+    return runtime, registry
 
 
 def require_program(name: str, install: str) -> str:

@@ -10,14 +10,10 @@ import warnings
 import pytest
 import redis.asyncio as redis
 
-from quantops_exporter.board import Board
 from quantops_exporter.daemon import Refusal
-from quantops_exporter.metrics import build_registry
-from quantops_exporter.runtime import Runtime
 from quantops_exporter.simulator.stack import SepSimulator
 from quantops_exporter.sources import http
-from quantops_exporter.sources.health import DependencyHealth
-from tests.conftest import patience
+from tests.conftest import patience, runtime_for
 from tests.faults.test_reload_process import HungApi
 from tests.integration.conftest import generation_for
 
@@ -49,15 +45,8 @@ async def test_the_exit_during_a_retirement_closes_its_sources(
     checks = {"valkey_ping": {"interval_seconds": 0.5, "timeout_seconds": 0.4}}
     generation = generation_for(sim, checks=checks)
     before = await clients(sim.server.url)
-    board, health = Board(generation.catalog), DependencyHealth()
-    _registry, metrics = build_registry(board, health, generation.catalog)
-    runtime = Runtime(
-        generation,
-        board=board,
-        health=health,
-        metrics=metrics,
-        loader=lambda: generation_for(sim, checks=checks),
-    )
+    runtime, _registry = runtime_for(generation, lambda: generation_for(sim, checks=checks))
+    board = runtime.board
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ResourceWarning)
         await runtime.start()
@@ -89,9 +78,8 @@ async def test_runs_on_demand_queued_together_keep_the_minimum_interval(sim: Sep
             debug_runs=True,
             debug_run_min_interval_seconds=30,
         )
-        board, health = Board(generation.catalog), DependencyHealth()
-        _registry, metrics = build_registry(board, health, generation.catalog)
-        runtime = Runtime(generation, board=board, health=health, metrics=metrics)
+        runtime, _registry = runtime_for(generation)
+        board = runtime.board
         await runtime.start()
         try:
             async with asyncio.timeout(patience(10)):

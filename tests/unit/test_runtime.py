@@ -12,17 +12,14 @@ from pathlib import Path
 
 import pytest
 from aiohttp import test_utils
-from prometheus_client import CollectorRegistry
 
-from quantops_exporter.board import Board
+from quantops_exporter.daemon import ReloadResult
 from quantops_exporter.generation import Generation
-from quantops_exporter.metrics import build_registry
-from quantops_exporter.runtime import Loader, Runtime
+from quantops_exporter.runtime import Runtime
 from quantops_exporter.simulator.valkey_server import free_port
-from quantops_exporter.sources.health import DependencyHealth
 from quantops_exporter.web import build_web_app
 from quantops_exporter.webconfig import WebConfig
-from tests.conftest import make_generation, patience
+from tests.conftest import make_generation, patience, runtime_for
 from tests.tls import TestCA
 
 
@@ -42,21 +39,14 @@ class HungLoader:
         return self.generation
 
 
-def runtime_for(
-    generation: Generation, loader: Loader, load_timeout: float = 30.0
-) -> tuple[Runtime, CollectorRegistry]:
-    """A runtime over `generation` reloading through `loader`, and its metrics' registry."""
-    board, health = Board(generation.catalog), DependencyHealth()
-    registry, metrics = build_registry(board, health, generation.catalog)
-    runtime = Runtime(
-        generation,
-        board=board,
-        health=health,
-        metrics=metrics,
-        loader=loader,
-        load_timeout=load_timeout,
-    )
-    return runtime, registry
+async def reload_once(first: Generation, second: Generation) -> ReloadResult:
+    """Start a runtime on `first`, reload it onto `second`, stop it: the reload's result."""
+    runtime, _registry = runtime_for(first, lambda: second)
+    await runtime.start()
+    try:
+        return await runtime.reload()
+    finally:
+        await runtime.stop()
 
 
 @asynccontextmanager
@@ -125,13 +115,7 @@ async def test_a_changed_tls_server_config_says_it_needs_a_restart(tmp_path: Pat
             web=WebConfig.model_validate({"tls_server_config": tls}),
         )
 
-    first, second = with_tls("first"), with_tls("second")
-    runtime, _registry = runtime_for(first, lambda: second)
-    await runtime.start()
-    try:
-        result = await runtime.reload()
-    finally:
-        await runtime.stop()
+    result = await reload_once(with_tls("first"), with_tls("second"))
     assert result.ok and "tls_server_config changed: restart to apply it" in result.message
 
 
@@ -151,10 +135,5 @@ async def test_a_setting_the_server_keeps_until_restart_says_so(name: str, value
     first = make_generation(valkey_url=valkey)
     second = make_generation(valkey_url=valkey, **{name: value})
     assert getattr(first.settings, name) != getattr(second.settings, name)
-    runtime, _registry = runtime_for(first, lambda: second)
-    await runtime.start()
-    try:
-        result = await runtime.reload()
-    finally:
-        await runtime.stop()
+    result = await reload_once(first, second)
     assert result.ok and f"{name} changed: restart to apply it" in result.message
